@@ -1,0 +1,67 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, SGIVU platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Filters over the stack's service catalog.
+
+Thin entry file: the logic lives in ``plugins/module_utils/catalog.py``. Each
+filter is documented in its sidecar file beside this one (``catalog_waves.yml``
+and so on), which is where ``ansible-doc -t filter`` looks for it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import (
+    CatalogError,
+    enabled_routes,
+    env_keys,
+    start_waves,
+    validate_catalog,
+)
+
+
+def catalog_validate(services: Any, routes: Any = None, env_invariants: Any = None) -> Dict[str, Dict[str, Any]]:
+    """Return ``stack_services`` normalised; fail naming every problem."""
+    try:
+        return validate_catalog(services, routes, env_invariants)
+    except CatalogError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def catalog_waves(services: Any) -> List[List[str]]:
+    """Return the enabled services grouped into start-up waves."""
+    try:
+        return start_waves(services)
+    except CatalogError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def catalog_env_keys(services: Any) -> List[str]:
+    """Return the sorted env keys that enabled services require."""
+    try:
+        return env_keys(services)
+    except CatalogError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def catalog_routes(routes: Any, services: Any) -> List[Dict[str, Any]]:
+    """Return the routes to enabled services, with defaults filled in."""
+    try:
+        return enabled_routes(routes, services)
+    except CatalogError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+class FilterModule:
+    """Catalog filters of sgivu.deploy."""
+
+    def filters(self) -> Dict[str, Callable[..., Any]]:
+        return {
+            "catalog_validate": catalog_validate,
+            "catalog_waves": catalog_waves,
+            "catalog_env_keys": catalog_env_keys,
+            "catalog_routes": catalog_routes,
+        }

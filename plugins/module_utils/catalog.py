@@ -1,0 +1,704 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, SGIVU platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""The stack's service catalog: validation, defaults and start-up order.
+
+The catalog is data in an inventory's ``group_vars`` (``stack_services``,
+``stack_routes``, ``stack_env_invariants``), so a second stack is a second
+inventory. Every role reads it through the filters in ``plugins/filter/catalog.py``,
+which call the functions here. This file imports nothing from Ansible.
+
+Service entry (``stack_services[<name>]``, the name is the compose service name)::
+
+    image       str, required   repository without tag or digest
+    tag         str, required   an unquoted integer is accepted and turned into a string
+    port        int, required   container port (health path and Nginx upstream use it)
+    enabled     bool  = true    disabled services stay in the catalog but are not deployed
+    kind        str   = service database | service
+    public      bool  = false   published on 127.0.0.1:<host_port> for host Nginx
+    host_port   int   = port    public services only; null for everything else
+    replicas    int   = 1       see "Replicas" below
+    depends_on  list  = []      names of other services
+    health      dict, required  exactly one of path (str, starts with /) or command
+                                (list of str), plus interval = 5 and timeout = 120 (s)
+    volumes     dict  = {}      named volume -> absolute mount path
+    env_keys    list  = []      keys the service needs from the stack's env file (secrets)
+    env         dict  = {}      plain, non-secret environment; values become strings
+    databases   list  = []      databases the service owns (for backups)
+
+Route entry (``stack_routes[]``)::
+
+    path     str, required   starts with / (for match: regex, a Python-compilable pattern)
+    match    str = prefix    prefix | exact | regex
+    service  str, required   a service in the catalog with public: true
+    allow    list = []       CIDRs allowed to use the route; empty means everyone
+    timeout  int = 60        proxy read timeout, seconds
+
+Environment invariants (``stack_env_invariants``)::
+
+    equal    list of lists   each inner list names >= 2 keys that must hold one value;
+                             every key must be required by an enabled service
+
+Rules beyond types:
+
+* Dependencies must exist, must not include the service itself, must not form
+  a cycle, and an enabled service must not depend on a disabled one.
+* Container ports may repeat: every container has its own network namespace
+  (the lottery stack runs all three services on port 80).
+* Host ports may not. Nginx owns 80 and 443, and two public services may not
+  reserve overlapping ranges on 127.0.0.1 (``host_port`` defaults to ``port``,
+  so two public services with the same container port collide unless one sets
+  ``host_port``).
+* A key may be a secret (``env_keys``) or plain (``env``), not both.
+* Routes: unique (path, match) pairs, and the target must be public. A route to
+  a disabled service is valid but is left out of :func:`enabled_routes`, so the
+  debug-only routes (``/zipkin/``) can stay in the catalog while Zipkin is off.
+
+Replicas (decision):
+
+* ``replicas > 1`` is allowed only for stateless services: ``kind: service`` and
+  no ``volumes``. Two database containers on one named volume corrupt it, and
+  replicas of a stateful service would not share state anyway.
+* A service that is not public is reached over the compose network (Eureka or
+  Docker's DNS round robin), so it scales with no further condition.
+* A public service with ``replicas: N`` is published on the contiguous loopback
+  range ``host_port .. host_port + N - 1`` and Nginx lists each port as an
+  upstream server. Validation reserves twice that,
+  ``host_port .. host_port + 2N - 1`` (see :func:`reserved_host_ports`): the
+  second half is the headroom a start-first swap (scale to 2N, wait for
+  health, retire the old N) needs while an update runs. Reserved ranges of
+  enabled public services must not overlap each other or 80/443.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+
+__all__ = [
+    "CatalogError",
+    "NGINX_PORTS",
+    "enabled_routes",
+    "env_keys",
+    "normalize_routes",
+    "reserved_host_ports",
+    "start_waves",
+    "validate_catalog",
+    "validate_services",
+]
+
+KINDS = ("database", "service")
+MATCHES = ("prefix", "exact", "regex")
+NGINX_PORTS = (80, 443)
+
+SERVICE_KEYS = frozenset(
+    (
+        "image",
+        "tag",
+        "port",
+        "enabled",
+        "kind",
+        "public",
+        "host_port",
+        "replicas",
+        "depends_on",
+        "health",
+        "volumes",
+        "env_keys",
+        "env",
+        "databases",
+    )
+)
+REQUIRED_SERVICE_KEYS = ("image", "tag", "port", "health")
+HEALTH_KEYS = frozenset(("path", "command", "interval", "timeout"))
+ROUTE_KEYS = frozenset(("path", "match", "service", "allow", "timeout"))
+INVARIANT_KEYS = frozenset(("equal",))
+
+HEALTH_DEFAULT_INTERVAL = 5
+HEALTH_DEFAULT_TIMEOUT = 120
+ROUTE_DEFAULT_TIMEOUT = 60
+
+# Compose service names: lower case, digits, '-' and '_', starting alphanumeric.
+_SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# Docker named volumes.
+_VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# Environment variable names (POSIX portable set).
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Image tags, as Docker accepts them.
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+# Database names for pg_dump and friends.
+_DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class CatalogError(ValueError):
+    """The catalog is invalid; ``problems`` lists every problem found."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems: List[str] = list(problems)
+        super().__init__(
+            "the stack catalog is invalid ({0} problem{1}):\n- {2}".format(
+                len(self.problems), "" if len(self.problems) == 1 else "s", "\n- ".join(self.problems)
+            )
+        )
+
+
+# --------------------------------------------------------------------------
+# small type checks (bool is an int in Python: keep them apart)
+# --------------------------------------------------------------------------
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str(value: Any) -> bool:
+    return isinstance(value, str) and value != ""
+
+
+def _str_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) and all(_is_str(v) for v in value)
+
+
+def _duplicates(values: Iterable[str]) -> List[str]:
+    seen: Set[str] = set()
+    dups: Set[str] = set()
+    for value in values:
+        if value in seen:
+            dups.add(value)
+        seen.add(value)
+    return sorted(dups)
+
+
+def _fmt_range(ports: Tuple[int, int]) -> str:
+    low, high = ports
+    return str(low) if low == high else "{0}-{1}".format(low, high)
+
+
+# --------------------------------------------------------------------------
+# one service
+# --------------------------------------------------------------------------
+def _normalize_health(name: str, raw: Any, problems: List[str]) -> Optional[Dict[str, Any]]:
+    where = "service {0!r}: health".format(name)
+    if raw is None:
+        problems.append("service {0!r}: health is required (a path or a command)".format(name))
+        return None
+    if not isinstance(raw, Mapping):
+        problems.append("{0} must be a mapping with path or command, got {1}".format(where, type(raw).__name__))
+        return None
+    for key in sorted(set(raw) - HEALTH_KEYS, key=str):
+        problems.append("{0}: unknown key {1!r} (allowed: {2})".format(where, key, ", ".join(sorted(HEALTH_KEYS))))
+
+    health: Dict[str, Any] = {}
+    has_path = raw.get("path") is not None
+    has_command = raw.get("command") is not None
+    if has_path == has_command:
+        problems.append("{0} needs exactly one of path or command".format(where))
+    if has_path:
+        path = raw["path"]
+        if not (_is_str(path) and path.startswith("/")):
+            problems.append("{0}.path must be a string starting with '/', got {1!r}".format(where, path))
+        health["path"] = path
+    if has_command:
+        command = raw["command"]
+        if not (_str_list(command) and command):
+            problems.append("{0}.command must be a non-empty list of strings, got {1!r}".format(where, command))
+            health["command"] = command
+        else:
+            health["command"] = list(command)
+
+    interval = raw.get("interval", HEALTH_DEFAULT_INTERVAL)
+    timeout = raw.get("timeout", HEALTH_DEFAULT_TIMEOUT)
+    if not (_is_int(interval) and interval > 0):
+        problems.append("{0}.interval must be a positive integer (seconds), got {1!r}".format(where, interval))
+    if not (_is_int(timeout) and timeout > 0):
+        problems.append("{0}.timeout must be a positive integer (seconds), got {1!r}".format(where, timeout))
+    elif _is_int(interval) and interval > 0 and timeout < interval:
+        problems.append("{0}.timeout ({1}) is shorter than its interval ({2})".format(where, timeout, interval))
+    health["interval"] = interval
+    health["timeout"] = timeout
+    return health
+
+
+def _normalize_env(name: str, raw: Any, problems: List[str]) -> Dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        problems.append("service {0!r}: env must be a mapping of NAME: value, got {1}".format(name, type(raw).__name__))
+        return {}
+    env: Dict[str, str] = {}
+    for key, value in raw.items():
+        if not (isinstance(key, str) and _ENV_KEY.match(key)):
+            problems.append("service {0!r}: env key {1!r} is not a valid variable name".format(name, key))
+            continue
+        if isinstance(value, bool):
+            env[key] = "true" if value else "false"
+        elif isinstance(value, (str, int, float)):
+            env[key] = str(value)
+        else:
+            problems.append(
+                "service {0!r}: env {1} must be a plain value (string, number, boolean), got {2}".format(
+                    name, key, type(value).__name__
+                )
+            )
+    return env
+
+
+def _normalize_service(name: Any, raw: Any, problems: List[str]) -> Optional[Dict[str, Any]]:
+    if not (isinstance(name, str) and _SERVICE_NAME.match(name)):
+        problems.append(
+            "service name {0!r} is not a valid compose service name (lower case letters, digits, '-', '_')".format(name)
+        )
+        return None
+    if not isinstance(raw, Mapping):
+        problems.append("service {0!r} must be a mapping, got {1}".format(name, type(raw).__name__))
+        return None
+
+    for key in sorted(set(raw) - SERVICE_KEYS, key=str):
+        problems.append("service {0!r}: unknown key {1!r}".format(name, key))
+    for key in REQUIRED_SERVICE_KEYS:
+        if raw.get(key) is None and key != "health":
+            problems.append("service {0!r}: {1} is required".format(name, key))
+
+    svc: Dict[str, Any] = {}
+
+    image = raw.get("image")
+    if image is not None:
+        last = image.rsplit("/", 1)[-1] if isinstance(image, str) else ""
+        if not _is_str(image) or any(c.isspace() for c in image):
+            problems.append("service {0!r}: image must be a repository name, got {1!r}".format(name, image))
+        elif ":" in last or "@" in image:
+            problems.append(
+                "service {0!r}: image {1!r} must not carry a tag or digest; put the version in tag".format(name, image)
+            )
+    svc["image"] = image
+
+    tag = raw.get("tag")
+    if _is_int(tag):
+        tag = str(tag)
+    if tag is not None and not (isinstance(tag, str) and _TAG.match(tag)):
+        problems.append('service {0!r}: tag must be a quoted string like "1.0.0", got {1!r}'.format(name, tag))
+    svc["tag"] = tag
+
+    port = raw.get("port")
+    if port is not None and not (_is_int(port) and 1 <= port <= 65535):
+        problems.append("service {0!r}: port must be an integer 1-65535, got {1!r}".format(name, port))
+    svc["port"] = port
+
+    for key, default in (("enabled", True), ("public", False)):
+        value = raw.get(key, default)
+        if value is None:
+            value = default
+        if not isinstance(value, bool):
+            problems.append("service {0!r}: {1} must be true or false, got {2!r}".format(name, key, value))
+        svc[key] = value
+
+    kind = raw.get("kind") or "service"
+    if kind not in KINDS:
+        problems.append("service {0!r}: kind must be one of {1}, got {2!r}".format(name, " | ".join(KINDS), kind))
+    svc["kind"] = kind
+
+    host_port = raw.get("host_port")
+    if host_port is not None:
+        if svc["public"] is not True:
+            problems.append(
+                "service {0!r}: host_port is set but the service is not public "
+                "(only public services publish a port)".format(name)
+            )
+        elif not (_is_int(host_port) and 1 <= host_port <= 65535):
+            problems.append("service {0!r}: host_port must be an integer 1-65535, got {1!r}".format(name, host_port))
+    elif svc["public"] is True:
+        host_port = port
+    svc["host_port"] = host_port if svc["public"] is True else None
+
+    replicas = raw.get("replicas", 1)
+    if replicas is None:
+        replicas = 1
+    if not (_is_int(replicas) and replicas >= 1):
+        problems.append("service {0!r}: replicas must be an integer >= 1, got {1!r}".format(name, replicas))
+    svc["replicas"] = replicas
+
+    depends_on = raw.get("depends_on") or []
+    if not _str_list(depends_on):
+        problems.append("service {0!r}: depends_on must be a list of service names, got {1!r}".format(name, depends_on))
+        depends_on = []
+    for dup in _duplicates(depends_on):
+        problems.append("service {0!r}: depends_on lists {1!r} twice".format(name, dup))
+    svc["depends_on"] = sorted(set(depends_on))
+
+    svc["health"] = _normalize_health(name, raw.get("health"), problems)
+
+    volumes = raw.get("volumes") or {}
+    if not isinstance(volumes, Mapping):
+        problems.append("service {0!r}: volumes must be a mapping of volume name: mount path".format(name))
+        volumes = {}
+    for vol, mount in volumes.items():
+        if not (isinstance(vol, str) and _VOLUME_NAME.match(vol)):
+            problems.append("service {0!r}: volume name {1!r} is not a valid Docker volume name".format(name, vol))
+        if not (_is_str(mount) and mount.startswith("/")):
+            problems.append(
+                "service {0!r}: volume {1!r} needs an absolute mount path, got {2!r}".format(name, vol, mount)
+            )
+    svc["volumes"] = dict(volumes)
+
+    keys = raw.get("env_keys") or []
+    if not _str_list(keys):
+        problems.append("service {0!r}: env_keys must be a list of variable names, got {1!r}".format(name, keys))
+        keys = []
+    for key in keys:
+        if not _ENV_KEY.match(key):
+            problems.append("service {0!r}: env_keys entry {1!r} is not a valid variable name".format(name, key))
+    for dup in _duplicates(keys):
+        problems.append("service {0!r}: env_keys lists {1!r} twice".format(name, dup))
+    svc["env_keys"] = sorted(set(keys))
+
+    svc["env"] = _normalize_env(name, raw.get("env"), problems)
+    for key in sorted(set(svc["env"]) & set(svc["env_keys"])):
+        problems.append(
+            "service {0!r}: {1} is both in env and env_keys; a key is either plain or from the env file".format(
+                name, key
+            )
+        )
+
+    databases = raw.get("databases") or []
+    if not _str_list(databases):
+        problems.append("service {0!r}: databases must be a list of names, got {1!r}".format(name, databases))
+        databases = []
+    for db in databases:
+        if not _DB_NAME.match(db):
+            problems.append("service {0!r}: database name {1!r} is not a plain identifier".format(name, db))
+    svc["databases"] = list(databases)
+
+    # Replicas: only stateless services scale (see the module docstring).
+    if _is_int(replicas) and replicas > 1:
+        if kind == "database":
+            problems.append(
+                "service {0!r}: replicas is {1} but a database runs exactly one container".format(name, replicas)
+            )
+        elif svc["volumes"]:
+            problems.append(
+                "service {0!r}: replicas is {1} but the service mounts volumes ({2}); "
+                "only stateless services scale".format(name, replicas, ", ".join(sorted(svc["volumes"])))
+            )
+    return svc
+
+
+# --------------------------------------------------------------------------
+# the whole service set
+# --------------------------------------------------------------------------
+def reserved_host_ports(service: Mapping[str, Any]) -> Optional[Tuple[int, int]]:
+    """Inclusive host port range a normalised public service reserves on 127.0.0.1.
+
+    ``host_port .. host_port + 2 * replicas - 1``: the published range plus the
+    headroom a start-first swap needs. ``None`` for services that publish nothing.
+    """
+    if not service.get("public") or not _is_int(service.get("host_port")):
+        return None
+    replicas = service.get("replicas") if _is_int(service.get("replicas")) else 1
+    return service["host_port"], service["host_port"] + 2 * max(replicas, 1) - 1
+
+
+def _find_cycles(graph: Mapping[str, Sequence[str]]) -> List[List[str]]:
+    """Every dependency cycle, one per strongly connected component, as a path."""
+    index: Dict[str, int] = {}
+    low: Dict[str, int] = {}
+    stack: List[str] = []
+    on_stack: Set[str] = set()
+    components: List[List[str]] = []
+    counter = [0]
+
+    def strongconnect(node: str) -> None:
+        # Recursion depth is bounded by the number of services (tens).
+        index[node] = low[node] = counter[0]
+        counter[0] += 1
+        stack.append(node)
+        on_stack.add(node)
+        for dep in graph.get(node, ()):
+            if dep not in graph:
+                continue
+            if dep not in index:
+                strongconnect(dep)
+                low[node] = min(low[node], low[dep])
+            elif dep in on_stack:
+                low[node] = min(low[node], index[dep])
+        if low[node] == index[node]:
+            component: List[str] = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            strongconnect(node)
+
+    cycles: List[List[str]] = []
+    for component in sorted(components):
+        members = set(component)
+        # Walk from the smallest member, always to the smallest in-component
+        # dependency not yet visited, until we are back on the path.
+        path = [component[0]]
+        while True:
+            nxt = sorted(d for d in graph[path[-1]] if d in members)
+            unvisited = [d for d in nxt if d not in path]
+            back = [d for d in nxt if d in path]
+            if back and (not unvisited or back[0] == path[0]):
+                start = path.index(back[0])
+                cycles.append(path[start:] + [back[0]])
+                break
+            path.append(unvisited[0])
+    return cycles
+
+
+def validate_services(services: Any) -> Dict[str, Dict[str, Any]]:
+    """Validate ``stack_services``; return it normalised with every default filled in.
+
+    Raises :class:`CatalogError` naming every problem found.
+    """
+    problems: List[str] = []
+    result = _validate_services(services, problems)
+    if problems:
+        raise CatalogError(problems)
+    return result
+
+
+def _validate_services(services: Any, problems: List[str]) -> Dict[str, Dict[str, Any]]:
+    if not isinstance(services, Mapping) or not services:
+        problems.append("stack_services must be a non-empty mapping of service name: definition")
+        return {}
+
+    normalised: Dict[str, Dict[str, Any]] = {}
+    for name in sorted(services, key=str):
+        svc = _normalize_service(name, services[name], problems)
+        if svc is not None:
+            normalised[name] = svc
+
+    # Dependencies.
+    for name, svc in normalised.items():
+        for dep in svc["depends_on"]:
+            if dep == name:
+                problems.append("service {0!r} depends on itself".format(name))
+            elif dep not in services:
+                problems.append("service {0!r} depends on unknown service {1!r}".format(name, dep))
+            elif dep in normalised and svc["enabled"] is True and normalised[dep]["enabled"] is False:
+                problems.append("service {0!r} is enabled but depends on {1!r}, which is disabled".format(name, dep))
+    graph = {name: [d for d in svc["depends_on"] if d in normalised and d != name] for name, svc in normalised.items()}
+    for cycle in _find_cycles(graph):
+        problems.append(
+            "dependency cycle between {0}: {1}".format(
+                ", ".join(repr(s) for s in sorted(set(cycle))), " -> ".join(cycle)
+            )
+        )
+
+    # Host ports of enabled public services.
+    ranges: List[Tuple[str, Tuple[int, int]]] = []
+    for name, svc in normalised.items():
+        span = reserved_host_ports(svc)
+        if span is None or svc["enabled"] is not True:
+            continue
+        for nginx_port in NGINX_PORTS:
+            if span[0] <= nginx_port <= span[1]:
+                problems.append(
+                    "service {0!r}: host port range {1} includes {2}, which Nginx owns; set host_port".format(
+                        name, _fmt_range(span), nginx_port
+                    )
+                )
+        if span[1] > 65535:
+            problems.append("service {0!r}: host port range {1} runs past 65535".format(name, _fmt_range(span)))
+        ranges.append((name, span))
+    for i, (name_a, span_a) in enumerate(ranges):
+        for name_b, span_b in ranges[i + 1 :]:
+            if span_a[0] <= span_b[1] and span_b[0] <= span_a[1]:
+                hint = ""
+                if normalised[name_a]["port"] == normalised[name_b]["port"]:
+                    hint = " (both use container port {0} and host_port defaults to port)".format(
+                        normalised[name_a]["port"]
+                    )
+                problems.append(
+                    "services {0!r} and {1!r} collide on host ports: {2} reserves {3}, {4} reserves {5}{6}".format(
+                        name_a, name_b, name_a, _fmt_range(span_a), name_b, _fmt_range(span_b), hint
+                    )
+                )
+    return normalised
+
+
+# --------------------------------------------------------------------------
+# routes and invariants
+# --------------------------------------------------------------------------
+def _normalize_routes(
+    routes: Any, services: Mapping[str, Mapping[str, Any]], known: Iterable[str], problems: List[str]
+) -> List[Dict[str, Any]]:
+    if routes is None:
+        return []
+    if not isinstance(routes, (list, tuple)):
+        problems.append("stack_routes must be a list of routes, got {0}".format(type(routes).__name__))
+        return []
+    known = set(known)
+    result: List[Dict[str, Any]] = []
+    seen: Dict[Tuple[Any, Any], int] = {}
+    for pos, raw in enumerate(routes):
+        if not isinstance(raw, Mapping):
+            problems.append("route #{0} must be a mapping, got {1}".format(pos + 1, type(raw).__name__))
+            continue
+        path = raw.get("path")
+        where = "route {0!r}".format(path) if path is not None else "route #{0}".format(pos + 1)
+        for key in sorted(set(raw) - ROUTE_KEYS, key=str):
+            problems.append("{0}: unknown key {1!r}".format(where, key))
+
+        match = raw.get("match") or "prefix"
+        if match not in MATCHES:
+            problems.append("{0}: match must be one of {1}, got {2!r}".format(where, " | ".join(MATCHES), match))
+        if not _is_str(path):
+            problems.append("{0}: path is required".format(where))
+        elif match == "regex":
+            try:
+                re.compile(path)
+            except re.error as exc:
+                problems.append("{0}: path is not a valid regular expression ({1})".format(where, exc))
+        elif not path.startswith("/"):
+            problems.append("{0}: path must start with '/'".format(where))
+
+        service = raw.get("service")
+        if not _is_str(service):
+            problems.append("{0}: service is required".format(where))
+        elif service not in known:
+            problems.append("{0} routes to unknown service {1!r}".format(where, service))
+        elif service in services and services[service]["public"] is not True:
+            problems.append(
+                "{0} routes to service {1!r}, which is not public (Nginx reaches only public services)".format(
+                    where, service
+                )
+            )
+
+        allow = raw.get("allow") or []
+        if not _str_list(allow):
+            problems.append("{0}: allow must be a list of CIDRs, got {1!r}".format(where, allow))
+            allow = []
+        for cidr in allow:
+            try:
+                ipaddress.ip_network(cidr, strict=False)
+            except ValueError:
+                problems.append("{0}: allow entry {1!r} is not an IP address or CIDR".format(where, cidr))
+
+        timeout = raw.get("timeout", ROUTE_DEFAULT_TIMEOUT)
+        if timeout is None:
+            timeout = ROUTE_DEFAULT_TIMEOUT
+        if not (_is_int(timeout) and timeout > 0):
+            problems.append("{0}: timeout must be a positive integer (seconds), got {1!r}".format(where, timeout))
+
+        key = (path, match)
+        if key in seen:
+            problems.append(
+                "{0} (match {1}) is listed twice (routes #{2} and #{3})".format(where, match, seen[key], pos + 1)
+            )
+        else:
+            seen[key] = pos + 1
+        result.append({"path": path, "match": match, "service": service, "allow": list(allow), "timeout": timeout})
+    return result
+
+
+def _validate_invariants(
+    invariants: Any, services: Mapping[str, Mapping[str, Any]], problems: List[str]
+) -> Dict[str, Any]:
+    if invariants is None:
+        return {"equal": []}
+    if not isinstance(invariants, Mapping):
+        problems.append("stack_env_invariants must be a mapping, got {0}".format(type(invariants).__name__))
+        return {"equal": []}
+    for key in sorted(set(invariants) - INVARIANT_KEYS, key=str):
+        problems.append("stack_env_invariants: unknown key {0!r} (allowed: equal)".format(key))
+    required = set(_env_keys(services))
+    equal = invariants.get("equal") or []
+    result: List[List[str]] = []
+    if not isinstance(equal, (list, tuple)):
+        problems.append("stack_env_invariants.equal must be a list of key lists")
+        equal = []
+    for group in equal:
+        if not (_str_list(group) and len(group) >= 2):
+            problems.append("stack_env_invariants.equal: {0!r} must list at least two keys".format(group))
+            continue
+        for key in group:
+            if key not in required:
+                problems.append(
+                    "stack_env_invariants.equal names {0}, which no enabled service lists in env_keys".format(key)
+                )
+        result.append(list(group))
+    return {"equal": result}
+
+
+# --------------------------------------------------------------------------
+# public entry points
+# --------------------------------------------------------------------------
+def validate_catalog(services: Any, routes: Any = None, env_invariants: Any = None) -> Dict[str, Dict[str, Any]]:
+    """Validate the whole catalog; return the normalised ``stack_services``.
+
+    Routes and invariants are checked against the services when given. Every
+    problem in all three is collected before :class:`CatalogError` is raised.
+    """
+    problems: List[str] = []
+    normalised = _validate_services(services, problems)
+    known = services.keys() if isinstance(services, Mapping) else ()
+    _normalize_routes(routes, normalised, known, problems)
+    if env_invariants is not None:
+        _validate_invariants(env_invariants, normalised, problems)
+    if problems:
+        raise CatalogError(problems)
+    return normalised
+
+
+def normalize_routes(routes: Any, services: Any) -> List[Dict[str, Any]]:
+    """Validate ``stack_routes`` against ``stack_services``; return them with defaults filled in."""
+    problems: List[str] = []
+    normalised = _validate_services(services, problems)
+    known = services.keys() if isinstance(services, Mapping) else ()
+    result = _normalize_routes(routes, normalised, known, problems)
+    if problems:
+        raise CatalogError(problems)
+    return result
+
+
+def enabled_routes(routes: Any, services: Any) -> List[Dict[str, Any]]:
+    """The normalised routes whose target service is enabled, in catalog order."""
+    normalised = validate_services(services)
+    return [r for r in normalize_routes(routes, services) if normalised[r["service"]]["enabled"]]
+
+
+def start_waves(services: Any) -> List[List[str]]:
+    """Enabled services in start order.
+
+    Wave 0 holds the services with no dependencies; every other service is in the
+    wave after the last of its dependencies. Names are sorted within a wave.
+    """
+    normalised = validate_services(services)
+    enabled = {name: svc for name, svc in normalised.items() if svc["enabled"]}
+    wave_of: Dict[str, int] = {}
+
+    def wave(name: str) -> int:
+        # Validation has ruled out cycles and dependencies on disabled services.
+        if name not in wave_of:
+            deps = enabled[name]["depends_on"]
+            wave_of[name] = 1 + max((wave(d) for d in deps), default=-1)
+        return wave_of[name]
+
+    waves: List[List[str]] = []
+    for name in sorted(enabled):
+        idx = wave(name)
+        while len(waves) <= idx:
+            waves.append([])
+        waves[idx].append(name)
+    return [sorted(w) for w in waves]
+
+
+def env_keys(services: Any) -> List[str]:
+    """Sorted union of the env keys enabled services require from the stack env file."""
+    return _env_keys(validate_services(services))
+
+
+def _env_keys(normalised: Mapping[str, Mapping[str, Any]]) -> List[str]:
+    keys: Set[str] = set()
+    for svc in normalised.values():
+        if svc["enabled"] is True:
+            keys.update(svc["env_keys"])
+    return sorted(keys)

@@ -1,0 +1,224 @@
+"""Unit tests of the catalog filters (plugins/filter/catalog.py) and their docs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sgivu.deploy.plugins.filter.catalog import FilterModule
+
+FILTERS = FilterModule().filters()
+NAMES = ("catalog_validate", "catalog_waves", "catalog_env_keys", "catalog_routes")
+
+SERVICES = {
+    "pg": {
+        "image": "r/pg",
+        "tag": "15",
+        "port": 5432,
+        "kind": "database",
+        "health": {"command": ["pg_isready"]},
+        "env_keys": ["POSTGRES_PASSWORD"],
+    },
+    "api": {
+        "image": "r/api",
+        "tag": "1.0.0",
+        "port": 8080,
+        "public": True,
+        "depends_on": ["pg"],
+        "health": {"path": "/health"},
+        "env_keys": ["API_SECRET", "POSTGRES_PASSWORD"],
+    },
+    "trace": {
+        "image": "r/trace",
+        "tag": "3",
+        "port": 9411,
+        "public": True,
+        "enabled": False,
+        "health": {"path": "/health"},
+        "env_keys": ["TRACE_PASS"],
+    },
+}
+ROUTES = [
+    {"path": "/api/", "service": "api"},
+    {"path": "/trace/", "service": "trace", "allow": ["10.0.0.0/8"]},
+]
+
+
+def _bin(name: str) -> str:
+    found = Path(sys.executable).parent / name
+    return str(found) if found.exists() else (shutil.which(name) or pytest.skip(name + " is not installed"))
+
+
+def _env(tmp_path: Path, collections_root: Path) -> dict:
+    """Environment for an Ansible CLI run that sees only this working copy as sgivu.deploy."""
+    config = tmp_path / "ansible.cfg"
+    config.write_text("[defaults]\n", encoding="utf-8")
+    return dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(config),
+        ANSIBLE_COLLECTIONS_PATH=str(collections_root),
+        ANSIBLE_LOCALHOST_WARNING="false",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+    )
+
+
+def test_filter_module_exposes_the_catalog_filters():
+    assert sorted(FILTERS) == sorted(NAMES)
+
+
+def test_catalog_validate_returns_normalised_services():
+    out = FILTERS["catalog_validate"](SERVICES, ROUTES, {"equal": [["API_SECRET", "POSTGRES_PASSWORD"]]})
+    assert out["api"]["host_port"] == 8080
+    assert out["pg"]["health"] == {"command": ["pg_isready"], "interval": 5, "timeout": 120}
+    assert out["trace"]["enabled"] is False
+
+
+def test_catalog_validate_raises_filter_error_naming_every_offender():
+    bad = dict(SERVICES, api=dict(SERVICES["api"], depends_on=["cache"]), pg=dict(SERVICES["pg"], extra=1))
+    with pytest.raises(AnsibleFilterError) as info:
+        FILTERS["catalog_validate"](bad, ROUTES + [{"path": "/pg/", "service": "pg"}])
+    message = str(info.value)
+    assert "'api' depends on unknown service 'cache'" in message
+    assert "service 'pg': unknown key 'extra'" in message
+    assert "route '/pg/' routes to service 'pg', which is not public" in message
+
+
+def test_catalog_waves():
+    assert FILTERS["catalog_waves"](SERVICES) == [["pg"], ["api"]]
+
+
+def test_catalog_waves_raises_filter_error_on_a_cycle():
+    cyclic = dict(SERVICES, pg=dict(SERVICES["pg"], depends_on=["api"]))
+    with pytest.raises(AnsibleFilterError, match=r"dependency cycle between 'api', 'pg': api -> pg -> api"):
+        FILTERS["catalog_waves"](cyclic)
+
+
+def test_catalog_env_keys_skips_disabled_services():
+    assert FILTERS["catalog_env_keys"](SERVICES) == ["API_SECRET", "POSTGRES_PASSWORD"]
+
+
+def test_catalog_env_keys_raises_filter_error():
+    with pytest.raises(AnsibleFilterError, match=r"service 'api': replicas"):
+        FILTERS["catalog_env_keys"](dict(SERVICES, api=dict(SERVICES["api"], replicas=0)))
+
+
+def test_catalog_routes_fills_defaults_and_drops_disabled_targets():
+    assert FILTERS["catalog_routes"](ROUTES, SERVICES) == [
+        {"path": "/api/", "match": "prefix", "service": "api", "allow": [], "timeout": 60}
+    ]
+
+
+def test_catalog_routes_raises_filter_error_on_unknown_service():
+    with pytest.raises(AnsibleFilterError, match=r"route '/x/' routes to unknown service 'nope'"):
+        FILTERS["catalog_routes"]([{"path": "/x/", "service": "nope"}], SERVICES)
+
+
+def test_filters_accept_their_own_output():
+    normalised = FILTERS["catalog_validate"](SERVICES)
+    assert FILTERS["catalog_waves"](normalised) == FILTERS["catalog_waves"](SERVICES)
+    assert FILTERS["catalog_validate"](normalised) == normalised
+
+
+# --------------------------------------------------------------------------
+# documentation sidecars
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_every_filter_has_a_sidecar_doc(repo_root, name):
+    doc = yaml.safe_load((repo_root / "plugins" / "filter" / (name + ".yml")).read_text(encoding="utf-8"))
+    assert sorted(doc) == ["DOCUMENTATION", "EXAMPLES", "RETURN"]
+    assert doc["DOCUMENTATION"]["name"] == name
+    assert "_input" in doc["DOCUMENTATION"]["options"]
+    assert "sgivu.deploy." + name in doc["EXAMPLES"]
+    assert "_value" in doc["RETURN"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ansible_doc_finds_the_filter(tmp_path, collections_root, name):
+    env = _env(tmp_path, collections_root)
+    result = subprocess.run(
+        [_bin("ansible-doc"), "-t", "filter", "--json", "sgivu.deploy." + name],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)["sgivu.deploy." + name]["doc"]
+    assert doc["name"] == name and doc["collection"] == "sgivu.deploy"
+
+
+# --------------------------------------------------------------------------
+# through Ansible itself, on the shipped inventories (templating included)
+# --------------------------------------------------------------------------
+PROBE = """\
+- name: Probe the catalog filters
+  hosts: localhost
+  gather_facts: false
+  tasks:
+    - name: Write what the filters return
+      ansible.builtin.copy:
+        dest: "{{ out }}"
+        content: "{{ {'waves': stack_services | sgivu.deploy.catalog_waves,
+                      'keys': stack_services | sgivu.deploy.catalog_env_keys,
+                      'routes': stack_routes | sgivu.deploy.catalog_routes(stack_services),
+                      'services': stack_services | sgivu.deploy.catalog_validate(stack_routes, stack_env_invariants)}
+                     | to_json }}"
+        mode: "0600"
+"""
+
+
+@pytest.mark.parametrize(
+    "inventory, waves",
+    [
+        (
+            "prod",
+            [
+                ["sgivu-config", "sgivu-postgres", "sgivu-redis"],
+                ["sgivu-discovery"],
+                ["sgivu-auth"],
+                ["sgivu-client", "sgivu-gateway", "sgivu-purchase-sale", "sgivu-user", "sgivu-vehicle"],
+                ["sgivu-ml"],
+            ],
+        ),
+        ("lottery", [["printer", "ticket"], ["lottery"]]),
+    ],
+)
+def test_filters_in_a_playbook_on_the_shipped_inventory(
+    tmp_path, repo_root, collections_root, stack_vars, inventory, waves
+):
+    playbook = tmp_path / "probe.yml"
+    playbook.write_text(PROBE, encoding="utf-8")
+    out = tmp_path / "out.json"
+    env = _env(tmp_path, collections_root)
+    result = subprocess.run(
+        [
+            _bin("ansible-playbook"),
+            "-i",
+            str(repo_root / "inventories" / inventory),
+            "-c",
+            "local",
+            "-e",
+            "out=" + str(out),
+            str(playbook),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data["waves"] == waves
+    stack = stack_vars(inventory)
+    assert data["services"][waves[0][0]]["image"] == stack["stack_registry"] + "/" + waves[0][0]
+    assert all(r["service"] in data["services"] for r in data["routes"])

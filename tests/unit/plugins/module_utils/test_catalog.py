@@ -1,0 +1,594 @@
+"""Unit tests of the catalog logic (plugins/module_utils/catalog.py)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Dict
+
+import pytest
+
+from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import (
+    CatalogError,
+    enabled_routes,
+    env_keys,
+    normalize_routes,
+    reserved_host_ports,
+    start_waves,
+    validate_catalog,
+    validate_services,
+)
+
+
+def svc(**overrides: Any) -> Dict[str, Any]:
+    """A minimal valid service, with overrides; a value of None drops the key."""
+    base: Dict[str, Any] = {
+        "image": "registry.example.com/app",
+        "tag": "1.0.0",
+        "port": 8080,
+        "health": {"path": "/actuator/health"},
+    }
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def db(**overrides: Any) -> Dict[str, Any]:
+    return svc(**{"kind": "database", "port": 5432, "health": {"command": ["pg_isready"]}, **overrides})
+
+
+def problems_of(services: Any, routes: Any = None, invariants: Any = None) -> list:
+    with pytest.raises(CatalogError) as info:
+        validate_catalog(services, routes, invariants)
+    return info.value.problems
+
+
+def one_problem(services: Any, routes: Any = None, invariants: Any = None) -> str:
+    problems = problems_of(services, routes, invariants)
+    assert len(problems) == 1, problems
+    return problems[0]
+
+
+# --------------------------------------------------------------------------
+# normalisation
+# --------------------------------------------------------------------------
+def test_minimal_service_gets_every_default():
+    assert validate_services({"app": svc()}) == {
+        "app": {
+            "image": "registry.example.com/app",
+            "tag": "1.0.0",
+            "port": 8080,
+            "enabled": True,
+            "kind": "service",
+            "public": False,
+            "host_port": None,
+            "replicas": 1,
+            "depends_on": [],
+            "health": {"path": "/actuator/health", "interval": 5, "timeout": 120},
+            "volumes": {},
+            "env_keys": [],
+            "env": {},
+            "databases": [],
+        }
+    }
+
+
+def test_public_service_host_port_defaults_to_port():
+    assert validate_services({"web": svc(public=True)})["web"]["host_port"] == 8080
+
+
+def test_explicit_host_port_is_kept():
+    assert validate_services({"web": svc(public=True, host_port=18080)})["web"]["host_port"] == 18080
+
+
+def test_env_values_become_strings():
+    out = validate_services({"app": svc(env={"A": 1, "B": True, "C": False, "D": "x", "E": 1.5})})
+    assert out["app"]["env"] == {"A": "1", "B": "true", "C": "false", "D": "x", "E": "1.5"}
+
+
+def test_unquoted_integer_tag_becomes_string():
+    assert validate_services({"pg": db(tag=15)})["pg"]["tag"] == "15"
+
+
+def test_validation_is_idempotent():
+    once = validate_services({"pg": db(volumes={"pg-data": "/data"}), "app": svc(depends_on=["pg"], public=True)})
+    assert validate_services(once) == once
+
+
+def test_validation_does_not_modify_its_input():
+    services = {"pg": db(), "app": svc(depends_on=["pg"], env={"A": 1})}
+    before = copy.deepcopy(services)
+    validate_services(services)
+    assert services == before
+
+
+def test_null_lists_and_maps_count_as_empty():
+    out = validate_services({"app": svc(depends_on=None, env=None)})
+    assert out["app"]["depends_on"] == [] and out["app"]["env"] == {}
+
+
+# --------------------------------------------------------------------------
+# service-level errors
+# --------------------------------------------------------------------------
+def test_unknown_key_names_service_and_key():
+    message = one_problem({"app": svc(imagee="x")})
+    assert "'app'" in message and "'imagee'" in message
+
+
+def test_unknown_health_key_names_service_and_key():
+    message = one_problem({"app": svc(health={"path": "/h", "retries": 3})})
+    assert "'app'" in message and "'retries'" in message
+
+
+@pytest.mark.parametrize("key", ["image", "tag", "port"])
+def test_missing_required_key_names_service(key):
+    message = one_problem({"app": svc(**{key: None})})
+    assert "'app'" in message and key in message
+
+
+def test_public_service_without_health_check_is_refused():
+    message = one_problem({"web": svc(public=True, health=None)})
+    assert "'web'" in message and "health is required" in message
+
+
+def test_database_without_health_check_is_refused():
+    message = one_problem({"pg": db(health=None)})
+    assert "'pg'" in message and "health is required" in message
+
+
+@pytest.mark.parametrize(
+    "health",
+    [
+        {"path": "/h", "command": ["true"]},
+        {"interval": 5},
+    ],
+)
+def test_health_needs_exactly_one_of_path_or_command(health):
+    message = one_problem({"app": svc(health=health)})
+    assert "'app'" in message and "exactly one of path or command" in message
+
+
+@pytest.mark.parametrize(
+    "health, text",
+    [
+        ({"path": "actuator/health"}, "path must be a string starting with '/'"),
+        ({"command": []}, "command must be a non-empty list of strings"),
+        ({"command": "pg_isready"}, "command must be a non-empty list of strings"),
+        ({"path": "/h", "interval": 0}, "interval must be a positive integer"),
+        ({"path": "/h", "timeout": "3m"}, "timeout must be a positive integer"),
+        ({"path": "/h", "interval": 10, "timeout": 5}, "shorter than its interval"),
+    ],
+)
+def test_bad_health_fields_name_the_service(health, text):
+    message = one_problem({"app": svc(health=health)})
+    assert "'app'" in message and text in message
+
+
+@pytest.mark.parametrize("replicas", [0, -1, "2", True, 1.5])
+def test_bad_replicas_value_names_service(replicas):
+    message = one_problem({"app": svc(replicas=replicas)})
+    assert "'app'" in message and "replicas must be an integer >= 1" in message
+
+
+def test_database_cannot_have_replicas():
+    message = one_problem({"pg": db(replicas=2)})
+    assert "'pg'" in message and "a database runs exactly one container" in message
+
+
+def test_service_with_volumes_cannot_have_replicas():
+    message = one_problem({"app": svc(replicas=2, volumes={"uploads": "/srv/uploads"})})
+    assert "'app'" in message and "only stateless services scale" in message and "uploads" in message
+
+
+def test_stateless_services_may_scale_public_or_not():
+    out = validate_services({"web": svc(public=True, replicas=3), "worker": svc(port=9000, replicas=4)})
+    assert out["web"]["replicas"] == 3 and out["worker"]["replicas"] == 4
+
+
+@pytest.mark.parametrize("kind", ["db", "Service", "worker"])
+def test_bad_kind_names_service(kind):
+    message = one_problem({"app": svc(kind=kind)})
+    assert "'app'" in message and "kind must be one of database | service" in message
+
+
+@pytest.mark.parametrize("port", [0, 70000, "8080", True])
+def test_bad_port_names_service(port):
+    message = one_problem({"app": svc(port=port)})
+    assert "'app'" in message and "port must be an integer 1-65535" in message
+
+
+@pytest.mark.parametrize("image", ["registry.example.com/app:1.0.0", "app@sha256:abc"])
+def test_image_must_not_carry_a_tag(image):
+    message = one_problem({"app": svc(image=image)})
+    assert "'app'" in message and "must not carry a tag or digest" in message
+
+
+def test_registry_with_port_is_not_mistaken_for_a_tag():
+    assert validate_services({"app": svc(image="127.0.0.1:5000/app")})["app"]["image"] == "127.0.0.1:5000/app"
+
+
+def test_float_tag_is_refused_with_a_hint_to_quote_it():
+    message = one_problem({"app": svc(tag=15.1)})
+    assert "'app'" in message and "quoted string" in message
+
+
+@pytest.mark.parametrize("flag", ["enabled", "public"])
+def test_flags_must_be_booleans(flag):
+    message = one_problem({"app": svc(**{flag: "yes"})})
+    assert "'app'" in message and flag in message and "true or false" in message
+
+
+def test_host_port_on_a_service_that_is_not_public_is_refused():
+    message = one_problem({"app": svc(host_port=18080)})
+    assert "'app'" in message and "not public" in message
+
+
+def test_key_both_plain_and_secret_is_refused():
+    message = one_problem({"app": svc(env={"TOKEN": "x"}, env_keys=["TOKEN"])})
+    assert "'app'" in message and "TOKEN" in message and "both in env and env_keys" in message
+
+
+@pytest.mark.parametrize("keys", [["9LIVES"], ["BAD-KEY"], "TOKEN"])
+def test_bad_env_keys_name_the_service(keys):
+    message = one_problem({"app": svc(env_keys=keys)})
+    assert "'app'" in message and "env_keys" in message
+
+
+def test_env_value_must_be_plain():
+    message = one_problem({"app": svc(env={"LIST": [1, 2]})})
+    assert "'app'" in message and "LIST" in message
+
+
+def test_volume_needs_absolute_mount_path():
+    message = one_problem({"pg": db(volumes={"pg-data": "var/lib/postgresql"})})
+    assert "'pg'" in message and "'pg-data'" in message and "absolute mount path" in message
+
+
+def test_database_names_must_be_identifiers():
+    message = one_problem({"app": svc(databases=["user-db"])})
+    assert "'app'" in message and "'user-db'" in message
+
+
+def test_service_name_must_be_a_compose_name():
+    message = one_problem({"My_App": svc()})
+    assert "'My_App'" in message and "not a valid compose service name" in message
+
+
+def test_empty_catalog_is_refused():
+    assert "non-empty mapping" in one_problem({})
+
+
+def test_every_problem_is_reported_at_once():
+    problems = problems_of({"a": svc(bogus=1), "b": svc(replicas=0), "c": svc(depends_on=["nope"])})
+    assert len(problems) == 3
+    assert any("'a'" in p and "'bogus'" in p for p in problems)
+    assert any("'b'" in p and "replicas" in p for p in problems)
+    assert any("'c'" in p and "'nope'" in p for p in problems)
+    # The exception text itself carries them all, for the operator.
+    with pytest.raises(CatalogError, match=r"3 problems"):
+        validate_services({"a": svc(bogus=1), "b": svc(replicas=0), "c": svc(depends_on=["nope"])})
+
+
+# --------------------------------------------------------------------------
+# dependencies
+# --------------------------------------------------------------------------
+def test_unknown_dependency_names_service_and_dependency():
+    message = one_problem({"app": svc(depends_on=["sgivu-cache"])})
+    assert "'app'" in message and "'sgivu-cache'" in message and "unknown service" in message
+
+
+def test_self_dependency_is_refused():
+    message = one_problem({"app": svc(depends_on=["app"])})
+    assert "'app' depends on itself" in message
+
+
+def test_duplicate_dependency_is_refused():
+    message = one_problem({"pg": db(), "app": svc(depends_on=["pg", "pg"])})
+    assert "'app'" in message and "'pg' twice" in message
+
+
+def test_dependency_cycle_names_every_service_in_it():
+    message = one_problem(
+        {
+            "a": svc(depends_on=["b"]),
+            "b": svc(depends_on=["c"]),
+            "c": svc(depends_on=["a"]),
+            "d": svc(depends_on=["a"]),  # depends on the cycle, is not in it
+        }
+    )
+    assert "dependency cycle between 'a', 'b', 'c'" in message
+    assert "a -> b -> c -> a" in message
+    assert "'d'" not in message
+
+
+def test_each_dependency_cycle_is_reported():
+    problems = problems_of(
+        {
+            "a": svc(depends_on=["b"]),
+            "b": svc(depends_on=["a"]),
+            "x": svc(depends_on=["y"]),
+            "y": svc(depends_on=["x"]),
+        }
+    )
+    assert sorted(problems) == [
+        "dependency cycle between 'a', 'b': a -> b -> a",
+        "dependency cycle between 'x', 'y': x -> y -> x",
+    ]
+
+
+def test_cycle_through_a_larger_component_is_a_real_cycle():
+    services = {
+        "a": svc(depends_on=["b", "c"]),
+        "b": svc(depends_on=["c"]),
+        "c": svc(depends_on=["a"]),
+    }
+    message = one_problem(services)
+    assert "'a', 'b', 'c'" in message
+    path = message.split(": ", 1)[1].split(" -> ")
+    assert path[0] == path[-1]
+    for here, there in zip(path, path[1:]):
+        assert there in services[here]["depends_on"]
+
+
+def test_enabled_service_depending_on_disabled_one_names_both():
+    message = one_problem({"pg": db(enabled=False), "app": svc(depends_on=["pg"])})
+    assert "'app'" in message and "'pg'" in message and "disabled" in message
+
+
+def test_disabled_service_may_depend_on_disabled_one():
+    out = validate_services({"pg": db(enabled=False), "app": svc(depends_on=["pg"], enabled=False)})
+    assert out["app"]["enabled"] is False
+
+
+# --------------------------------------------------------------------------
+# host ports
+# --------------------------------------------------------------------------
+def test_duplicate_host_port_names_both_services():
+    message = one_problem({"auth": svc(port=9000, public=True, host_port=8080), "gateway": svc(port=8080, public=True)})
+    assert "'auth'" in message and "'gateway'" in message and "collide on host ports" in message
+
+
+def test_same_container_port_collides_only_when_both_are_public():
+    message = one_problem({"lottery": svc(port=80, public=True, host_port=8080), "ticket": svc(port=8080, public=True)})
+    assert "'lottery'" in message and "'ticket'" in message
+    # Not public: no port is published, nothing collides.
+    validate_services({"a": svc(port=80), "b": svc(port=80), "c": svc(port=80, public=True, host_port=8080)})
+
+
+def test_same_container_port_on_two_public_services_explains_the_default():
+    message = one_problem({"a": svc(port=9000, public=True), "b": svc(port=9000, public=True)})
+    assert "'a'" in message and "'b'" in message and "host_port defaults to port" in message
+
+
+def test_replicas_reserve_a_range_for_the_swap():
+    assert reserved_host_ports({"public": True, "host_port": 8080, "replicas": 1}) == (8080, 8081)
+    assert reserved_host_ports({"public": True, "host_port": 8080, "replicas": 3}) == (8080, 8085)
+    assert reserved_host_ports({"public": False, "host_port": None, "replicas": 3}) is None
+
+
+def test_scaled_public_service_range_collides_with_a_neighbour():
+    message = one_problem({"gateway": svc(public=True, replicas=2), "auth": svc(port=8083, public=True)})
+    assert "'gateway'" in message and "'auth'" in message and "8080-8083" in message
+
+
+def test_disabled_public_services_do_not_hold_ports():
+    validate_services({"a": svc(public=True), "b": svc(public=True, enabled=False)})
+
+
+@pytest.mark.parametrize("port", [80, 443])
+def test_host_port_may_not_take_nginx_ports(port):
+    message = one_problem({"web": svc(port=port, public=True)})
+    assert "'web'" in message and "Nginx" in message and str(port) in message
+
+
+# --------------------------------------------------------------------------
+# routes
+# --------------------------------------------------------------------------
+SERVICES = {
+    "gateway": svc(public=True),
+    "auth": svc(port=9000, public=True),
+    "config": svc(port=8888),
+    "zipkin": svc(port=9411, public=True, enabled=False),
+}
+
+
+def test_route_defaults_are_filled_in():
+    routes = normalize_routes([{"path": "/v1/", "service": "gateway"}], SERVICES)
+    assert routes == [{"path": "/v1/", "match": "prefix", "service": "gateway", "allow": [], "timeout": 60}]
+
+
+def test_route_to_unknown_service_names_it():
+    message = one_problem(SERVICES, [{"path": "/x/", "service": "sgivu-nope"}])
+    assert "'/x/'" in message and "'sgivu-nope'" in message and "unknown service" in message
+
+
+def test_route_on_non_public_service_names_it():
+    message = one_problem(SERVICES, [{"path": "/config/", "service": "config"}])
+    assert "'config'" in message and "not public" in message
+
+
+def test_route_to_disabled_service_is_valid_but_not_rendered():
+    routes = [
+        {"path": "/v1/", "service": "gateway"},
+        {"path": "/zipkin/", "service": "zipkin", "allow": ["10.0.0.0/8"]},
+    ]
+    validate_catalog(SERVICES, routes)
+    assert [r["path"] for r in enabled_routes(routes, SERVICES)] == ["/v1/"]
+
+
+def test_duplicate_route_is_refused():
+    routes = [{"path": "/v1/", "service": "gateway"}, {"path": "/v1/", "service": "auth", "match": "prefix"}]
+    message = one_problem(SERVICES, routes)
+    assert "'/v1/'" in message and "listed twice" in message
+
+
+def test_same_path_with_another_match_is_not_a_duplicate():
+    normalize_routes(
+        [{"path": "/v1", "service": "gateway"}, {"path": "/v1", "match": "exact", "service": "auth"}], SERVICES
+    )
+
+
+@pytest.mark.parametrize(
+    "route, text",
+    [
+        ({"path": "/v1/", "service": "gateway", "match": "glob"}, "match must be one of prefix | exact | regex"),
+        ({"path": "v1/", "service": "gateway"}, "path must start with '/'"),
+        ({"path": "^/v1/(", "service": "gateway", "match": "regex"}, "not a valid regular expression"),
+        ({"path": "/v1/", "service": "gateway", "allow": ["10.0.0.300/8"]}, "not an IP address or CIDR"),
+        ({"path": "/v1/", "service": "gateway", "allow": "10.0.0.0/8"}, "allow must be a list of CIDRs"),
+        ({"path": "/v1/", "service": "gateway", "timeout": 0}, "timeout must be a positive integer"),
+        ({"path": "/v1/", "service": "gateway", "upstream": "x"}, "unknown key 'upstream'"),
+        ({"service": "gateway"}, "path is required"),
+        ({"path": "/v1/"}, "service is required"),
+    ],
+)
+def test_bad_route_fields_are_named(route, text):
+    message = one_problem(SERVICES, [route])
+    assert text in message
+
+
+def test_regex_route_is_accepted():
+    routes = normalize_routes([{"path": "^/api/v[0-9]+/", "match": "regex", "service": "gateway"}], SERVICES)
+    assert routes[0]["match"] == "regex"
+
+
+# --------------------------------------------------------------------------
+# env keys and invariants
+# --------------------------------------------------------------------------
+def test_env_keys_are_the_sorted_union_over_enabled_services():
+    services = {
+        "pg": db(env_keys=["POSTGRES_PASSWORD"]),
+        "app": svc(env_keys=["SECRET", "POSTGRES_PASSWORD"]),
+        "off": svc(port=9000, env_keys=["ONLY_WHEN_ON"], enabled=False),
+    }
+    assert env_keys(services) == ["POSTGRES_PASSWORD", "SECRET"]
+
+
+def test_invariant_keys_must_be_required_by_an_enabled_service():
+    services = {"app": svc(env_keys=["ISSUER_URL"])}
+    message = one_problem(services, None, {"equal": [["ISSUER_URL", "SGIVU_AUTH_URL"]]})
+    assert "SGIVU_AUTH_URL" in message and "no enabled service" in message
+
+
+@pytest.mark.parametrize("invariants", [{"equal": [["ONLY_ONE"]]}, {"same": []}, ["ISSUER_URL"]])
+def test_malformed_invariants_are_refused(invariants):
+    problems_of({"app": svc(env_keys=["ONLY_ONE"])}, None, invariants)
+
+
+# --------------------------------------------------------------------------
+# waves
+# --------------------------------------------------------------------------
+def test_waves_put_each_service_after_all_its_dependencies():
+    services = {
+        "pg": db(),
+        "redis": db(port=6379),
+        "api": svc(depends_on=["pg"]),
+        "web": svc(depends_on=["api", "redis"]),
+        "cron": svc(depends_on=["pg"]),
+    }
+    assert start_waves(services) == [["pg", "redis"], ["api", "cron"], ["web"]]
+
+
+def test_waves_leave_out_disabled_services():
+    services = {"pg": db(), "zipkin-db": db(enabled=False), "zipkin": svc(depends_on=["zipkin-db"], enabled=False)}
+    assert start_waves(services) == [["pg"]]
+
+
+def test_waves_refuse_an_invalid_catalog():
+    with pytest.raises(CatalogError, match="'a' depends on unknown service 'b'"):
+        start_waves({"a": svc(depends_on=["b"])})
+
+
+def test_waves_of_the_sgivu_catalog(stack_vars):
+    assert start_waves(stack_vars("prod")["stack_services"]) == [
+        ["sgivu-config", "sgivu-postgres", "sgivu-redis"],
+        ["sgivu-discovery"],
+        ["sgivu-auth"],
+        ["sgivu-client", "sgivu-gateway", "sgivu-purchase-sale", "sgivu-user", "sgivu-vehicle"],
+        ["sgivu-ml"],
+    ]
+
+
+def test_waves_of_the_lottery_catalog(stack_vars):
+    assert start_waves(stack_vars("lottery")["stack_services"]) == [["printer", "ticket"], ["lottery"]]
+
+
+# --------------------------------------------------------------------------
+# the shipped catalogs
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("inventory", ["prod", "lottery"])
+def test_shipped_catalog_is_valid(stack_vars, inventory):
+    stack = stack_vars(inventory)
+    validate_catalog(stack["stack_services"], stack["stack_routes"], stack["stack_env_invariants"])
+
+
+def test_sgivu_catalog_matches_the_guide(stack_vars):
+    services = validate_services(stack_vars("prod")["stack_services"])
+    ports = {name: s["port"] for name, s in services.items()}
+    assert ports == {
+        "sgivu-postgres": 5432,
+        "sgivu-redis": 6379,
+        "sgivu-mysql": 3306,
+        "sgivu-config": 8888,
+        "sgivu-discovery": 8761,
+        "sgivu-auth": 9000,
+        "sgivu-user": 8081,
+        "sgivu-client": 8082,
+        "sgivu-vehicle": 8083,
+        "sgivu-purchase-sale": 8084,
+        "sgivu-gateway": 8080,
+        "sgivu-ml": 8000,
+        "sgivu-zipkin": 9411,
+    }
+    assert sorted(n for n, s in services.items() if not s["enabled"]) == ["sgivu-mysql", "sgivu-zipkin"]
+    assert services["sgivu-ml"]["health"]["path"] == "/health"
+    assert all(s["image"].endswith("/" + n) for n, s in services.items())
+    assert all(s["tag"] == "1.0.0" for n, s in services.items() if s["kind"] == "service" and n != "sgivu-zipkin")
+
+
+def test_sgivu_catalog_publishes_only_what_nginx_routes_to(stack_vars):
+    stack = stack_vars("prod")
+    services = validate_services(stack["stack_services"])
+    public = sorted(n for n, s in services.items() if s["public"])
+    assert public == sorted({r["service"] for r in stack["stack_routes"]})
+    assert all(services[n]["kind"] == "service" for n in public)
+
+
+def test_sgivu_routes(stack_vars):
+    stack = stack_vars("prod")
+    routes = {r["path"]: r for r in enabled_routes(stack["stack_routes"], stack["stack_services"])}
+    assert routes["/oauth2/"]["service"] == "sgivu-auth"
+    assert routes["/oauth2/authorization/"]["service"] == "sgivu-gateway"
+    assert routes["/login/oauth2/code/"]["service"] == "sgivu-gateway"
+    assert routes["/eureka/"]["allow"] == ["127.0.0.1/32"]
+    assert routes["/v1/"]["allow"] == []
+    assert "/zipkin/" not in routes  # zipkin is disabled
+
+
+def test_sgivu_env_keys(stack_vars):
+    assert env_keys(stack_vars("prod")["stack_services"]) == [
+        "ISSUER_URL",
+        "JWT_KEYSTORE_PASSWORD",
+        "POSTGRES_PASSWORD",
+        "REDIS_PASSWORD",
+        "SERVICE_INTERNAL_SECRET_KEY",
+        "SGIVU_AUTH_URL",
+        "SGIVU_GATEWAY_SECRET",
+    ]
+
+
+def test_sgivu_internal_key_reaches_every_backend_service(stack_vars):
+    services = validate_services(stack_vars("prod")["stack_services"])
+    backends = [n for n, s in services.items() if s["kind"] == "service" and s["enabled"]]
+    lacking = [
+        n
+        for n in backends
+        if n not in ("sgivu-config", "sgivu-discovery") and "SERVICE_INTERNAL_SECRET_KEY" not in services[n]["env_keys"]
+    ]
+    assert lacking == []
+
+
+def test_lottery_catalog_has_no_secrets_and_one_route(stack_vars):
+    stack = stack_vars("lottery")
+    assert env_keys(stack["stack_services"]) == []
+    routes = enabled_routes(stack["stack_routes"], stack["stack_services"])
+    assert [(r["path"], r["service"]) for r in routes] == [("/bbb-lotto/", "lottery")]
+    assert validate_services(stack["stack_services"])["lottery"]["host_port"] == 8080
