@@ -1,0 +1,338 @@
+#!/usr/bin/env python3
+"""SGIVU stand-in service for the test bench.
+
+One image plays every SGIVU service (gateway, auth, config, ...) under its own
+name, port and health path. Configuration comes only from the environment:
+
+  STANDIN_SERVICE        service name reported in every response (default "standin")
+  STANDIN_PORT           TCP port to listen on (default 8080)
+  STANDIN_BIND           address to bind (default 0.0.0.0)
+  STANDIN_HEALTH_PATH    health endpoint (default /actuator/health)
+  STANDIN_VERSION        version string (baked into the image from the VERSION build arg)
+  STANDIN_REQUIRED_ENV   comma-separated env keys that must be set and non-empty;
+                         otherwise print their names (never values) and exit 2
+  STANDIN_STARTUP_DELAY  seconds to wait before listening (default 0)
+  STANDIN_HEALTHY        "true" (default) or false/0/no/off: health answers 503
+  STANDIN_DATABASE_URL   optional postgresql://user:pass@host:5432/db
+  STANDIN_REDIS_URL      optional redis://:pass@host:6379/0
+  STANDIN_DB_WAIT        seconds to keep retrying the first DB connection (default 60)
+
+A file named NEVER_HEALTHY next to this script (baked by the NEVER_HEALTHY=1
+build arg) makes the health endpoint answer 503 whatever the environment says.
+
+Only the Python standard library is needed unless a database or Redis URL is
+set (then psycopg2 / redis, imported lazily).
+"""
+
+import datetime
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+EXIT_MISSING_ENV = 2
+TABLE_DDL = (
+    "CREATE TABLE IF NOT EXISTS items ("
+    " id serial PRIMARY KEY,"
+    " body text,"
+    " created_at timestamptz DEFAULT now())"
+)
+# Arbitrary constant so concurrent replicas do not race on CREATE TABLE.
+DDL_LOCK_KEY = 74872201
+NEVER_HEALTHY_MARKER = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "NEVER_HEALTHY")
+FALSE_WORDS = {"false", "0", "no", "off", "n"}
+
+STOP = threading.Event()
+
+
+def log(msg, stream=None):
+    stream = stream or sys.stdout
+    ts = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    try:
+        stream.write("%s %s\n" % (ts, msg))
+        stream.flush()
+    except (ValueError, OSError):
+        pass
+
+
+class Config:
+    def __init__(self, env):
+        self.service = env.get("STANDIN_SERVICE") or "standin"
+        self.port = int(env.get("STANDIN_PORT") or 8080)
+        self.bind = env.get("STANDIN_BIND") or "0.0.0.0"
+        health = env.get("STANDIN_HEALTH_PATH") or "/actuator/health"
+        self.health_path = health if health.startswith("/") else "/" + health
+        self.version = env.get("STANDIN_VERSION") or "0.0.0-dev"
+        self.startup_delay = float(env.get("STANDIN_STARTUP_DELAY") or 0)
+        self.healthy = (env.get("STANDIN_HEALTHY") or "true").strip().lower() not in FALSE_WORDS
+        self.never_healthy = os.path.exists(NEVER_HEALTHY_MARKER)
+        self.database_url = env.get("STANDIN_DATABASE_URL") or None
+        self.redis_url = env.get("STANDIN_REDIS_URL") or None
+        self.db_wait = float(env.get("STANDIN_DB_WAIT") or 60)
+        self.hostname = socket.gethostname()
+
+
+def missing_required(env):
+    keys = [k.strip() for k in (env.get("STANDIN_REQUIRED_ENV") or "").split(",")]
+    return [k for k in keys if k and not (env.get(k) or "").strip()]
+
+
+class Backends:
+    """PostgreSQL and Redis access; a fresh DB connection per use keeps it simple
+    and survives database restarts."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self._redis = None
+        if cfg.database_url:
+            import psycopg2  # noqa: F401  (fail early if the package is absent)
+        if cfg.redis_url:
+            import redis
+            self._redis = redis.Redis.from_url(
+                cfg.redis_url, socket_timeout=2, socket_connect_timeout=2)
+
+    def db_connect(self):
+        import psycopg2
+        return psycopg2.connect(self.cfg.database_url, connect_timeout=3)
+
+    def wait_for_db(self):
+        """Retry until the database answers, then create the items table."""
+        deadline = time.monotonic() + self.cfg.db_wait
+        attempt = 0
+        while not STOP.is_set():
+            attempt += 1
+            try:
+                conn = self.db_connect()
+                try:
+                    with conn:
+                        with conn.cursor() as cur:
+                            cur.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK_KEY,))
+                            cur.execute(TABLE_DDL)
+                finally:
+                    conn.close()
+                log("%s: database ready (table items present) after %d attempt(s)"
+                    % (self.cfg.service, attempt))
+                return True
+            except Exception as exc:  # psycopg2.OperationalError and friends
+                if time.monotonic() >= deadline:
+                    log("%s: database not reachable after %.0f s: %s"
+                        % (self.cfg.service, self.cfg.db_wait, _one_line(exc)), sys.stderr)
+                    return False
+                log("%s: waiting for database (attempt %d): %s"
+                    % (self.cfg.service, attempt, _one_line(exc)))
+                STOP.wait(1)
+        return False
+
+    def check(self):
+        comps = {}
+        if self.cfg.database_url:
+            try:
+                conn = self.db_connect()
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute("SELECT 1")
+                        cur.fetchone()
+                finally:
+                    conn.close()
+                comps["db"] = "UP"
+            except Exception:
+                comps["db"] = "DOWN"
+        if self._redis is not None:
+            try:
+                comps["redis"] = "UP" if self._redis.ping() else "DOWN"
+            except Exception:
+                comps["redis"] = "DOWN"
+        return comps
+
+    def insert_item(self, body):
+        conn = self.db_connect()
+        try:
+            with conn:
+                with conn.cursor() as cur:
+                    cur.execute("INSERT INTO items (body) VALUES (%s) RETURNING id, created_at",
+                                (body,))
+                    row = cur.fetchone()
+        finally:
+            conn.close()
+        return {"id": row[0], "body": body, "created_at": row[1].isoformat()}
+
+    def list_items(self):
+        conn = self.db_connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT id, body, created_at FROM items ORDER BY id")
+                rows = cur.fetchall()
+        finally:
+            conn.close()
+        return [{"id": r[0], "body": r[1], "created_at": r[2].isoformat() if r[2] else None}
+                for r in rows]
+
+    def incr_session(self):
+        return int(self._redis.incr("sgivu:standin:%s:session" % self.cfg.service))
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split()) or exc.__class__.__name__
+
+
+def make_handler(cfg, backends):
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "sgivu-standin/" + cfg.version
+        sys_version = ""
+        protocol_version = "HTTP/1.0"
+        timeout = 30  # seconds of socket inactivity before a client is dropped
+
+        # --- helpers -------------------------------------------------------
+        def _send(self, code, payload, content_type="application/json"):
+            if isinstance(payload, (dict, list)):
+                data = (json.dumps(payload) + "\n").encode()
+            else:
+                data = str(payload).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("X-Standin-Service", cfg.service)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+
+        def _read_body(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length).decode("utf-8", "replace") if length > 0 else ""
+
+        def _echo(self):
+            self._send(200, {"service": cfg.service, "version": cfg.version,
+                             "path": self.path, "method": self.command,
+                             "hostname": cfg.hostname})
+
+        def log_message(self, fmt, *args):
+            log("%s %s %s" % (cfg.service, self.address_string(), fmt % args))
+
+        # --- routes --------------------------------------------------------
+        def _health(self):
+            comps = backends.check()
+            up = cfg.healthy and not cfg.never_healthy and all(v == "UP" for v in comps.values())
+            body = {"status": "UP" if up else "DOWN", "service": cfg.service,
+                    "version": cfg.version}
+            if comps:
+                body["components"] = comps
+            self._send(200 if up else 503, body)
+
+        def do_GET(self):
+            path = urlsplit(self.path).path
+            if path == cfg.health_path:
+                return self._health()
+            if path == "/version":
+                return self._send(200, cfg.version + "\n", "text/plain; charset=utf-8")
+            if path == "/actuator/env":
+                return self._send(200, {"activeProfiles": ["standin"], "propertySources": [],
+                                        "service": cfg.service})
+            if path == "/items":
+                if not cfg.database_url:
+                    return self._send(503, {"error": "no database configured"})
+                try:
+                    return self._send(200, backends.list_items())
+                except Exception as exc:
+                    return self._send(503, {"error": "database: " + _one_line(exc)})
+            if path == "/session":
+                if not cfg.redis_url:
+                    return self._send(503, {"error": "no redis configured"})
+                try:
+                    return self._send(200, {"service": cfg.service, "hostname": cfg.hostname,
+                                            "counter": backends.incr_session()})
+                except Exception as exc:
+                    return self._send(503, {"error": "redis: " + _one_line(exc)})
+            return self._echo()
+
+        do_HEAD = do_GET
+
+        def do_POST(self):
+            path = urlsplit(self.path).path
+            if path == "/items":
+                body = self._read_body()
+                if not cfg.database_url:
+                    return self._send(503, {"error": "no database configured"})
+                try:
+                    return self._send(201, backends.insert_item(body))
+                except Exception as exc:
+                    return self._send(503, {"error": "database: " + _one_line(exc)})
+            self._read_body()
+            return self._echo()
+
+        def do_PUT(self):
+            self._read_body()
+            return self._echo()
+
+        do_DELETE = do_PUT
+        do_PATCH = do_PUT
+
+    return Handler
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = False     # server_close() joins in-flight request threads
+    block_on_close = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+def main():
+    env = os.environ
+    missing = missing_required(env)
+    if missing:
+        sys.stderr.write("missing required environment: %s\n" % ", ".join(missing))
+        sys.stderr.flush()
+        return EXIT_MISSING_ENV
+
+    cfg = Config(env)
+    server_box = {}
+
+    def on_signal(signum, _frame):
+        if STOP.is_set():
+            return
+        STOP.set()
+        log("%s: received %s, shutting down" % (cfg.service, signal.Signals(signum).name))
+        srv = server_box.get("server")
+        if srv is not None:
+            # shutdown() blocks until serve_forever() returns: call it off the main thread.
+            threading.Thread(target=srv.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    log("%s %s starting (port %d, health %s, delay %.1fs%s)" % (
+        cfg.service, cfg.version, cfg.port, cfg.health_path, cfg.startup_delay,
+        ", never healthy" if cfg.never_healthy else ""))
+
+    backends = Backends(cfg)
+    if cfg.startup_delay > 0 and STOP.wait(cfg.startup_delay):
+        return 0
+    if cfg.database_url and not backends.wait_for_db():
+        return 0 if STOP.is_set() else 1
+    if STOP.is_set():
+        return 0
+
+    server = Server((cfg.bind, cfg.port), make_handler(cfg, backends))
+    server_box["server"] = server
+    log("%s %s listening on %s:%d" % (cfg.service, cfg.version, cfg.bind, cfg.port))
+    if STOP.is_set():  # signal arrived between bind and serve_forever
+        server.server_close()
+        return 0
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()  # stop accepting, join in-flight requests
+    log("%s: stopped" % cfg.service)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

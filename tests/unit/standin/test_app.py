@@ -1,0 +1,234 @@
+"""Unit tests for the bench stand-in service (tests/bench/images/standin/app.py).
+
+No Docker: app.py runs as a subprocess on a free loopback port.
+Run: python -m pytest tests/unit/standin
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+APP = Path(__file__).resolve().parents[2] / "bench" / "images" / "standin" / "app.py"
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def base_env(**extra):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("STANDIN_")}
+    env.update({"STANDIN_BIND": "127.0.0.1", "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+def get(port, path, timeout=5):
+    """Return (status, headers, body) without raising on 4xx/5xx."""
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path),
+                                    timeout=timeout) as resp:
+            return resp.status, resp.headers, resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc.read().decode()
+
+
+class Standin:
+    def __init__(self, app=APP, **env):
+        self.port = free_port()
+        env.setdefault("STANDIN_PORT", str(self.port))
+        self.proc = subprocess.Popen(
+            [sys.executable, str(app)], env=base_env(**env),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def wait_listening(self, timeout=10):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                out, err = self.proc.communicate()
+                raise AssertionError("exited %s early:\n%s\n%s" % (self.proc.returncode, out, err))
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("not listening after %ss" % timeout)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
+
+
+@pytest.fixture
+def standin():
+    started = []
+
+    def start(app=APP, wait=True, **env):
+        s = Standin(app=app, **env)
+        started.append(s)
+        if wait:
+            s.wait_listening()
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
+def test_refuses_to_start_naming_missing_keys_without_values(standin):
+    s = standin(wait=False,
+                STANDIN_SERVICE="sgivu-auth",
+                STANDIN_REQUIRED_ENV="ISSUER_URL, SERVICE_INTERNAL_SECRET_KEY,REDIS_PASSWORD,EMPTY_ONE",
+                SERVICE_INTERNAL_SECRET_KEY="super-secret-value-123",
+                EMPTY_ONE="")
+    out, err = s.proc.communicate(timeout=10)
+    assert s.proc.returncode == 2
+    assert "missing required environment: ISSUER_URL, REDIS_PASSWORD, EMPTY_ONE" in err
+    assert "SERVICE_INTERNAL_SECRET_KEY" not in err
+    assert "super-secret-value-123" not in out + err
+    # It never listened.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", s.port), timeout=0.5).close()
+
+
+def test_starts_when_required_keys_present(standin):
+    s = standin(STANDIN_REQUIRED_ENV="A_KEY,B_KEY", A_KEY="x", B_KEY="y")
+    status, _, _ = get(s.port, "/actuator/health")
+    assert status == 200
+
+
+def test_health_reports_service_and_version(standin):
+    s = standin(STANDIN_SERVICE="sgivu-ml", STANDIN_HEALTH_PATH="/health",
+                STANDIN_VERSION="1.2.3")
+    status, headers, body = get(s.port, "/health")
+    assert status == 200
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(body) == {"status": "UP", "service": "sgivu-ml", "version": "1.2.3"}
+    status, _, body = get(s.port, "/version")
+    assert (status, body.strip()) == (200, "1.2.3")
+
+
+def test_default_health_path_is_actuator_health(standin):
+    s = standin(STANDIN_SERVICE="sgivu-user", STANDIN_VERSION="2.0.0")
+    status, _, body = get(s.port, "/actuator/health")
+    assert status == 200 and json.loads(body)["version"] == "2.0.0"
+
+
+def test_unhealthy_by_environment_answers_503(standin):
+    s = standin(STANDIN_HEALTHY="false", STANDIN_VERSION="9.9.9")
+    status, _, body = get(s.port, "/actuator/health")
+    assert status == 503
+    assert json.loads(body)["status"] == "DOWN"
+    # Everything else still answers.
+    assert get(s.port, "/anything")[0] == 200
+
+
+def test_never_healthy_marker_overrides_environment(standin, tmp_path):
+    # The NEVER_HEALTHY=1 build arg bakes a marker file next to app.py.
+    app = tmp_path / "app.py"
+    shutil.copy(APP, app)
+    (tmp_path / "NEVER_HEALTHY").touch()
+    s = standin(app=app, STANDIN_HEALTHY="true", STANDIN_VERSION="6.6.6-bad")
+    status, _, body = get(s.port, "/actuator/health")
+    assert status == 503
+    assert json.loads(body) == {"status": "DOWN", "service": "standin", "version": "6.6.6-bad"}
+
+
+def test_unknown_path_echoes_service_and_path(standin):
+    s = standin(STANDIN_SERVICE="sgivu-gateway", STANDIN_VERSION="1.0.0")
+    status, _, body = get(s.port, "/v1/vehicles/42?x=1")
+    assert status == 200
+    data = json.loads(body)
+    assert data["service"] == "sgivu-gateway"
+    assert data["version"] == "1.0.0"
+    assert data["path"] == "/v1/vehicles/42?x=1"
+    assert data["hostname"] == socket.gethostname()
+    status, _, body = get(s.port, "/")
+    assert status == 200 and json.loads(body)["path"] == "/"
+
+
+def test_actuator_env_answers_harmlessly(standin):
+    s = standin(STANDIN_SERVICE="sgivu-auth", SECRET_THING="do-not-leak")
+    status, _, body = get(s.port, "/actuator/env")
+    assert status == 200
+    assert "do-not-leak" not in body
+
+
+def test_items_and_session_without_backends_are_503(standin):
+    s = standin()
+    assert get(s.port, "/items")[0] == 503
+    assert get(s.port, "/session")[0] == 503
+
+
+def test_logs_one_line_per_request(standin):
+    s = standin(STANDIN_SERVICE="sgivu-client")
+    for p in ("/a", "/b", "/c"):
+        get(s.port, p)
+    s.proc.send_signal(signal.SIGTERM)
+    out, _ = s.proc.communicate(timeout=10)
+    request_lines = [line for line in out.splitlines() if '"GET /' in line]
+    assert len(request_lines) == 3
+    assert all("sgivu-client" in line for line in request_lines)
+
+
+def test_startup_delay_postpones_listening(standin):
+    s = standin(wait=False, STANDIN_STARTUP_DELAY="1.5")
+    t0 = time.monotonic()
+    s.wait_listening()
+    assert time.monotonic() - t0 >= 1.2
+
+
+def test_sigterm_exits_zero(standin):
+    s = standin()
+    assert get(s.port, "/actuator/health")[0] == 200
+    t0 = time.monotonic()
+    s.proc.send_signal(signal.SIGTERM)
+    s.proc.communicate(timeout=10)
+    assert s.proc.returncode == 0
+    assert time.monotonic() - t0 < 5
+
+
+def test_sigterm_during_startup_delay_exits_zero(standin):
+    s = standin(wait=False, STANDIN_STARTUP_DELAY="30")
+    time.sleep(0.5)
+    s.proc.send_signal(signal.SIGTERM)
+    s.proc.communicate(timeout=10)
+    assert s.proc.returncode == 0
+
+
+def test_sigterm_finishes_in_flight_request(standin):
+    """A request already being served completes before the process exits."""
+    s = standin()
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    # Send a partial request: the server thread is now in flight.
+    sock.sendall(b"GET /in-flight HTTP/1.0\r\nHost: x\r\n")
+    time.sleep(0.3)
+    s.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert s.proc.poll() is None  # still finishing the request
+    sock.sendall(b"\r\n")
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            break
+        chunks.append(data)
+    sock.close()
+    response = b"".join(chunks).decode()
+    assert response.startswith("HTTP/1.0 200")
+    assert '"path": "/in-flight"' in response
+    s.proc.communicate(timeout=10)
+    assert s.proc.returncode == 0
