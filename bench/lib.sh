@@ -129,6 +129,12 @@ bench_images() {
     'chroot "$1" useradd --create-home --shell /bin/bash --groups sudo admin'
     'echo "admin ALL=(ALL) NOPASSWD:ALL" > "$1/etc/sudoers.d/90-cloud-init-users"; chmod 0440 "$1/etc/sudoers.d/90-cloud-init-users"'
   )
+  # Docker makes /proc/sys read-only in a container, and the hosts' own Docker (26 on Debian
+  # 13) writes per-interface sysctls for every container it starts; a real instance has it rw.
+  user_hooks+=(
+    'printf "[Unit]\nDescription=Bench: /proc/sys writable as on a VM\nDefaultDependencies=no\nBefore=sysinit.target\n[Service]\nType=oneshot\nExecStart=/bin/mount -o remount,rw /proc/sys\n[Install]\nWantedBy=sysinit.target\n" > "$1/etc/systemd/system/bench-proc-sys-rw.service"'
+    'mkdir -p "$1/etc/systemd/system/sysinit.target.wants" && ln -s ../bench-proc-sys-rw.service "$1/etc/systemd/system/sysinit.target.wants/bench-proc-sys-rw.service"'
+  )
   bench_rootfs_image sgivu-bench/debian:bookworm bookworm ca-certificates
   bench_rootfs_image sgivu-bench/ec2-debian12:bench bookworm "$ec2_packages" "${user_hooks[@]}"
   bench_rootfs_image sgivu-bench/ec2-debian13:bench trixie "$ec2_packages" "${user_hooks[@]}"
