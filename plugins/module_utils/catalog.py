@@ -15,8 +15,11 @@ Service entry (``stack_services[<name>]``, the name is the compose service name)
     port        int, required   container port (health path and Nginx upstream use it)
     enabled     bool  = true    disabled services stay in the catalog but are not deployed
     kind        str   = service database | service
-    public      bool  = false   published on 127.0.0.1:<host_port> for host Nginx
-    host_port   int   = port    public services only; null for everything else
+    public      bool  = false   reached by host Nginx (routes may target it)
+    publish     bool  = public  published on 127.0.0.1:<host_port>; a public service with
+                                publish: false is reached at a fixed address on the stack
+                                network instead, so nothing listens on the host for it
+    host_port   int   = port    published services only; null for everything else
     replicas    int   = 1       see "Replicas" below
     depends_on  list  = []      names of other services
     health      dict, required  exactly one of path (str, starts with /) or command
@@ -101,6 +104,7 @@ SERVICE_KEYS = frozenset(
         "kind",
         "public",
         "host_port",
+        "publish",
         "replicas",
         "depends_on",
         "health",
@@ -296,8 +300,21 @@ def _normalize_service(name: Any, raw: Any, problems: List[str]) -> Optional[Dic
         problems.append("service {0!r}: kind must be one of {1}, got {2!r}".format(name, " | ".join(KINDS), kind))
     svc["kind"] = kind
 
+    publish = raw.get("publish", svc["public"] is True)
+    if not isinstance(publish, bool):
+        problems.append("service {0!r}: publish must be true or false, got {1!r}".format(name, publish))
+        publish = svc["public"] is True
+    if publish and svc["public"] is False:
+        problems.append("service {0!r}: publish is true but the service is not public".format(name))
+    svc["publish"] = publish is True and svc["public"] is True
+
     host_port = raw.get("host_port")
-    if host_port is not None:
+    if host_port is not None and not svc["publish"] and svc["public"] is True:
+        problems.append(
+            "service {0!r}: host_port is set but publish is false "
+            "(Nginx reaches it at its address on the stack network)".format(name)
+        )
+    elif host_port is not None:
         if svc["public"] is not True:
             problems.append(
                 "service {0!r}: host_port is set but the service is not public "
@@ -305,9 +322,9 @@ def _normalize_service(name: Any, raw: Any, problems: List[str]) -> Optional[Dic
             )
         elif not (_is_int(host_port) and 1 <= host_port <= 65535):
             problems.append("service {0!r}: host_port must be an integer 1-65535, got {1!r}".format(name, host_port))
-    elif svc["public"] is True:
+    elif svc["publish"]:
         host_port = port
-    svc["host_port"] = host_port if svc["public"] is True else None
+    svc["host_port"] = host_port if svc["publish"] else None
 
     replicas = raw.get("replicas", 1)
     if replicas is None:

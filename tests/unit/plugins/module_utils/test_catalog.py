@@ -59,6 +59,7 @@ def test_minimal_service_gets_every_default():
             "enabled": True,
             "kind": "service",
             "public": False,
+            "publish": False,
             "host_port": None,
             "replicas": 1,
             "depends_on": [],
@@ -592,3 +593,19 @@ def test_lottery_catalog_has_no_secrets_and_one_route(stack_vars):
     routes = enabled_routes(stack["stack_routes"], stack["stack_services"])
     assert [(r["path"], r["service"]) for r in routes] == [("/bbb-lotto/", "lottery")]
     assert validate_services(stack["stack_services"])["lottery"]["host_port"] == 8080
+
+
+def test_public_service_that_does_not_publish_has_no_host_port():
+    web = validate_services({"web": svc(public=True, publish=False)})["web"]
+    assert web["publish"] is False
+    assert web["host_port"] is None
+
+
+def test_publish_without_public_is_refused_naming_the_service():
+    with pytest.raises(CatalogError, match="service 'web': publish is true but the service is not public"):
+        validate_services({"web": svc(publish=True)})
+
+
+def test_host_port_on_an_unpublished_service_is_refused_naming_the_service():
+    with pytest.raises(CatalogError, match="service 'web': host_port is set but publish is false"):
+        validate_services({"web": svc(public=True, publish=False, host_port=18080)})
