@@ -1,0 +1,55 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, SGIVU platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Filters that turn Parameter Store parameters into the stack's env file.
+
+Thin entry file: the logic lives in ``plugins/module_utils/ssm_env.py``. Each
+filter is documented in its sidecar file beside this one (``ssm_env.yml`` and
+``env_file_content.yml``). Error messages name keys, never values.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Dict
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sgivu.deploy.plugins.module_utils.ssm_env import (
+    SsmEnvError,
+    build_env,
+    render_env_file,
+)
+
+
+def ssm_env(
+    parameters: Any,
+    path: Any,
+    required_keys: Any = None,
+    equal_keys: Any = None,
+    key_map: Any = None,
+    plain: Any = None,
+) -> Dict[str, str]:
+    """Return the checked env (KEY -> value) built from the parameters under ``path``."""
+    try:
+        return build_env(parameters, path, required_keys, equal_keys, key_map, plain)
+    except SsmEnvError as exc:
+        # `from None`: the chained traceback would carry the filter's arguments.
+        raise AnsibleFilterError(str(exc)) from None
+
+
+def env_file_content(env: Any) -> str:
+    """Return the text of a compose env file holding ``env``."""
+    try:
+        return render_env_file(env)
+    except SsmEnvError as exc:
+        raise AnsibleFilterError(str(exc)) from None
+
+
+class FilterModule:
+    """Env file filters of sgivu.deploy."""
+
+    def filters(self) -> Dict[str, Callable[..., Any]]:
+        return {
+            "ssm_env": ssm_env,
+            "env_file_content": env_file_content,
+        }

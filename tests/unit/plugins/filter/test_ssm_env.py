@@ -1,0 +1,163 @@
+"""Unit tests of the env file filters (plugins/filter/ssm_env.py) and their docs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sgivu.deploy.plugins.filter.ssm_env import FilterModule
+
+FILTERS = FilterModule().filters()
+NAMES = ("ssm_env", "env_file_content")
+
+PATH = "/sgivu/prod"
+PARAMETERS = {
+    PATH + "/ISSUER_URL": "https://sgivu.example.com",
+    PATH + "/sgivu-gateway/SGIVU_AUTH_URL": "https://sgivu.example.com",
+    PATH + "/SERVICE_INTERNAL_SECRET_KEY": "Filter-Secret-1",
+    PATH + "/sgivu-user/SERVICE_INTERNAL_SECRET_KEY": "Filter-Secret-1",
+}
+
+
+def _bin(name: str) -> str:
+    found = Path(sys.executable).parent / name
+    return str(found) if found.exists() else (shutil.which(name) or pytest.skip(name + " is not installed"))
+
+
+def _env(tmp_path: Path, collections_root: Path) -> dict:
+    """Environment for an Ansible CLI run that sees only this working copy as sgivu.deploy."""
+    config = tmp_path / "ansible.cfg"
+    config.write_text("[defaults]\n", encoding="utf-8")
+    return dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(config),
+        ANSIBLE_COLLECTIONS_PATH=str(collections_root),
+        ANSIBLE_LOCALHOST_WARNING="false",
+        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
+    )
+
+
+def test_filter_module_exposes_the_env_filters():
+    assert sorted(FILTERS) == sorted(NAMES)
+
+
+def test_ssm_env_returns_the_checked_env():
+    env = FILTERS["ssm_env"](PARAMETERS, PATH, ["ISSUER_URL"], [["ISSUER_URL", "SGIVU_AUTH_URL"]], {}, {"MODE": "x"})
+    assert env == {
+        "ISSUER_URL": "https://sgivu.example.com",
+        "MODE": "x",
+        "SERVICE_INTERNAL_SECRET_KEY": "Filter-Secret-1",
+        "SGIVU_AUTH_URL": "https://sgivu.example.com",
+    }
+
+
+def test_ssm_env_defaults_check_nothing_but_the_parameters():
+    assert FILTERS["ssm_env"]({PATH + "/A": "1"}, PATH) == {"A": "1"}
+
+
+def test_ssm_env_raises_filter_error_naming_the_key_only():
+    broken = dict(PARAMETERS, **{PATH + "/sgivu-user/SERVICE_INTERNAL_SECRET_KEY": "Filter-Secret-2"})
+    with pytest.raises(AnsibleFilterError) as info:
+        FILTERS["ssm_env"](broken, PATH, ["ISSUER_URL", "MISSING_KEY"])
+    message = str(info.value)
+    assert "SERVICE_INTERNAL_SECRET_KEY must hold one value" in message
+    assert "required keys missing under /sgivu/prod: MISSING_KEY" in message
+    assert "Filter-Secret" not in message
+
+
+def test_ssm_env_error_does_not_chain_the_original_exception():
+    # A chained exception's traceback would carry the filter's arguments (the values).
+    with pytest.raises(AnsibleFilterError) as info:
+        FILTERS["ssm_env"]({}, PATH)
+    assert info.value.__cause__ is None and info.value.__suppress_context__
+
+
+def test_env_file_content_renders_the_file():
+    text = FILTERS["env_file_content"]({"B": "b$x", "A": "a"})
+    assert text == "# Managed by Ansible (sgivu.deploy.ssm_secrets); do not edit.\nA='a'\nB='b$x'\n"
+
+
+def test_env_file_content_raises_filter_error_naming_the_key_only():
+    with pytest.raises(AnsibleFilterError, match=r"REDIS_PASSWORD: the value holds a single quote") as info:
+        FILTERS["env_file_content"]({"REDIS_PASSWORD": "it's-Filter-Secret"})
+    assert "Filter-Secret" not in str(info.value)
+
+
+def test_env_file_content_reads_back_literally_through_docker_compose(tmp_path):
+    """Compose itself reads every value exactly as it was: no interpolation, no unescaping."""
+    compose = _bin("docker-compose")
+    env = {
+        "DOLLAR": "p$ss ${HOME} $$ $",
+        "HASH": "a #b",
+        "SPACES": "  padded  ",
+        "QUOTES": 'say "hi"',
+        "BACKSLASH": "c:\\dir\\n",
+        "EQUALS": "k=v",
+    }
+    (tmp_path / ".env").write_text(FILTERS["env_file_content"](env), encoding="utf-8")
+    (tmp_path / "compose.yml").write_text(
+        "services:\n  app:\n    image: scratch\n    env_file: [.env]\n", encoding="utf-8"
+    )
+    result = subprocess.run(
+        [compose, "--project-directory", str(tmp_path), "-f", str(tmp_path / "compose.yml"), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        env=dict(os.environ, DOCKER_CONFIG=str(tmp_path / "docker-config")),
+    )
+    assert result.returncode == 0, result.stderr
+    environment = json.loads(result.stdout)["services"]["app"]["environment"]
+    # `config` re-escapes `$` as `$$` in its output; undo that to get the value a container sees.
+    assert {k: v.replace("$$", "$") for k, v in environment.items()} == env
+
+
+# --------------------------------------------------------------------------
+# documentation sidecars
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("name", NAMES)
+def test_every_filter_has_a_sidecar_doc(repo_root, name):
+    doc = yaml.safe_load((repo_root / "plugins" / "filter" / (name + ".yml")).read_text(encoding="utf-8"))
+    assert sorted(doc) == ["DOCUMENTATION", "EXAMPLES", "RETURN"]
+    assert doc["DOCUMENTATION"]["name"] == name
+    assert "_input" in doc["DOCUMENTATION"]["options"]
+    assert "sgivu.deploy." + name in doc["EXAMPLES"]
+    assert "_value" in doc["RETURN"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_ansible_doc_finds_the_filter(tmp_path, collections_root, name):
+    result = subprocess.run(
+        [_bin("ansible-doc"), "-t", "filter", "--json", "sgivu.deploy." + name],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path, collections_root),
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)["sgivu.deploy." + name]["doc"]
+    assert doc["name"] == name and doc["collection"] == "sgivu.deploy"
+
+
+def test_ansible_doc_reads_the_role_argument_spec(tmp_path, collections_root):
+    result = subprocess.run(
+        [_bin("ansible-doc"), "-t", "role", "--json", "sgivu.deploy.ssm_secrets"],
+        capture_output=True,
+        text=True,
+        env=_env(tmp_path, collections_root),
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    options = json.loads(result.stdout)["sgivu.deploy.ssm_secrets"]["entry_points"]["main"]["options"]
+    assert options["ssm_secrets_path"]["required"] is True
+    assert all(options[k]["no_log"] for k in ("ssm_secrets_access_key", "ssm_secrets_secret_key", "ssm_secrets_session_token"))
