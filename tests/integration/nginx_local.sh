@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# The nginx role against a real systemd host container: routing by path, allowlists,
+# actuator closed except health, no version in Server, gzip, SPA fallback, TLS, a refused
+# configuration that never goes live, idempotence and check mode. One line per check.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+host="h-nginx-$RANDOM$RANDOM"
+work=$(mktemp -d)
+image=${NGINX_TEST_IMAGE:-sgivu-bench/ec2-debian12:bench}
+cleanup() {  # NGINX_TEST_KEEP=1 leaves the host running for a look inside
+  if [ "${NGINX_TEST_KEEP:-0}" = 1 ]; then echo "host kept: $host"; else docker rm -f "$host" >/dev/null 2>&1 || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+failures=0
+pass() { printf 'ok    %s\n' "$1"; }
+fail() { printf 'FAIL  %s\n' "$1"; [ $# -lt 2 ] || printf '      %s\n' "$2"; failures=$((failures + 1)); }
+check() {  # check <description> <command...>: pass when the command succeeds
+  local what=$1; shift
+  if out=$("$@" 2>&1); then pass "$what"; else fail "$what" "$out"; fi
+}
+on_host() { docker exec "$host" "$@"; }
+# status <path> [curl options...]: HTTP status of a request to the site from inside the host
+status() { local p=$1; shift; on_host curl -s -o /dev/null -w '%{http_code}' "$@" "http://127.0.0.1$p"; }
+expect_status() {  # expect_status <code> <path> [curl options...]
+  local code=$1 p=$2; shift 2
+  local got; got=$(status "$p" "$@")
+  if [ "$got" = "$code" ]; then pass "$p answers $code"; else fail "$p answers $code" "got $got"; fi
+}
+expect_backend() {  # expect_backend <backend> <path>: the request reached that backend, path intact
+  local want=$1 p=$2 body
+  body=$(on_host curl -s "http://127.0.0.1$p" | head -n 1)
+  if [ "$body" = "backend=$want path=$p" ]; then pass "$p reaches $want"; else fail "$p reaches $want" "got: $body"; fi
+}
+changed_count() { sed -n 's/.*changed=\([0-9]*\).*/\1/p' <<<"$1" | head -n 1; }
+
+# --- the host -------------------------------------------------------------------------------
+docker run -d --name "$host" --cap-add SYS_ADMIN --cap-add NET_ADMIN \
+  --security-opt seccomp=unconfined --security-opt apparmor=unconfined --cgroupns host \
+  -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /run/lock --tmpfs /tmp "$image" >/dev/null
+for _ in $(seq 1 30); do
+  state=$(on_host systemctl is-system-running 2>/dev/null || true)
+  case $state in running|degraded) break ;; esac
+  sleep 1
+done
+
+# Two echo backends on loopback (bench setup, not under test): each answers with its name
+# and the path it received, padded so that gzip has something to compress.
+docker exec -i "$host" sh -c 'cat > /usr/local/bin/echo-backend' <<'PY'
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+NAME, PORT = sys.argv[1], int(sys.argv[2])
+
+
+class Echo(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        # /nope/... plays a missing S3 key; the rest answer 200.
+        code = 404 if self.path.startswith("/nope/") else 200
+        body = "backend={0} path={1}\n{2}\n".format(NAME, self.path, "x" * 2048).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+ThreadingHTTPServer(("127.0.0.1", PORT), Echo).serve_forever()
+PY
+on_host systemd-run --quiet --unit echo-gateway python3 /usr/local/bin/echo-backend gateway 18080
+on_host systemd-run --quiet --unit echo-auth python3 /usr/local/bin/echo-backend auth 19000
+on_host sh -c 'command -v curl >/dev/null || { apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y curl >/dev/null; }'
+
+# --- the playbook and its inputs ---------------------------------------------------------------
+cat > "$work/hosts.yml" <<EOF
+all:
+  hosts:
+    $host:
+      ansible_connection: community.docker.docker
+      ansible_python_interpreter: /usr/bin/python3
+EOF
+cat > "$work/play.yml" <<'EOF'
+---
+- name: Put Nginx in front of the stack
+  hosts: all
+  gather_facts: true
+  roles:
+    - role: sgivu.deploy.nginx
+EOF
+# The routes come from a catalog through the role's default (sgivu.deploy.catalog_routes).
+cat > "$work/good.yml" <<'EOF'
+---
+stack_name: bench
+stack_services:
+  gateway: {image: bench/gateway, tag: "1", port: 18080, public: true, health: {path: /actuator/health}}
+  auth: {image: bench/auth, tag: "1", port: 19000, public: true, health: {path: /actuator/health}}
+  discovery: {image: bench/discovery, tag: "1", port: 8761, public: true, health: {path: /actuator/health}}
+  zipkin: {image: bench/zipkin, tag: "1", port: 9411, public: true, enabled: false, health: {path: /health}}
+stack_routes:
+  - {path: /v1/, service: gateway, timeout: 30}
+  - {path: /auth/session, match: exact, service: gateway}
+  - {path: /login, service: auth}
+  - {path: '^/\.well-known/[a-z-]+$', match: regex, service: auth}
+  - {path: /eureka/, service: discovery, allow: [10.255.255.1/32]}
+  - {path: /zipkin/, service: zipkin, allow: [10.255.255.1/32]}
+nginx_upstreams:
+  gateway: ["127.0.0.1:18080"]
+  auth: ["127.0.0.1:19000"]
+  discovery: ["127.0.0.1:19000"]
+nginx_spa_mode: local
+EOF
+sed 's/"127.0.0.1:19000"]$/"bad address"]/' "$work/good.yml" > "$work/bad.yml"
+grep -q 'bad address' "$work/bad.yml"
+printf '%s\n' 'nginx_upstreams: {gateway: ["127.0.0.1:18080"]}' > "$work/missing.yml"
+
+play() {  # play <vars file> [ansible-playbook options...]
+  local vars=$1; shift
+  (cd "$root" && ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 \
+    ansible-playbook -i "$work/hosts.yml" -e "@$work/$vars" "$@" "$work/play.yml" 2>&1)
+}
+
+# --- check mode on a fresh host, then the first run ----------------------------------------------
+if out=$(play good.yml --check); then pass "check mode on a fresh host passes"; else
+  fail "check mode on a fresh host passes" "$(tail -n 15 <<<"$out")"; fi
+if out=$(play good.yml); then pass "first run applies the role"; else
+  fail "first run applies the role" "$out"; echo "$failures check(s) failed"; exit 1; fi
+on_host sh -c 'echo "<html>spa</html>" > /var/www/spa/index.html'
+
+expect_backend gateway /v1/users/42
+expect_backend gateway /auth/session
+expect_backend auth /login
+expect_backend auth /.well-known/openid-configuration
+expect_status 403 /eureka/apps
+check "/zipkin/ (route to a disabled service) is left out: the SPA answers" \
+  sh -c "docker exec $host curl -s http://127.0.0.1/zipkin/ | grep -q '<html>spa</html>'"
+check "/anything/deep serves the SPA's index.html" \
+  sh -c "docker exec $host curl -s http://127.0.0.1/anything/deep | grep -q '<html>spa</html>'"
+
+# --- actuator -------------------------------------------------------------------------------------
+expect_status 403 /actuator/env
+expect_status 403 /v1/actuator/env
+expect_status 403 /v1/actuator
+expect_status 403 /v1/actuator/
+expect_status 403 /V1/ACTUATOR/ENV
+expect_status 403 '/v1/actuator/health/..;/env'
+expect_status 403 '/v1/actuator;x=y/env'
+expect_status 403 /v1/actuator/healthdump
+expect_status 403 /v1/%61ctuator/env
+expect_backend gateway /v1/actuator/health
+expect_backend gateway /v1/actuator/health/liveness
+
+# --- headers ------------------------------------------------------------------------------------
+server=$(on_host curl -s -o /dev/null -D - http://127.0.0.1/v1/x | tr -d '\r' | sed -n 's/^[Ss]erver: //p')
+if [ "$server" = "nginx" ]; then pass "Server header carries no version ($server)"; else
+  fail "Server header carries no version" "got: $server"; fi
+enc=$(on_host curl -s -o /dev/null -D - -H 'Accept-Encoding: gzip' http://127.0.0.1/v1/x | tr -d '\r' \
+  | sed -n 's/^[Cc]ontent-[Ee]ncoding: //p')
+if [ "$enc" = "gzip" ]; then pass "responses are gzipped when the client asks"; else
+  fail "responses are gzipped when the client asks" "Content-Encoding: $enc"; fi
+enc=$(on_host curl -s -o /dev/null -D - http://127.0.0.1/v1/x | tr -d '\r' | sed -n 's/^[Cc]ontent-[Ee]ncoding: //p')
+if [ -z "$enc" ]; then pass "responses are plain when the client does not ask"; else
+  fail "responses are plain when the client does not ask" "Content-Encoding: $enc"; fi
+
+# --- idempotence and check mode ---------------------------------------------------------------------
+out=$(play good.yml) || true
+n=$(changed_count "$out")
+if [ "$n" = "0" ]; then pass "second run changes nothing"; else fail "second run changes nothing" "changed=$n"; fi
+out=$(play good.yml --check --diff) || true
+n=$(changed_count "$out")
+if [ "$n" = "0" ]; then pass "check mode on a converged host reports nothing"; else
+  fail "check mode on a converged host reports nothing" "changed=$n"; fi
+
+# --- a missing upstream is refused before anything is written ------------------------------------------
+if out=$(play good.yml -e "@$work/missing.yml"); then fail "a route without an upstream fails the play" "the play passed"
+elif grep -q 'nginx_upstreams has no servers for auth, discovery' <<<"$out"; then
+  pass "a route without an upstream fails the play, naming the services"
+else fail "a route without an upstream fails the play, naming the services" "$(tail -n 15 <<<"$out")"; fi
+
+# --- a configuration nginx -t refuses never goes live ----------------------------------------------------
+before=$(on_host md5sum /etc/nginx/conf.d/bench.conf)
+if out=$(play bad.yml); then fail "an invalid upstream fails the play" "the play passed"
+elif grep -q 'invalid parameter "address"' <<<"$out"; then pass "an invalid upstream fails the play with nginx -t's message"
+else fail "an invalid upstream fails the play with nginx -t's message" "$(tail -n 15 <<<"$out")"; fi
+after=$(on_host md5sum /etc/nginx/conf.d/bench.conf)
+if [ "$before" = "$after" ]; then pass "the refused site file was put back"; else fail "the refused site file was put back"; fi
+check "no backup file is left in conf.d" sh -c "! docker exec $host sh -c 'ls /etc/nginx/conf.d' | grep -q '~'"
+check "the configuration on disk still passes nginx -t" docker exec "$host" nginx -t -q
+expect_backend gateway /v1/still-serving
+expect_backend auth /login
+out=$(play good.yml) || true
+n=$(changed_count "$out")
+if [ "$n" = "0" ]; then pass "a run after the refusal changes nothing"; else
+  fail "a run after the refusal changes nothing" "changed=$n"; fi
+
+# --- SPA from an S3 website endpoint (played by the auth echo backend) ----------------------------------
+printf '%s\n' 'nginx_spa_mode: s3' 'nginx_spa_s3_website_endpoint: "http://127.0.0.1:19000/"' \
+  'nginx_resolvers: ["127.0.0.53"]' > "$work/s3.yml"
+if out=$(play good.yml -e "@$work/s3.yml"); then pass "a run with the SPA on S3 applies"; else
+  fail "a run with the SPA on S3 applies" "$(tail -n 15 <<<"$out")"; fi
+expect_backend auth /app/orders/7
+body=$(on_host curl -s http://127.0.0.1/nope/deep-link | head -n 1)
+if [ "$body" = "backend=auth path=/index.html" ] && [ "$(status /nope/deep-link)" = 200 ]; then
+  pass "a path S3 does not hold falls back to /index.html with 200"
+else fail "a path S3 does not hold falls back to /index.html with 200" "got: $body"; fi
+expect_backend gateway /v1/with-s3
+
+# --- TLS --------------------------------------------------------------------------------------------------
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=bench.local \
+  -keyout "$work/tls.key" -out "$work/tls.crt" >/dev/null 2>&1
+cat > "$work/tls.yml" <<EOF
+---
+nginx_tls_enabled: true
+nginx_tls_certificate: $work/tls.crt
+nginx_tls_certificate_key: $work/tls.key
+EOF
+if out=$(play good.yml -e "@$work/tls.yml" --diff); then pass "a run with TLS applies"; else fail "a run with TLS applies" "$(tail -n 15 <<<"$out")"; fi
+if grep -q 'BEGIN PRIVATE KEY' <<<"$out"; then fail "the private key stays out of the output"; else
+  pass "the private key stays out of the output"; fi
+check "the private key is root:root 0600" \
+  sh -c "[ \"\$(docker exec $host stat -c '%U:%G %a' /etc/nginx/tls/bench.key)\" = 'root:root 600' ]"
+expect_status 301 /v1/x
+body=$(on_host curl -sk https://127.0.0.1/v1/tls | head -n 1)
+if [ "$body" = "backend=gateway path=/v1/tls" ]; then pass "HTTPS routes /v1/tls to gateway"; else
+  fail "HTTPS routes /v1/tls to gateway" "got: $body"; fi
+# SECLEVEL=0 lets the client offer TLS 1.1, which Debian's nginx.conf still enables; only
+# ssl_protocols makes the server answer with a protocol-version alert (else: internal error).
+check "TLS 1.1 is refused for its version" sh -c "docker exec $host openssl s_client -connect 127.0.0.1:443 \
+  -tls1_1 -cipher DEFAULT@SECLEVEL=0 </dev/null 2>&1 | grep -q 'alert protocol version'"
+check "TLS 1.2 is accepted" sh -c "docker exec $host openssl s_client -connect 127.0.0.1:443 -tls1_2 \
+  </dev/null >/dev/null 2>&1"
+out=$(play good.yml -e "@$work/tls.yml") || true
+n=$(changed_count "$out")
+if [ "$n" = "0" ]; then pass "second run with TLS changes nothing"; else fail "second run with TLS changes nothing" "changed=$n"; fi
+
+if [ "$failures" -gt 0 ]; then echo "$failures check(s) failed"; exit 1; fi
+echo "nginx role: all checks passed"
