@@ -1,0 +1,187 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, SGIVU platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Render the stack's Docker Compose project from the normalised catalog.
+
+Pure Python, no Ansible imports. What the rendered project promises, whatever the catalog:
+
+* secrets never appear in it: a service's ``env_keys`` become ``KEY: ${KEY:?...}``
+  interpolations that compose resolves from the stack's env file at run time;
+* only published services (``publish: true``) publish ports, and only on 127.0.0.1;
+  databases and everything else publish nothing;
+* a public service that does not publish gets a fixed address on the stack network,
+  which is what host Nginx proxies to (see :func:`upstreams`);
+* no ``container_name`` anywhere, so every service can scale;
+* a restart policy, a healthcheck and ``depends_on: condition: service_healthy`` on
+  every dependency; named volumes; the public host name mapped to ``host-gateway``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Dict, List, Mapping, Optional
+
+__all__ = ["render_project", "static_addresses", "upstreams", "image_refs", "release_services"]
+
+# Addresses below this offset in the stack subnet are left to Docker (gateway, dynamic).
+_STATIC_OFFSET = 200
+
+
+def _enabled(services: Mapping[str, Mapping[str, Any]]) -> Dict[str, Mapping[str, Any]]:
+    return {name: svc for name, svc in services.items() if svc.get("enabled", True)}
+
+
+def static_addresses(services: Mapping[str, Mapping[str, Any]], subnet: str) -> Dict[str, str]:
+    """Fixed stack-network addresses of the public services that publish no port.
+
+    Assigned from the top of the subnet by sorted name, so the same catalog always gets
+    the same addresses and adding a service never moves another one.
+    """
+    network = ipaddress.ip_network(subnet)
+    unpublished = sorted(n for n, s in _enabled(services).items() if s.get("public") and not s.get("publish"))
+    hosts = list(network.hosts())
+    if len(hosts) < _STATIC_OFFSET + len(unpublished) + 1:
+        raise ValueError(f"stack subnet {subnet} is too small for {len(unpublished)} fixed addresses")
+    return {name: str(hosts[_STATIC_OFFSET + index]) for index, name in enumerate(unpublished)}
+
+
+def upstreams(services: Mapping[str, Mapping[str, Any]], subnet: str) -> Dict[str, List[str]]:
+    """Where host Nginx reaches each public service: loopback ports or a fixed address."""
+    fixed = static_addresses(services, subnet)
+    result: Dict[str, List[str]] = {}
+    for name, svc in sorted(_enabled(services).items()):
+        if not svc.get("public"):
+            continue
+        if svc.get("publish"):
+            result[name] = [f"127.0.0.1:{svc['host_port'] + i}" for i in range(svc.get("replicas", 1))]
+        else:
+            result[name] = [f"{fixed[name]}:{svc['port']}"]
+    return result
+
+
+def image_refs(services: Mapping[str, Mapping[str, Any]]) -> Dict[str, str]:
+    """``repository:tag`` of every enabled service."""
+    return {name: f"{svc['image']}:{svc['tag']}" for name, svc in sorted(_enabled(services).items())}
+
+
+def _healthcheck(svc: Mapping[str, Any]) -> Dict[str, Any]:
+    health = svc["health"]
+    if health.get("path"):
+        test: List[str] = ["CMD", "curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{svc['port']}{health['path']}"]
+    else:
+        test = ["CMD", *health["command"]]
+    interval = int(health.get("interval", 5))
+    timeout = int(health.get("timeout", 120))
+    return {
+        "test": test,
+        "interval": f"{interval}s",
+        "timeout": f"{max(interval, 3)}s",
+        "retries": 3,
+        # Failures while a JVM boots do not count against it, up to its own deadline.
+        "start_period": f"{timeout}s",
+    }
+
+
+def _environment(svc: Mapping[str, Any]) -> Dict[str, str]:
+    env: Dict[str, str] = {key: str(value).replace("$", "$$") for key, value in sorted(svc.get("env", {}).items())}
+    for key in svc.get("env_keys", []):
+        env[key] = "${%s:?%s is missing from the stack env file}" % (key, key)
+    return env
+
+
+def render_project(
+    services: Mapping[str, Mapping[str, Any]],
+    name: str,
+    subnet: str,
+    public_hostname: Optional[str] = None,
+    restart: str = "unless-stopped",
+    log_options: Optional[Mapping[str, Any]] = None,
+    images: Optional[Mapping[str, str]] = None,
+) -> Dict[str, Any]:
+    """The compose project as a dict, ready for ``to_nice_yaml``.
+
+    ``images`` overrides the ``repository:tag`` of some services (a rollback pins a
+    digest, an update a new tag) without touching the catalog.
+    """
+    enabled = _enabled(services)
+    fixed = static_addresses(services, subnet)
+    network = f"{name}-network"
+    project: Dict[str, Any] = {"name": name, "services": {}, "networks": {}, "volumes": {}}
+    refs = image_refs(services)
+    refs.update(images or {})
+
+    for svc_name, svc in sorted(enabled.items()):
+        entry: Dict[str, Any] = {
+            "image": refs[svc_name],
+            "restart": restart,
+            "environment": _environment(svc),
+            "healthcheck": _healthcheck(svc),
+            "networks": {network: ({"ipv4_address": fixed[svc_name]} if svc_name in fixed else None)},
+            "labels": {"sgivu.deploy.stack": name, "sgivu.deploy.service": svc_name},
+            # A stop gives the app time to finish in-flight requests.
+            "stop_grace_period": "30s",
+        }
+        if not entry["environment"]:
+            del entry["environment"]
+        if svc.get("depends_on"):
+            entry["depends_on"] = {
+                dep: {"condition": "service_healthy"} for dep in sorted(svc["depends_on"])
+            }
+        if svc.get("publish"):
+            host_port = svc["host_port"]
+            replicas = svc.get("replicas", 1)
+            published = str(host_port) if replicas == 1 else f"{host_port}-{host_port + replicas - 1}"
+            entry["ports"] = [f"127.0.0.1:{published}:{svc['port']}"]
+        if svc.get("replicas", 1) > 1:
+            entry["deploy"] = {"replicas": svc["replicas"]}
+        if svc.get("volumes"):
+            entry["volumes"] = [f"{vol}:{mount}" for vol, mount in sorted(svc["volumes"].items())]
+            for vol in svc["volumes"]:
+                project["volumes"][vol] = {"name": f"{name}_{vol}"}
+        if public_hostname and svc.get("kind", "service") != "database":
+            entry["extra_hosts"] = [f"{public_hostname}:host-gateway"]
+        if log_options:
+            entry["logging"] = {
+                "driver": log_options["driver"],
+                "options": {k: str(v).replace("{service}", svc_name) for k, v in log_options.get("options", {}).items()},
+            }
+        project["services"][svc_name] = entry
+
+    project["networks"][network] = {
+        "name": network,
+        "driver": "bridge",
+        "ipam": {"config": [{"subnet": subnet}]},
+    }
+    if not project["volumes"]:
+        del project["volumes"]
+    return project
+
+
+def _repository(ref: str) -> str:
+    """``registry/repo`` of ``registry/repo:tag`` or ``registry/repo@sha256:...``."""
+    if "@" in ref:
+        return ref.split("@", 1)[0]
+    head, _, last = ref.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+
+
+def release_services(project: Mapping[str, Any], image_infos: List[Mapping[str, Any]]) -> Dict[str, Dict[str, Any]]:
+    """Per service: the image reference it runs and the registry digest of that image.
+
+    ``image_infos`` are ``docker image inspect`` results. The digest is the one whose
+    repository matches the reference, so a rollback can pin exactly what ran.
+    """
+    by_ref: Dict[str, Mapping[str, Any]] = {}
+    for info in image_infos:
+        for tag in info.get("RepoTags") or []:
+            by_ref[tag] = info
+        for digest in info.get("RepoDigests") or []:
+            by_ref[digest] = info
+    result: Dict[str, Dict[str, Any]] = {}
+    for name, svc in sorted(project.get("services", {}).items()):
+        ref = svc["image"]
+        info = by_ref.get(ref, {})
+        repo = _repository(ref)
+        digest = next((d for d in info.get("RepoDigests") or [] if _repository(d) == repo), None)
+        result[name] = {"image": ref, "digest": digest, "id": info.get("Id")}
+    return result

@@ -1,0 +1,122 @@
+"""The compose project rendered from the catalog keeps its promises, whatever the catalog."""
+from __future__ import annotations
+
+import pytest
+
+from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import validate_services
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose import (
+    release_services,
+    render_project,
+    static_addresses,
+    upstreams,
+)
+
+SUBNET = "172.30.0.0/24"
+
+
+@pytest.fixture
+def sgivu(stack_vars):
+    return validate_services(stack_vars("prod")["stack_services"])
+
+
+@pytest.fixture
+def project(sgivu):
+    return render_project(sgivu, "sgivu", SUBNET, public_hostname="sgivu.example.com")
+
+
+def test_only_published_services_publish_ports_and_only_on_loopback(project, sgivu):
+    published = {name for name, svc in project["services"].items() if "ports" in svc}
+    assert published == {n for n, s in sgivu.items() if s["enabled"] and s["publish"]}
+    for svc in project["services"].values():
+        for port in svc.get("ports", []):
+            assert port.startswith("127.0.0.1:")
+
+
+def test_databases_publish_nothing(project, sgivu):
+    for name, svc in sgivu.items():
+        if svc["enabled"] and svc["kind"] == "database":
+            assert "ports" not in project["services"][name]
+
+
+def test_secrets_are_interpolations_never_values(project, sgivu):
+    for name, svc in sgivu.items():
+        if not svc["enabled"]:
+            continue
+        env = project["services"][name].get("environment", {})
+        for key in svc["env_keys"]:
+            assert env[key].startswith("${%s:?" % key)
+
+
+def test_no_service_has_a_container_name(project):
+    assert all("container_name" not in svc for svc in project["services"].values())
+
+
+def test_disabled_services_are_left_out(project, sgivu):
+    disabled = {n for n, s in sgivu.items() if not s["enabled"]}
+    assert disabled and not disabled & set(project["services"])
+
+
+def test_dependencies_wait_for_health(project):
+    gateway = project["services"]["sgivu-gateway"]
+    assert gateway["depends_on"]["sgivu-redis"] == {"condition": "service_healthy"}
+
+
+def test_public_hostname_maps_to_host_gateway_in_application_services(project):
+    assert project["services"]["sgivu-auth"]["extra_hosts"] == ["sgivu.example.com:host-gateway"]
+    assert "extra_hosts" not in project["services"]["sgivu-postgres"]
+
+
+def test_named_volumes_are_declared_with_stable_names(project):
+    assert project["volumes"]["postgres-data"] == {"name": "sgivu_postgres-data"}
+    assert "postgres-data:/var/lib/postgresql/data" in project["services"]["sgivu-postgres"]["volumes"]
+
+
+def test_plain_env_dollars_are_escaped_for_compose():
+    services = validate_services({
+        "app": {"image": "r/app", "tag": "1", "port": 80, "health": {"path": "/h"}, "env": {"GREETING": "cost $5"}},
+    })
+    project = render_project(services, "s", SUBNET)
+    assert project["services"]["app"]["environment"]["GREETING"] == "cost $$5"
+
+
+def test_unpublished_public_service_gets_a_fixed_address_nginx_uses(project, sgivu):
+    fixed = static_addresses(sgivu, SUBNET)
+    assert set(fixed) == {"sgivu-discovery"}
+    networks = project["services"]["sgivu-discovery"]["networks"]
+    assert networks["sgivu-network"] == {"ipv4_address": fixed["sgivu-discovery"]}
+    assert upstreams(sgivu, SUBNET)["sgivu-discovery"] == [f"{fixed['sgivu-discovery']}:8761"]
+
+
+def test_published_upstreams_are_loopback_ports_one_per_replica():
+    services = validate_services({
+        "web": {"image": "r/web", "tag": "1", "port": 8080, "public": True, "replicas": 2, "health": {"path": "/h"}},
+    })
+    assert upstreams(services, SUBNET) == {"web": ["127.0.0.1:8080", "127.0.0.1:8081"]}
+    assert render_project(services, "s", SUBNET)["services"]["web"]["ports"] == ["127.0.0.1:8080-8081:8080"]
+
+
+def test_image_overrides_replace_the_catalog_tag(sgivu):
+    project = render_project(sgivu, "sgivu", SUBNET, images={"sgivu-gateway": "r/sgivu-gateway@sha256:abc"})
+    assert project["services"]["sgivu-gateway"]["image"] == "r/sgivu-gateway@sha256:abc"
+
+
+def test_too_small_subnet_is_refused(sgivu):
+    with pytest.raises(ValueError, match="too small"):
+        static_addresses(sgivu, "172.30.0.0/29")
+
+
+def test_release_services_pick_the_digest_of_the_same_repository():
+    project = {"services": {"api": {"image": "reg:5000/s/api:1.0.0"}, "db": {"image": "reg:5000/s/db:15"}}}
+    infos = [
+        {"Id": "sha256:1", "RepoTags": ["reg:5000/s/api:1.0.0"],
+         "RepoDigests": ["other/api@sha256:zzz", "reg:5000/s/api@sha256:aaa"]},
+        {"Id": "sha256:2", "RepoTags": ["reg:5000/s/db:15"], "RepoDigests": ["reg:5000/s/db@sha256:bbb"]},
+    ]
+    result = release_services(project, infos)
+    assert result["api"] == {"image": "reg:5000/s/api:1.0.0", "digest": "reg:5000/s/api@sha256:aaa", "id": "sha256:1"}
+    assert result["db"]["digest"] == "reg:5000/s/db@sha256:bbb"
+
+
+def test_release_services_without_an_inspected_image_has_no_digest():
+    result = release_services({"services": {"api": {"image": "r/api:1"}}}, [])
+    assert result["api"]["digest"] is None
