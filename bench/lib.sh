@@ -139,6 +139,8 @@ bench_images() {
   bench_rootfs_image sgivu-bench/ec2-debian12:bench bookworm "$ec2_packages" "${user_hooks[@]}"
   bench_rootfs_image sgivu-bench/ec2-debian13:bench trixie "$ec2_packages" "${user_hooks[@]}"
   bench_build_image sgivu-bench/registry:bench "$SGIVU_ROOT/tests/bench/images/registry"
+  bench_build_image sgivu-bench/postgres:15 "$SGIVU_ROOT/tests/bench/images/postgres"
+  bench_build_image sgivu-bench/redis:7 "$SGIVU_ROOT/tests/bench/images/redis"
   local version
   for version in 1.0 1.1; do
     bench_build_image "sgivu-bench/hello:$version" "$SGIVU_ROOT/tests/bench/images/hello" --build-arg "VERSION=$version"
@@ -201,6 +203,15 @@ bench_push_images() {
   log "Pushing the test images to the bench registry"
   bench_push sgivu-bench/hello:1.0 bench/hello 1.0
   bench_push sgivu-bench/hello:1.1 bench/hello 1.1
+  # Every service of each stack's catalog, as the bench's stand-in images (see the script).
+  export DOCKER_CONFIG="$SGIVU_BENCH_DIR/docker"
+  python "$SGIVU_ROOT/bench/stack_images.py" "$SGIVU_ROOT/inventories/prod/group_vars/all/stack.yml" \
+    "$SGIVU_BENCH_REGISTRY_LOCAL/sgivu" >"$SGIVU_BENCH_DIR/logs/stack-images.log" 2>&1 \
+    || { tail -20 "$SGIVU_BENCH_DIR/logs/stack-images.log" >&2; die "building the stack images failed"; }
+  python "$SGIVU_ROOT/bench/stack_images.py" "$SGIVU_ROOT/inventories/lottery/group_vars/all/stack.yml" \
+    "$SGIVU_BENCH_REGISTRY_LOCAL/lottery" >>"$SGIVU_BENCH_DIR/logs/stack-images.log" 2>&1 \
+    || { tail -20 "$SGIVU_BENCH_DIR/logs/stack-images.log" >&2; die "building the lottery images failed"; }
+  unset DOCKER_CONFIG
 }
 
 # --- AWS stand-in ---------------------------------------------------------------------------

@@ -65,3 +65,55 @@ def registry_login(host, registry, run_as):
         return run_as(user, command)
 
     return _login
+
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+@pytest.fixture(scope="session")
+def run_playbook():
+    """Run one of the collection's playbooks against the scenario's hosts, as an operator would.
+
+    Returns the completed process (stdout and stderr together in ``stdout``).
+    """
+    import subprocess
+
+    inventory = os.environ.get("MOLECULE_INVENTORY_FILE")
+    if not inventory:
+        pytest.fail("MOLECULE_INVENTORY_FILE is not set: run the verifiers through molecule")
+
+    def _run(playbook: str, *args: str, background: bool = False):
+        command = ["ansible-playbook", "-i", inventory, os.path.join(REPO_ROOT, playbook), *args]
+        env = dict(
+            os.environ,
+            ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "ansible.cfg"),
+            ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO_ROOT, "collections"),
+            ANSIBLE_FORCE_COLOR="0",
+            ANSIBLE_NOCOLOR="1",
+        )
+        if background:
+            return subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+        return subprocess.run(command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=1200, check=False)
+
+    return _run
+
+
+@pytest.fixture(scope="session")
+def ssm_parameters():
+    """Every parameter under a path in Parameter Store (moto on the bench), decrypted."""
+    import boto3
+
+    client = boto3.client("ssm", endpoint_url=os.environ["SGIVU_BENCH_MOTO_URL"], region_name="us-east-1")
+
+    def _read(path: str) -> dict:
+        values = {}
+        for page in client.get_paginator("get_parameters_by_path").paginate(
+            Path=path, Recursive=True, WithDecryption=True
+        ):
+            for parameter in page["Parameters"]:
+                values[parameter["Name"]] = parameter["Value"]
+        return values
+
+    return _read

@@ -1,18 +1,325 @@
-"""After deploy.yml on the bench: what an operator checks on every stack host."""
+"""After deploy.yml on fresh bench hosts: the stack as an operator and an attacker see it.
+
+Everything is checked from outside: requests through Nginx, sockets on the host, rows in
+the database, the env file's mode, and the output of real ansible-playbook runs.
+"""
 from __future__ import annotations
 
+import json
+import os
+import re
+import time
+import urllib.error
+import urllib.request
 
-def test_stack_host_has_a_running_docker_engine(host):
-    assert host.service("docker").is_running
+import pytest
+import testinfra
+from testinfra.utils.ansible_runner import AnsibleRunner
+
+PUBLIC_PORTS = {80}
 
 
-def test_stack_host_runs_compose_v2(host):
-    result = host.run("docker compose version --short")
-    assert result.rc == 0, result.stderr
-    assert result.stdout.strip().lstrip("v").startswith("2.")
+# --- helpers ---------------------------------------------------------------------------------
+def curl(host, path: str, method: str = "GET", data: str | None = None):
+    """A request through the host's Nginx, from the host itself: (status, body)."""
+    body = f"--data {data!r}" if data is not None else ""
+    result = host.run(f"curl -s -o /tmp/.body -w '%{{http_code}}' -X {method} {body} 'http://127.0.0.1{path}'")
+    return int(result.stdout or 0), host.file("/tmp/.body").content_string
 
 
-def test_deploy_user_can_use_docker(ansible_vars, run_as):
-    for user in ansible_vars["docker_host_users"]:
-        result = run_as(user, "docker info --format '{{.ServerVersion}}'")
-        assert result.rc == 0, f"{user}: {result.stderr}"
+def stack_containers(host, stack: str) -> list[dict]:
+    ids = host.check_output(f"docker ps -aq --filter label=com.docker.compose.project={stack}").split()
+    return json.loads(host.check_output(f"docker inspect {' '.join(ids)}")) if ids else []
+
+
+def container_ids(host, stack: str) -> dict[str, str]:
+    return {c["Name"]: c["Id"] for c in stack_containers(host, stack)}
+
+
+def service_exec(host, stack: str, service: str, command: str):
+    ids = host.check_output(
+        f"docker ps -q --filter label=com.docker.compose.project={stack} "
+        f"--filter label=com.docker.compose.service={service}"
+    ).split()
+    assert ids, f"no running container for {service}"
+    return host.run(f"docker exec {ids[0]} {command}")
+
+
+def sha256(host, path: str) -> str:
+    return host.check_output(f"sha256sum {path}").split()[0]
+
+
+@pytest.fixture(scope="module")
+def stack(ansible_vars) -> str:
+    return ansible_vars["stack_name"]
+
+
+@pytest.fixture(scope="module")
+def env_file(ansible_vars) -> str:
+    return f"/opt/{ansible_vars['stack_name']}/.env"
+
+
+@pytest.fixture(scope="module")
+def first_host(ansible_vars):
+    return ansible_vars["groups"]["stack_hosts"][0]
+
+
+# --- the stack runs ----------------------------------------------------------------------------
+def test_every_enabled_service_has_a_healthy_container(host, stack, ansible_vars):
+    enabled = {n for n, s in ansible_vars["stack_services"].items() if s.get("enabled", True)}
+    healthy = {
+        c["Config"]["Labels"]["com.docker.compose.service"]
+        for c in stack_containers(host, stack)
+        if c["State"].get("Health", {}).get("Status") == "healthy"
+    }
+    assert enabled == healthy
+
+
+def test_nginx_routes_api_paths_to_the_gateway(host):
+    status, body = curl(host, "/v1/vehicles")
+    assert status == 200
+    assert json.loads(body)["service"] == "sgivu-gateway"
+
+
+def test_nginx_routes_login_to_auth(host):
+    status, body = curl(host, "/login")
+    assert status == 200
+    assert json.loads(body)["service"] == "sgivu-auth"
+
+
+def test_nginx_routes_oidc_discovery_to_auth(host):
+    status, body = curl(host, "/.well-known/openid-configuration")
+    assert status == 200
+    assert json.loads(body)["service"] == "sgivu-auth"
+
+
+def test_oauth2_authorization_goes_to_the_gateway_not_auth(host):
+    status, body = curl(host, "/oauth2/authorization/sgivu")
+    assert status == 200
+    assert json.loads(body)["service"] == "sgivu-gateway"
+
+
+def test_gateway_sessions_live_in_redis(host):
+    first = json.loads(curl(host, "/v1/session")[1])["counter"]
+    second = json.loads(curl(host, "/v1/session")[1])["counter"]
+    assert second == first + 1
+
+
+def test_actuator_env_is_refused_through_nginx(host):
+    assert curl(host, "/v1/actuator/env")[0] == 403
+    assert curl(host, "/actuator/env")[0] == 403
+
+
+def test_actuator_health_stays_open_through_nginx(host):
+    assert curl(host, "/v1/actuator/health")[0] == 200
+
+
+def test_eureka_answers_the_allowlisted_address(host):
+    status, body = curl(host, "/eureka/apps")
+    assert status == 200
+    assert json.loads(body)["service"] == "sgivu-discovery"
+
+
+def test_eureka_is_refused_from_a_non_allowlisted_address(host):
+    address = host.interface("eth0").addresses[0]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://{address}/eureka/apps", timeout=10)
+    assert refused.value.code == 403
+
+
+def test_actuator_env_is_refused_from_a_non_allowlisted_address(host):
+    address = host.interface("eth0").addresses[0]
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"http://{address}/v1/actuator/env", timeout=10)
+    assert refused.value.code == 403
+
+
+def test_nginx_does_not_say_its_version(host):
+    headers = host.check_output("curl -sI http://127.0.0.1/v1/x")
+    server = next(line for line in headers.splitlines() if line.lower().startswith("server:"))
+    assert not re.search(r"\d", server)
+
+
+# --- what listens on the host ------------------------------------------------------------------
+def test_only_nginx_listens_on_non_loopback_addresses(host):
+    public = set()
+    for socket in host.socket.get_listening_sockets():
+        proto, rest = socket.split("://")
+        address, _, port = rest.rpartition(":")
+        if proto == "tcp" and address not in ("127.0.0.1", "::1") and not address.startswith("127."):
+            public.add(int(port))
+    assert public == PUBLIC_PORTS
+
+
+@pytest.mark.parametrize("port", [5432, 6379, 8761, 8888, 8081, 8082, 8083, 8084, 8000])
+def test_internal_service_does_not_listen_on_the_host(host, port):
+    assert not host.socket(f"tcp://0.0.0.0:{port}").is_listening
+    assert not host.socket(f"tcp://127.0.0.1:{port}").is_listening
+
+
+@pytest.mark.parametrize("port", [8080, 9000])
+def test_public_service_listens_on_loopback_only(host, port):
+    assert host.socket(f"tcp://127.0.0.1:{port}").is_listening
+    assert not host.socket(f"tcp://0.0.0.0:{port}").is_listening
+
+
+# --- secrets -------------------------------------------------------------------------------------
+def test_env_file_is_root_only(host, env_file):
+    env = host.file(env_file)
+    assert (env.user, env.group, env.mode) == ("root", "root", 0o600)
+
+
+def test_env_file_holds_the_values_from_parameter_store(host, env_file, ansible_vars, ssm_parameters):
+    expected = {name.rsplit("/", 1)[1]: value for name, value in ssm_parameters(ansible_vars["ssm_secrets_path"]).items()}
+    written = {}
+    for line in host.file(env_file).content_string.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            written[key] = value.strip("'")
+    for key, value in expected.items():
+        assert written.get(key) == value, f"{key} differs from Parameter Store"
+
+
+# --- a second deploy ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def second_deploy(run_playbook):
+    """Write a row through a service on every host, then run deploy.yml once more with -v."""
+    inventory = os.environ["MOLECULE_INVENTORY_FILE"]
+    hosts = {
+        name: testinfra.get_host(f"ansible://{name}?ansible_inventory={inventory}")
+        for name in AnsibleRunner(inventory).get_hosts("stack_hosts")
+    }
+    marker = f"row-{int(time.time())}"
+    before = {}
+    for name, each in hosts.items():
+        stack = each.ansible.get_variables()["stack_name"]
+        written = service_exec(each, stack, "sgivu-user", f"curl -fsS -X POST --data {marker} http://127.0.0.1:8081/items")
+        assert written.rc == 0, written.stderr
+        before[name] = container_ids(each, stack)
+    run = run_playbook("deploy.yml", "-v")
+    return {"marker": marker, "before": before, "run": run}
+
+
+def test_second_deploy_succeeds(second_deploy):
+    assert second_deploy["run"].returncode == 0, second_deploy["run"].stdout[-3000:]
+
+
+def test_second_deploy_changes_nothing(second_deploy):
+    recap = re.findall(r"changed=(\d+)", second_deploy["run"].stdout.split("PLAY RECAP")[-1])
+    assert recap and all(int(n) == 0 for n in recap), second_deploy["run"].stdout[-3000:]
+
+
+def test_second_deploy_keeps_every_container(host, stack, second_deploy):
+    assert container_ids(host, stack) == second_deploy["before"][host.backend.get_hostname()]
+
+
+def test_row_written_before_survives_the_second_deploy(host, stack, second_deploy):
+    rows = service_exec(host, stack, "sgivu-user", "curl -fsS http://127.0.0.1:8081/items").stdout
+    assert second_deploy["marker"] in rows
+
+
+def test_no_secret_value_appears_in_the_playbook_output(second_deploy, ansible_vars, ssm_parameters):
+    output = second_deploy["run"].stdout
+    # URLs are configuration, not secrets; name what leaked, never print the value.
+    leaked = [
+        name for name, value in ssm_parameters(ansible_vars["ssm_secrets_path"]).items()
+        if not name.endswith("_URL") and value in output
+    ]
+    assert leaked == []
+
+
+def test_release_history_records_every_service_by_digest(host, stack, ansible_vars):
+    history = json.loads(host.file(f"/opt/{stack}/releases.json").content_string)
+    latest = history["releases"][-1]
+    enabled = {n for n, s in ansible_vars["stack_services"].items() if s.get("enabled", True)}
+    assert set(latest["services"]) == enabled
+    for service in latest["services"].values():
+        assert re.match(r"^.+@sha256:[0-9a-f]{64}$", service["digest"] or "")
+
+
+# --- bad input: a clear error, nothing changed ---------------------------------------------------
+@pytest.fixture()
+def unchanged(host, stack, env_file):
+    """Fingerprint of the running stack and env file, to compare after a failed run."""
+    return lambda: (sha256(host, env_file), container_ids(host, stack), sha256(host, f"/opt/{stack}/compose.yml"))
+
+
+def failing_run(run_playbook, first_host, *extra):
+    run = run_playbook("deploy.yml", "--limit", first_host, *extra)
+    assert run.returncode != 0, "the deploy should have failed"
+    return run.stdout
+
+
+def test_a_missing_parameter_fails_naming_it_and_changes_nothing(host, run_playbook, first_host, unchanged):
+    if host.backend.get_hostname() != first_host:
+        pytest.skip("bad-input runs use the first host")
+    before = unchanged()
+    output = failing_run(run_playbook, first_host, "-e", "ssm_secrets_path=/sgivu/bench-missing")
+    assert "JWT_KEYSTORE_PASSWORD" in output
+    assert unchanged() == before
+
+
+def test_a_mismatched_issuer_fails_naming_both_keys_and_changes_nothing(host, run_playbook, first_host, unchanged):
+    if host.backend.get_hostname() != first_host:
+        pytest.skip("bad-input runs use the first host")
+    before = unchanged()
+    output = failing_run(run_playbook, first_host, "-e", "ssm_secrets_path=/sgivu/bench-mismatch")
+    assert "ISSUER_URL" in output and "SGIVU_AUTH_URL" in output
+    assert unchanged() == before
+
+
+def test_two_internal_keys_fail_naming_the_key_and_change_nothing(host, run_playbook, first_host, unchanged):
+    if host.backend.get_hostname() != first_host:
+        pytest.skip("bad-input runs use the first host")
+    before = unchanged()
+    output = failing_run(run_playbook, first_host, "-e", "ssm_secrets_path=/sgivu/bench-split")
+    assert "SERVICE_INTERNAL_SECRET_KEY" in output
+    assert unchanged() == before
+
+
+def test_a_tag_that_does_not_exist_fails_naming_the_image_and_changes_nothing(
+    host, run_playbook, first_host, unchanged, ansible_vars
+):
+    if host.backend.get_hostname() != first_host:
+        pytest.skip("bad-input runs use the first host")
+    before = unchanged()
+    image = f"{ansible_vars['stack_registry']}/sgivu-gateway:9.9.9-does-not-exist"
+    output = failing_run(
+        run_playbook, first_host, "-e", json.dumps({"compose_stack_images": {"sgivu-gateway": image}})
+    )
+    assert image in output
+    assert unchanged() == before
+
+
+def test_a_concurrent_deploy_fails_fast_and_changes_nothing(host, run_playbook, first_host, unchanged, stack):
+    if host.backend.get_hostname() != first_host:
+        pytest.skip("bad-input runs use the first host")
+    before = unchanged()
+    first = run_playbook("deploy.yml", "--limit", first_host, background=True)
+    try:
+        deadline = time.time() + 300
+        while not host.file(f"/opt/{stack}/.deploy.lock").exists:
+            assert first.poll() is None, "the first deploy ended before it took the lock"
+            assert time.time() < deadline, "the first deploy never took the lock"
+            time.sleep(0.5)
+        second = run_playbook("deploy.yml", "--limit", first_host)
+    finally:
+        first_output, _ = first.communicate(timeout=1200)
+    assert second.returncode != 0
+    assert "another deploy holds the lock" in second.stdout
+    assert first.returncode == 0, first_output[-3000:]
+    assert unchanged() == before
+
+
+# --- a deploy that changes the running stack dumps the databases first ---------------------------
+def test_a_changing_deploy_dumps_the_databases_first(host, run_playbook, first_host, second_deploy, stack, ansible_vars):
+    if host.backend.get_hostname() != first_host:
+        pytest.skip("the changing deploy runs on the first host")
+    image = f"{ansible_vars['stack_registry']}/sgivu-ml:1.1.0"
+    run = run_playbook("deploy.yml", "--limit", first_host, "-e", json.dumps({"compose_stack_images": {"sgivu-ml": image}}))
+    assert run.returncode == 0, run.stdout[-3000:]
+    latest = json.loads(host.file(f"/opt/{stack}/releases.json").content_string)["releases"][-1]
+    assert latest["services"]["sgivu-ml"]["image"] == image
+    dump = host.file(latest["backup"])
+    assert (dump.user, dump.mode) == ("root", 0o600)
+    assert second_deploy["marker"] in host.check_output(f"zcat {latest['backup']}")

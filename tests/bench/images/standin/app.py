@@ -27,6 +27,7 @@ set (then psycopg2 / redis, imported lazily).
 import datetime
 import json
 import os
+import re
 import signal
 import socket
 import sys
@@ -72,8 +73,10 @@ class Config:
         self.startup_delay = float(env.get("STANDIN_STARTUP_DELAY") or 0)
         self.healthy = (env.get("STANDIN_HEALTHY") or "true").strip().lower() not in FALSE_WORDS
         self.never_healthy = os.path.exists(NEVER_HEALTHY_MARKER)
-        self.database_url = env.get("STANDIN_DATABASE_URL") or None
-        self.redis_url = env.get("STANDIN_REDIS_URL") or None
+        # The URLs may name secrets as $KEY (baked into a service's image, like a
+        # Spring datasource URL): they are expanded from the environment at start.
+        self.database_url = _expand(env.get("STANDIN_DATABASE_URL"), env)
+        self.redis_url = _expand(env.get("STANDIN_REDIS_URL"), env)
         self.db_wait = float(env.get("STANDIN_DB_WAIT") or 60)
         self.hostname = socket.gethostname()
 
@@ -242,7 +245,8 @@ def make_handler(cfg, backends):
                     return self._send(200, backends.list_items())
                 except Exception as exc:
                     return self._send(503, {"error": "database: " + _one_line(exc)})
-            if path == "/session":
+            # Behind a proxy prefix too (/v1/session, /auth/session): the BFF's session endpoint.
+            if path == "/session" or path.endswith("/session"):
                 if not cfg.redis_url:
                     return self._send(503, {"error": "no redis configured"})
                 try:
@@ -275,6 +279,13 @@ def make_handler(cfg, backends):
         do_PATCH = do_PUT
 
     return Handler
+
+
+def _expand(value, env):
+    """Replace $KEY / ${KEY} in value with env[KEY]; None for an empty value."""
+    if not value:
+        return None
+    return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: env.get(m.group(1), ""), value)
 
 
 class Server(ThreadingHTTPServer):

@@ -1,0 +1,50 @@
+"""The second stack, from its own inventory with the same roles, seen from outside."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+
+def get(host, path: str) -> tuple[int, str]:
+    result = host.run(f"curl -s -o /tmp/.body -w '%{{http_code}}' 'http://127.0.0.1{path}'")
+    return int(result.stdout or 0), host.file("/tmp/.body").content_string
+
+
+def test_every_lottery_service_is_healthy(host, ansible_vars):
+    stack = ansible_vars["stack_name"]
+    states = host.check_output(
+        f"docker ps --filter label=com.docker.compose.project={stack} --format '{{{{.Label \"com.docker.compose.service\"}}}} {{{{.Status}}}}'"
+    ).splitlines()
+    healthy = {line.split()[0] for line in states if "(healthy)" in line}
+    assert healthy == set(ansible_vars["stack_services"])
+
+
+def test_bbb_lotto_is_routed_to_the_lottery_service(host):
+    status, body = get(host, "/bbb-lotto/lottery")
+    assert status == 200
+    assert json.loads(body)["service"] == "lottery"
+    assert json.loads(body)["path"] == "/bbb-lotto/lottery"
+
+
+def test_other_paths_are_not_routed_to_the_app(host):
+    assert get(host, "/v1/anything")[0] == 404
+
+
+@pytest.mark.parametrize("service", ["ticket", "printer"])
+def test_internal_services_publish_nothing(host, ansible_vars, service):
+    ports = host.check_output(
+        f"docker ps --filter label=com.docker.compose.service={service} --format '{{{{.Ports}}}}'"
+    )
+    assert "->" not in ports
+
+
+def test_lottery_publishes_on_loopback_only(host):
+    assert host.socket("tcp://127.0.0.1:8080").is_listening
+    assert not host.socket("tcp://0.0.0.0:8080").is_listening
+
+
+def test_the_settings_from_parameter_store_reach_the_env_file(host, ansible_vars):
+    env = host.file(f"/opt/{ansible_vars['stack_name']}/.env")
+    assert env.mode == 0o600
+    assert "LOTTERY_TABLE='lottery-tickets'" in env.content_string
