@@ -164,10 +164,13 @@ bench_network() {
 
 bench_registry() {
   bench_registry_credentials
-  if [ "$(docker inspect -f '{{.State.Running}}' sgivu-bench-registry 2>/dev/null)" != true ]; then
+  # A registry left by another checkout knows other credentials: replace it.
+  local creds
+  creds=$(printf '%s' "$SGIVU_BENCH_REGISTRY_PASSWORD" | sha256sum | cut -c1-16)
+  if [ "$(docker inspect -f '{{.State.Running}} {{ index .Config.Labels "sgivu.bench.credentials" }}' sgivu-bench-registry 2>/dev/null)" != "true $creds" ]; then
     docker rm -f sgivu-bench-registry >/dev/null 2>&1 || true
     log "Starting the bench registry ($SGIVU_BENCH_REGISTRY on the bench network, $SGIVU_BENCH_REGISTRY_LOCAL here)"
-    docker run -d --name sgivu-bench-registry --label "$BENCH_LABEL" \
+    docker run -d --name sgivu-bench-registry --label "$BENCH_LABEL" --label "sgivu.bench.credentials=$creds" \
       --network "$SGIVU_BENCH_NETWORK" --network-alias "${SGIVU_BENCH_REGISTRY%:*}" \
       -p "$SGIVU_BENCH_REGISTRY_LOCAL:5000" \
       -e REGISTRY_USER="$SGIVU_BENCH_REGISTRY_USER" -e REGISTRY_PASSWORD="$SGIVU_BENCH_REGISTRY_PASSWORD" \
