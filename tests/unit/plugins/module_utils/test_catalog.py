@@ -587,9 +587,9 @@ def test_sgivu_internal_key_reaches_every_backend_service(stack_vars):
     assert lacking == []
 
 
-def test_lottery_catalog_has_no_secrets_and_one_route(stack_vars):
+def test_lottery_catalog_takes_only_its_settings_from_the_env_file_and_has_one_route(stack_vars):
     stack = stack_vars("lottery")
-    assert env_keys(stack["stack_services"]) == []
+    assert env_keys(stack["stack_services"]) == ["LOTTERY_BUCKET", "LOTTERY_TABLE"]
     routes = enabled_routes(stack["stack_routes"], stack["stack_services"])
     assert [(r["path"], r["service"]) for r in routes] == [("/bbb-lotto/", "lottery")]
     assert validate_services(stack["stack_services"])["lottery"]["host_port"] == 8080
