@@ -14,7 +14,16 @@ from typing import Any, Dict, List, Optional
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import CatalogError, validate_services
-from ansible_collections.sgivu.deploy.plugins.module_utils.compose import release_services, render_project, upstreams
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose import (
+    effective_images,
+    live_upstreams,
+    pins_for,
+    release_services,
+    render_project,
+    update_targets,
+    upstreams,
+    with_images,
+)
 
 
 def compose_project(
@@ -46,6 +55,47 @@ def compose_release_services(project: Dict[str, Any], image_infos: List[Dict[str
     return release_services(project, image_infos)
 
 
+def compose_images(services: Any, pins: Optional[Dict[str, Any]] = None, overrides: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """Return the image each enabled service should run: catalog, host pins, overrides."""
+    try:
+        return effective_images(validate_services(services), pins, overrides)
+    except CatalogError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def compose_live_upstreams(
+    services: Any, containers: List[Dict[str, Any]], subnet: str, exclude: Optional[List[str]] = None
+) -> Dict[str, List[str]]:
+    """Return where Nginx should send each public service's traffic, from the running containers."""
+    try:
+        return live_upstreams(validate_services(services), containers, subnet, exclude)
+    except (CatalogError, ValueError) as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def compose_update_targets(
+    services: Any, names: List[str], version: str, current: Dict[str, str], explicit: Optional[Dict[str, str]] = None
+) -> Dict[str, str]:
+    """Return the image each named service moves to in an update."""
+    try:
+        return update_targets(validate_services(services), names, version, current, explicit)
+    except CatalogError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def compose_pins(services: Any, targets: Dict[str, str]) -> Dict[str, Dict[str, str]]:
+    """Return host pins for updated services (image and the catalog tag it overrides)."""
+    try:
+        return pins_for(validate_services(services), targets)
+    except CatalogError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def compose_with_images(project: Dict[str, Any], images: Dict[str, str]) -> Dict[str, Any]:
+    """Return the compose project with its services running the given images."""
+    return with_images(project, images)
+
+
 class FilterModule:
     """Compose filters of sgivu.deploy."""
 
@@ -54,4 +104,9 @@ class FilterModule:
             "compose_project": compose_project,
             "compose_upstreams": compose_upstreams,
             "compose_release_services": compose_release_services,
+            "compose_images": compose_images,
+            "compose_live_upstreams": compose_live_upstreams,
+            "compose_update_targets": compose_update_targets,
+            "compose_pins": compose_pins,
+            "compose_with_images": compose_with_images,
         }

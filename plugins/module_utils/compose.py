@@ -7,7 +7,8 @@ Pure Python, no Ansible imports. What the rendered project promises, whatever th
 
 * secrets never appear in it: a service's ``env_keys`` become ``KEY: ${KEY:?...}``
   interpolations that compose resolves from the stack's env file at run time;
-* only published services (``publish: true``) publish ports, and only on 127.0.0.1;
+* only published services (``publish: true``) publish ports, and only on 127.0.0.1, over
+  the range ``host_port .. host_port + 2 * replicas - 1`` the catalog reserves for them;
   databases and everything else publish nothing;
 * a public service that does not publish gets a fixed address on the stack network,
   which is what host Nginx proxies to (see :func:`upstreams`);
@@ -21,7 +22,9 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, Dict, List, Mapping, Optional
 
-__all__ = ["render_project", "static_addresses", "upstreams", "image_refs", "release_services"]
+__all__ = ["render_project", "static_addresses", "upstreams", "image_refs", "release_services", "effective_images",
+           "live_upstreams", "update_targets", "pins_for",
+           "with_images"]
 
 # Addresses below this offset in the stack subnet are left to Docker (gateway, dynamic).
 _STATIC_OFFSET = 200
@@ -53,10 +56,21 @@ def upstreams(services: Mapping[str, Mapping[str, Any]], subnet: str) -> Dict[st
         if not svc.get("public"):
             continue
         if svc.get("publish"):
-            result[name] = [f"127.0.0.1:{svc['host_port'] + i}" for i in range(svc.get("replicas", 1))]
+            result[name] = [f"127.0.0.1:{port}" for port in _published_ports(svc)]
         else:
             result[name] = [f"{fixed[name]}:{svc['port']}"]
     return result
+
+
+def _published_ports(svc: Mapping[str, Any]) -> List[int]:
+    """The loopback ports a published service may use: twice its replicas.
+
+    Compose gives each container one free port of the range, so during a start-first swap
+    (scale to N+1, wait for health, retire an old one) the new containers get ports too;
+    Nginx lists the whole range and passes over a port nobody listens on.
+    """
+    first = svc["host_port"]
+    return list(range(first, first + 2 * svc.get("replicas", 1)))
 
 
 def image_refs(services: Mapping[str, Mapping[str, Any]]) -> Dict[str, str]:
@@ -128,10 +142,8 @@ def render_project(
                 dep: {"condition": "service_healthy"} for dep in sorted(svc["depends_on"])
             }
         if svc.get("publish"):
-            host_port = svc["host_port"]
-            replicas = svc.get("replicas", 1)
-            published = str(host_port) if replicas == 1 else f"{host_port}-{host_port + replicas - 1}"
-            entry["ports"] = [f"127.0.0.1:{published}:{svc['port']}"]
+            ports = _published_ports(svc)
+            entry["ports"] = [f"127.0.0.1:{ports[0]}-{ports[-1]}:{svc['port']}"]
         if svc.get("replicas", 1) > 1:
             entry["deploy"] = {"replicas": svc["replicas"]}
         if svc.get("volumes"):
@@ -184,4 +196,103 @@ def release_services(project: Mapping[str, Any], image_infos: List[Mapping[str, 
         repo = _repository(ref)
         digest = next((d for d in info.get("RepoDigests") or [] if _repository(d) == repo), None)
         result[name] = {"image": ref, "digest": digest, "id": info.get("Id")}
+    return result
+
+
+def effective_images(
+    services: Mapping[str, Mapping[str, Any]],
+    pins: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    overrides: Optional[Mapping[str, str]] = None,
+) -> Dict[str, str]:
+    """The image each enabled service should run: catalog, then host pins, then overrides.
+
+    An update or a rollback pins a service on the host (``{"image", "catalog_tag"}``) so a
+    later deploy does not undo it; the pin holds only while the catalog still says the tag
+    it said when the pin was made, so moving the tag in the catalog moves the service.
+    """
+    refs = image_refs(services)
+    for name, pin in (pins or {}).items():
+        svc = services.get(name)
+        if svc and svc.get("enabled", True) and str(pin.get("catalog_tag")) == str(svc["tag"]) and pin.get("image"):
+            refs[name] = pin["image"]
+    refs.update(overrides or {})
+    return refs
+
+
+def live_upstreams(
+    services: Mapping[str, Mapping[str, Any]],
+    containers: List[Mapping[str, Any]],
+    subnet: str,
+    exclude: Optional[List[str]] = None,
+) -> Dict[str, List[str]]:
+    """Where host Nginx should send each public service's traffic right now.
+
+    ``containers`` are ``docker ps`` summaries (``community.docker.docker_host_info``) of the
+    stack. A published service's upstreams are the loopback ports its running containers
+    really hold, leaving out containers that have a health check and are not healthy yet,
+    and those in ``exclude`` (IDs being retired): during a swap Nginx is reloaded with the
+    new container's port only once it is healthy, and without the old one before it stops.
+    The other ports of the service's range follow as ``backup`` servers. Unpublished public
+    services keep their fixed stack-network address.
+    """
+    result = upstreams(services, subnet)
+    skip = set(exclude or [])
+    for name, svc in _enabled(services).items():
+        if not (svc.get("public") and svc.get("publish")):
+            continue
+        ports = set()
+        for container in containers:
+            labels = container.get("Labels") or {}
+            if labels.get("com.docker.compose.service") != name or container.get("Id") in skip:
+                continue
+            if container.get("State", "running") != "running":
+                continue
+            status = container.get("Status", "")
+            if "(" in status and "(healthy)" not in status:
+                continue
+            for port in container.get("Ports") or []:
+                if port.get("PrivatePort") == svc["port"] and port.get("PublicPort"):
+                    ports.add(int(port["PublicPort"]))
+        if ports:
+            # The rest of the range stays listed as backup servers: used only when every live
+            # container refuses, so a container recreated by hand is still reached.
+            spare = [port for port in _published_ports(svc) if port not in ports]
+            result[name] = [f"127.0.0.1:{port}" for port in sorted(ports)] + [f"127.0.0.1:{port} backup" for port in spare]
+    return result
+
+
+def update_targets(
+    services: Mapping[str, Mapping[str, Any]],
+    names: List[str],
+    version: str,
+    current: Mapping[str, str],
+    explicit: Optional[Mapping[str, str]] = None,
+) -> Dict[str, str]:
+    """The image each named service moves to in an update.
+
+    ``explicit`` (a rollback's digests) wins; otherwise ``version`` is the new tag of the
+    catalog's repository; with neither, the service keeps its current image (re-pulled).
+    """
+    targets: Dict[str, str] = {}
+    for name in names:
+        if explicit and name in explicit:
+            targets[name] = explicit[name]
+        elif version:
+            targets[name] = f"{services[name]['image']}:{version}"
+        else:
+            targets[name] = current[name]
+    return targets
+
+
+def pins_for(services: Mapping[str, Mapping[str, Any]], targets: Mapping[str, str]) -> Dict[str, Dict[str, str]]:
+    """Host pins for updated services: the image, and the catalog tag it overrides."""
+    return {name: {"image": image, "catalog_tag": str(services[name]["tag"])} for name, image in sorted(targets.items())}
+
+
+def with_images(project: Mapping[str, Any], images: Mapping[str, str]) -> Dict[str, Any]:
+    """A copy of a compose project whose services run the given images (a rollback's digests)."""
+    result = dict(project)
+    result["services"] = {
+        name: dict(svc, image=images.get(name, svc.get("image"))) for name, svc in project.get("services", {}).items()
+    }
     return result

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Mapping, Optional
 
-__all__ = ["load", "dumps", "same_state", "append", "find"]
+__all__ = ["load", "dumps", "same_state", "append", "find", "service_rollback", "stack_rollback", "status_lines"]
 
 _STATE_KEYS = ("services", "compose_sha256", "env_sha256")
 
@@ -65,3 +65,72 @@ def find(history: Mapping[str, Any], release_id: Optional[str] = None, before: i
     if before >= len(releases):
         raise ValueError(f"the history holds {len(releases)} release(s); there is no release {before} back")
     return releases[-1 - before]
+
+
+def _pinned_ref(entry: Mapping[str, Any]) -> str:
+    """A release's image of a service by digest when known (a tag can move), else as recorded."""
+    return entry.get("digest") or entry["image"]
+
+
+def service_rollback(history: Mapping[str, Any], service: str, release_id: Optional[str] = None) -> Dict[str, Any]:
+    """Where ``service`` goes back to: ``{"release": id, "image": ref-by-digest}``.
+
+    Without ``release_id``: the newest earlier release in which the service ran something
+    other than what it runs in the latest release.
+    """
+    releases = history.get("releases", [])
+    if not releases:
+        raise ValueError("the release history is empty: there is nothing to roll back to")
+    current = releases[-1]["services"].get(service)
+    if current is None:
+        raise ValueError(f"{service} is not in the latest release")
+    if release_id:
+        target = find(history, release_id)
+        if service not in target["services"]:
+            raise ValueError(f"{service} did not run in release {release_id}")
+    else:
+        target = next(
+            (r for r in reversed(releases[:-1])
+             if service in r["services"] and _pinned_ref(r["services"][service]) != _pinned_ref(current)),
+            None,
+        )
+        if target is None:
+            raise ValueError(f"no earlier release ran another version of {service}")
+    return {"release": target["id"], "image": _pinned_ref(target["services"][service])}
+
+
+def stack_rollback(history: Mapping[str, Any], release_id: Optional[str] = None) -> Dict[str, Any]:
+    """The release the whole stack goes back to (the previous one by default), the images it
+    ran by digest, and the dump taken just before the stack moved on from it (or None)."""
+    releases = history.get("releases", [])
+    target = find(history, release_id) if release_id else find(history, before=1)
+    index = next(i for i, r in enumerate(releases) if r["id"] == target["id"])
+    following = releases[index + 1] if index + 1 < len(releases) else None
+    return {
+        "release": target["id"],
+        "images": {name: _pinned_ref(entry) for name, entry in target["services"].items()},
+        "backup": following.get("backup") if following else None,
+    }
+
+
+def status_lines(history: Mapping[str, Any], containers: List[Mapping[str, Any]], newest: int = 10) -> List[str]:
+    """What ``status.yml`` prints: the newest releases, then every container of the stack."""
+    lines = [f"RELEASES of {history.get('stack', '?')} (newest first)",
+             f"{'ID':<18} {'WHEN':<21} {'WHO':<12} {'WHAT':<40} CHANGED"]
+    releases = history.get("releases", [])
+    shown = list(reversed(releases))[:newest]
+    for index, release in enumerate(shown):
+        older = shown[index + 1] if index + 1 < len(shown) else None
+        changed = sorted(
+            name for name, entry in release.get("services", {}).items()
+            if older is None or older.get("services", {}).get(name, {}).get("digest") != entry.get("digest")
+        )
+        lines.append(f"{release['id']:<18} {release.get('time', ''):<21} {str(release.get('who', ''))[:12]:<12} "
+                     f"{str(release.get('purpose', ''))[:40]:<40} {', '.join(changed) if older else '(first shown)'}")
+    if not releases:
+        lines.append("(no release recorded)")
+    lines += ["", f"{'CONTAINER':<32} {'IMAGE':<60} STATUS"]
+    for container in sorted(containers, key=lambda c: (c.get("Names") or [""])[0]):
+        name = (container.get("Names") or ["?"])[0].lstrip("/")
+        lines.append(f"{name:<32} {container.get('Image', '?'):<60} {container.get('Status', '?')}")
+    return lines

@@ -8,8 +8,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import sys
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from sgivu_probe import Probe  # shared with tests/benchmarks
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +121,37 @@ def ssm_parameters():
         return values
 
     return _read
+
+
+@pytest.fixture()
+def probe(host):
+    """A probe factory aimed at a path through the host's Nginx, from this machine."""
+    address = host.interface("eth0").addresses[0]
+    return lambda path, **kw: Probe(f"http://{address}{path}", **kw)
+
+
+@pytest.fixture()
+def via_nginx(host):
+    """GET a path through the host's Nginx from the host itself: (status, decoded JSON or None)."""
+
+    def _get(path: str):
+        result = host.run(f"curl -s -o /tmp/.probe -w '%{{http_code}}' 'http://127.0.0.1{path}'")
+        body = host.file("/tmp/.probe").content_string
+        try:
+            return int(result.stdout or 0), json.loads(body)
+        except ValueError:
+            return int(result.stdout or 0), None
+
+    return _get
+
+
+def recap_changed(output: str) -> list:
+    """The changed= counts of a playbook run's recap."""
+    import re
+
+    return [int(n) for n in re.findall(r"changed=(\d+)", output.split("PLAY RECAP")[-1])]
+
+
+@pytest.fixture()
+def changed_counts():
+    return recap_changed

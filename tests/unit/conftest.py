@@ -26,6 +26,8 @@ atexit.register(shutil.rmtree, _TREE, True)
 (_TREE / "ansible_collections" / "sgivu").mkdir(parents=True)
 (_TREE / "ansible_collections" / "sgivu" / "deploy").symlink_to(REPO_ROOT, target_is_directory=True)
 sys.path.insert(0, str(_TREE))
+# Helpers shared with other test trees (tests/lib).
+sys.path.insert(0, str(REPO_ROOT / "tests" / "lib"))
 
 _WHOLE_REF = re.compile(r"^\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}$")
 _REF = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")

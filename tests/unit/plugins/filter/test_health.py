@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -15,6 +12,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sgivu.deploy.plugins.filter.health import FilterModule
+from ansible_cli import cli_bin as _bin, cli_env as _env
 
 FILTERS = FilterModule().filters()
 NAMES = ("health_report", "health_table", "health_failure")
@@ -120,24 +118,6 @@ SUMMARY: List[Dict[str, Any]] = [
         "Status": "Up 16 seconds (unhealthy)",
     },
 ]
-
-
-def _bin(name: str) -> str:
-    found = Path(sys.executable).parent / name
-    return str(found) if found.exists() else (shutil.which(name) or pytest.skip(name + " is not installed"))
-
-
-def _env(tmp_path: Path, collections_root: Path) -> dict:
-    """Environment for an Ansible CLI run that sees only this working copy as sgivu.deploy."""
-    config = tmp_path / "ansible.cfg"
-    config.write_text("[defaults]\n", encoding="utf-8")
-    return dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(config),
-        ANSIBLE_COLLECTIONS_PATH=str(collections_root),
-        ANSIBLE_LOCALHOST_WARNING="false",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-    )
 
 
 def test_filter_module_exposes_the_health_filters():

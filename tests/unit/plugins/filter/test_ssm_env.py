@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sgivu.deploy.plugins.filter.ssm_env import FilterModule
+from ansible_cli import cli_bin as _bin, cli_env as _env
 
 FILTERS = FilterModule().filters()
 NAMES = ("ssm_env", "env_file_content")
@@ -25,24 +24,6 @@ PARAMETERS = {
     PATH + "/SERVICE_INTERNAL_SECRET_KEY": "Filter-Secret-1",
     PATH + "/sgivu-user/SERVICE_INTERNAL_SECRET_KEY": "Filter-Secret-1",
 }
-
-
-def _bin(name: str) -> str:
-    found = Path(sys.executable).parent / name
-    return str(found) if found.exists() else (shutil.which(name) or pytest.skip(name + " is not installed"))
-
-
-def _env(tmp_path: Path, collections_root: Path) -> dict:
-    """Environment for an Ansible CLI run that sees only this working copy as sgivu.deploy."""
-    config = tmp_path / "ansible.cfg"
-    config.write_text("[defaults]\n", encoding="utf-8")
-    return dict(
-        os.environ,
-        ANSIBLE_CONFIG=str(config),
-        ANSIBLE_COLLECTIONS_PATH=str(collections_root),
-        ANSIBLE_LOCALHOST_WARNING="false",
-        ANSIBLE_INVENTORY_UNPARSED_WARNING="false",
-    )
 
 
 def test_filter_module_exposes_the_env_filters():

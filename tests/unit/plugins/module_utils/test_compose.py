@@ -87,12 +87,16 @@ def test_unpublished_public_service_gets_a_fixed_address_nginx_uses(project, sgi
     assert upstreams(sgivu, SUBNET)["sgivu-discovery"] == [f"{fixed['sgivu-discovery']}:8761"]
 
 
-def test_published_upstreams_are_loopback_ports_one_per_replica():
+def test_published_services_get_twice_their_replicas_in_loopback_ports():
     services = validate_services({
         "web": {"image": "r/web", "tag": "1", "port": 8080, "public": True, "replicas": 2, "health": {"path": "/h"}},
     })
-    assert upstreams(services, SUBNET) == {"web": ["127.0.0.1:8080", "127.0.0.1:8081"]}
-    assert render_project(services, "s", SUBNET)["services"]["web"]["ports"] == ["127.0.0.1:8080-8081:8080"]
+    assert upstreams(services, SUBNET) == {"web": [f"127.0.0.1:{p}" for p in range(8080, 8084)]}
+    assert render_project(services, "s", SUBNET)["services"]["web"]["ports"] == ["127.0.0.1:8080-8083:8080"]
+
+
+def test_a_single_published_replica_has_room_for_its_successor(project):
+    assert project["services"]["sgivu-gateway"]["ports"] == ["127.0.0.1:8080-8081:8080"]
 
 
 def test_image_overrides_replace_the_catalog_tag(sgivu):
@@ -120,3 +124,81 @@ def test_release_services_pick_the_digest_of_the_same_repository():
 def test_release_services_without_an_inspected_image_has_no_digest():
     result = release_services({"services": {"api": {"image": "r/api:1"}}}, [])
     assert result["api"]["digest"] is None
+
+
+def test_effective_images_apply_a_pin_while_the_catalog_tag_is_unchanged(sgivu):
+    from ansible_collections.sgivu.deploy.plugins.module_utils.compose import effective_images
+
+    pins = {"sgivu-gateway": {"image": "r/sgivu-gateway:1.1.0", "catalog_tag": sgivu["sgivu-gateway"]["tag"]}}
+    assert effective_images(sgivu, pins)["sgivu-gateway"] == "r/sgivu-gateway:1.1.0"
+
+
+def test_effective_images_drop_a_pin_once_the_catalog_moves(sgivu):
+    from ansible_collections.sgivu.deploy.plugins.module_utils.compose import effective_images
+
+    pins = {"sgivu-gateway": {"image": "r/sgivu-gateway:1.1.0", "catalog_tag": "0.9.0"}}
+    images = effective_images(sgivu, pins)
+    assert images["sgivu-gateway"].endswith(":" + sgivu["sgivu-gateway"]["tag"])
+
+
+def test_effective_images_let_overrides_win(sgivu):
+    from ansible_collections.sgivu.deploy.plugins.module_utils.compose import effective_images
+
+    pins = {"sgivu-auth": {"image": "r/sgivu-auth:1.1.0", "catalog_tag": sgivu["sgivu-auth"]["tag"]}}
+    images = effective_images(sgivu, pins, {"sgivu-auth": "r/sgivu-auth@sha256:abc"})
+    assert images["sgivu-auth"] == "r/sgivu-auth@sha256:abc"
+
+
+def _ps(cid: str, service: str, public_port: int, status: str = "Up 5 seconds (healthy)", private: int = 8080) -> dict:
+    return {
+        "Id": cid, "State": "running", "Status": status,
+        "Labels": {"com.docker.compose.service": service},
+        "Ports": [{"IP": "127.0.0.1", "PrivatePort": private, "PublicPort": public_port, "Type": "tcp"}],
+    }
+
+
+def test_live_upstreams_follow_the_ports_healthy_containers_hold(sgivu):
+    from ansible_collections.sgivu.deploy.plugins.module_utils.compose import live_upstreams
+
+    containers = [_ps("old", "sgivu-gateway", 8080), _ps("new", "sgivu-gateway", 8081)]
+    assert live_upstreams(sgivu, containers, SUBNET)["sgivu-gateway"] == ["127.0.0.1:8080", "127.0.0.1:8081"]
+
+
+def test_live_upstreams_leave_out_a_container_still_starting(sgivu):
+    from ansible_collections.sgivu.deploy.plugins.module_utils.compose import live_upstreams
+
+    containers = [_ps("old", "sgivu-gateway", 8080), _ps("new", "sgivu-gateway", 8081, "Up 2 seconds (health: starting)")]
+    assert live_upstreams(sgivu, containers, SUBNET)["sgivu-gateway"] == ["127.0.0.1:8080", "127.0.0.1:8081 backup"]
+
+
+def test_live_upstreams_leave_out_a_container_being_retired(sgivu):
+    from ansible_collections.sgivu.deploy.plugins.module_utils.compose import live_upstreams
+
+    containers = [_ps("old", "sgivu-gateway", 8080), _ps("new", "sgivu-gateway", 8081)]
+    assert live_upstreams(sgivu, containers, SUBNET, exclude=["old"])["sgivu-gateway"] == ["127.0.0.1:8081", "127.0.0.1:8080 backup"]
+
+
+def test_live_upstreams_keep_the_fixed_address_of_unpublished_services(sgivu):
+    from ansible_collections.sgivu.deploy.plugins.module_utils.compose import live_upstreams
+
+    assert live_upstreams(sgivu, [], SUBNET)["sgivu-discovery"] == upstreams(sgivu, SUBNET)["sgivu-discovery"]
+
+
+def test_update_targets_take_the_new_tag_the_current_image_or_an_exact_one(sgivu):
+    from ansible_collections.sgivu.deploy.plugins.module_utils.compose import update_targets
+
+    current = {"sgivu-gateway": "r/sgivu-gateway:1.0.0", "sgivu-auth": "r/sgivu-auth:1.0.0"}
+    repo = sgivu["sgivu-gateway"]["image"]
+    assert update_targets(sgivu, ["sgivu-gateway"], "1.1.0", current) == {"sgivu-gateway": f"{repo}:1.1.0"}
+    assert update_targets(sgivu, ["sgivu-auth"], "", current) == {"sgivu-auth": "r/sgivu-auth:1.0.0"}
+    exact = {"sgivu-auth": "r/sgivu-auth@sha256:abc"}
+    assert update_targets(sgivu, ["sgivu-auth"], "1.1.0", current, exact) == exact
+
+
+def test_with_images_replaces_only_the_named_services(project):
+    from ansible_collections.sgivu.deploy.plugins.module_utils.compose import with_images
+
+    pinned = with_images(project, {"sgivu-gateway": "r/sgivu-gateway@sha256:abc"})
+    assert pinned["services"]["sgivu-gateway"]["image"] == "r/sgivu-gateway@sha256:abc"
+    assert pinned["services"]["sgivu-auth"] == project["services"]["sgivu-auth"]
+    assert project["services"]["sgivu-gateway"]["image"] != "r/sgivu-gateway@sha256:abc"

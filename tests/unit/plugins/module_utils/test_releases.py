@@ -79,3 +79,46 @@ def test_find_an_unknown_release_names_the_recorded_ones():
 def test_find_beyond_the_history_is_refused():
     with pytest.raises(ValueError, match="holds 0 release"):
         releases.find(releases.load("", "s"))
+
+
+def _history(*tags):
+    history = releases.load("", "s")
+    for i, tag in enumerate(tags):
+        entry = release(f"r{i}", tag=tag)
+        entry["backup"] = f"/b/r{i}.sql.gz"
+        releases.append(history, entry, keep=20)
+    return history
+
+
+def test_service_rollback_goes_to_the_last_other_version_by_digest():
+    target = releases.service_rollback(_history("1.0.0", "1.1.0"), "api")
+    assert target == {"release": "r0", "image": "r/api@sha256:1.0.0"}
+
+
+def test_service_rollback_to_a_named_release():
+    target = releases.service_rollback(_history("1.0.0", "1.1.0", "1.2.0"), "api", "r0")
+    assert target["image"] == "r/api@sha256:1.0.0"
+
+
+def test_service_rollback_without_an_earlier_version_is_refused():
+    with pytest.raises(ValueError, match="no earlier release ran another version of api"):
+        releases.service_rollback(_history("1.0.0"), "api")
+
+
+def test_service_rollback_of_an_unknown_service_is_refused():
+    with pytest.raises(ValueError, match="web is not in the latest release"):
+        releases.service_rollback(_history("1.0.0", "1.1.0"), "web")
+
+
+def test_stack_rollback_names_the_images_and_the_dump_taken_before_moving_on():
+    target = releases.stack_rollback(_history("1.0.0", "1.1.0"))
+    assert target == {"release": "r0", "images": {"api": "r/api@sha256:1.0.0"}, "backup": "/b/r1.sql.gz"}
+
+
+def test_status_lines_show_newest_first_with_what_changed_and_the_containers():
+    lines = releases.status_lines(_history("1.0.0", "1.1.0"), [
+        {"Names": ["/s-api-1"], "Image": "r/api:1.1.0", "Status": "Up 3 minutes (healthy)"},
+    ])
+    assert lines[2].startswith("r1") and lines[2].endswith("api")
+    assert lines[3].startswith("r0") and lines[3].endswith("(first shown)")
+    assert any(line.startswith("s-api-1") and "(healthy)" in line for line in lines)

@@ -1,0 +1,48 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, SGIVU platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Filters over the release history a host keeps (``/opt/<stack>/releases.json``).
+
+Thin entry file: the logic lives in ``plugins/module_utils/releases.py``; each filter is
+documented in its sidecar YAML file beside this one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sgivu.deploy.plugins.module_utils.releases import service_rollback, stack_rollback, status_lines
+
+
+def release_service_rollback(history: Dict[str, Any], service: str, release_id: Optional[str] = None) -> Dict[str, Any]:
+    """Return where a service goes back to: the release and its image by digest."""
+    try:
+        return service_rollback(history, service, release_id or None)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def release_stack_rollback(history: Dict[str, Any], release_id: Optional[str] = None) -> Dict[str, Any]:
+    """Return the release the stack goes back to, its images by digest and the dump to restore."""
+    try:
+        return stack_rollback(history, release_id or None)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
+
+
+def release_status(history: Dict[str, Any], containers: List[Dict[str, Any]], newest: int = 10) -> List[str]:
+    """Return the lines status.yml prints: newest releases, then the stack's containers."""
+    return status_lines(history, containers, newest)
+
+
+class FilterModule:
+    """Release history filters of sgivu.deploy."""
+
+    def filters(self) -> Dict[str, Any]:
+        return {
+            "release_service_rollback": release_service_rollback,
+            "release_stack_rollback": release_stack_rollback,
+            "release_status": release_status,
+        }

@@ -1,0 +1,55 @@
+"""A request probe shared by the Molecule verifiers and the benchmarks."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+
+
+class Probe:
+    """GET a URL every `interval` seconds in a thread, bounded in count and time; keep every outcome.
+
+    The target is a bench host's Nginx on the bench network, which the test run created.
+    """
+
+    def __init__(self, url: str, interval: float = 0.02, max_requests: int = 30000, max_seconds: float = 900):
+        self.url, self.interval = url, interval
+        self.max_requests, self.max_seconds = max_requests, max_seconds
+        self.results: list = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        while not self._stop.is_set() and len(self.results) < self.max_requests and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as response:
+                    self.results.append((response.status, json.loads(response.read()).get("version")))
+            except urllib.error.HTTPError as error:
+                self.results.append((error.code, None))
+            except Exception as error:  # a refused or reset connection is a failed request
+                self.results.append((type(error).__name__, None))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "Probe":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    @property
+    def failures(self) -> list:
+        return [r for r in self.results if r[0] != 200]
+
+    @property
+    def versions(self) -> set:
+        return {r[1] for r in self.results if r[0] == 200}
+
+    @property
+    def first_failure(self) -> int:
+        """Index of the first failed request, or -1."""
+        return next((i for i, r in enumerate(self.results) if r[0] != 200), -1)

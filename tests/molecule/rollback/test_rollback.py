@@ -1,0 +1,124 @@
+"""rollback.yml on a deployed stack, checked from outside. Tests run in file order and build
+on each other: a history is made with updates, then one service and the whole stack go back."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+NEXT = "1.1.0"
+
+
+def service_container(host, stack: str, service: str) -> dict:
+    ids = host.check_output(
+        f"docker ps -q --filter label=com.docker.compose.project={stack} --filter label=com.docker.compose.service={service}"
+    ).split()
+    assert len(ids) == 1, f"{service}: {len(ids)} running containers"
+    return json.loads(host.check_output(f"docker inspect {ids[0]}"))[0]
+
+
+def rows(host, stack: str) -> str:
+    return host.check_output(
+        f"docker exec {service_container(host, stack, 'sgivu-user')['Id']} curl -fsS http://127.0.0.1:8081/items"
+    )
+
+
+def write_row(host, stack: str, body: str) -> None:
+    host.check_output(
+        f"docker exec {service_container(host, stack, 'sgivu-user')['Id']} curl -fsS -X POST --data {body} http://127.0.0.1:8081/items"
+    )
+
+
+def history(host, stack: str) -> list[dict]:
+    return json.loads(host.file(f"/opt/{stack}/releases.json").content_string)["releases"]
+
+
+@pytest.fixture(scope="module")
+def stack(ansible_vars) -> str:
+    return ansible_vars["stack_name"]
+
+
+@pytest.fixture(scope="module")
+def marks() -> dict:
+    return {"before": f"before-{int(time.time())}", "after": f"after-{int(time.time())}"}
+
+
+def test_updates_make_a_history_to_roll_back_to(host, run_playbook, stack, marks):
+    write_row(host, stack, marks["before"])
+    for service in ("sgivu-gateway", "sgivu-user"):
+        run = run_playbook("update.yml", "--limit", host.backend.get_hostname(), "-e", f"service={service}", "-e", f"version={NEXT}")
+        assert run.returncode == 0, run.stdout[-3000:]
+    write_row(host, stack, marks["after"])
+    assert len(history(host, stack)) >= 3
+
+
+def test_one_service_goes_back_by_digest_without_dropping_a_request(host, run_playbook, stack, probe, via_nginx):
+    releases = history(host, stack)
+    wanted = releases[0]["services"]["sgivu-gateway"]["digest"]
+    with probe("/v1/version") as watch:
+        run = run_playbook("rollback.yml", "--limit", host.backend.get_hostname(), "-e", "service=sgivu-gateway")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert watch.failures == []
+    assert service_container(host, stack, "sgivu-gateway")["Config"]["Image"] == wanted
+    assert via_nginx("/v1/version")[1]["version"] == "1.0.0"
+
+
+def test_a_service_rollback_leaves_the_others_and_the_data(host, stack, marks):
+    assert service_container(host, stack, "sgivu-user")["Config"]["Image"].endswith(f":{NEXT}")
+    assert marks["before"] in rows(host, stack) and marks["after"] in rows(host, stack)
+
+
+def test_the_history_records_the_rollback_and_stays_consistent(host, stack):
+    releases = history(host, stack)
+    assert releases[-1]["purpose"].startswith("rollback sgivu-gateway to ")
+    assert len({r["id"] for r in releases}) == len(releases)
+
+
+def test_rolling_back_to_the_same_release_again_changes_nothing(host, run_playbook, stack, changed_counts):
+    target = history(host, stack)[0]["id"]
+    run = run_playbook("rollback.yml", "--limit", host.backend.get_hostname(), "-e", "service=sgivu-gateway", "-e", f"to_release={target}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert changed_counts(run.stdout) == [0]
+
+
+def test_an_unknown_release_is_refused_naming_the_recorded_ones(host, run_playbook):
+    run = run_playbook("rollback.yml", "--limit", host.backend.get_hostname(), "-e", "service=sgivu-gateway", "-e", "to_release=19990101T000000Z")
+    assert run.returncode != 0
+    assert "19990101T000000Z is not in the history" in run.stdout
+
+
+def test_the_whole_stack_goes_back_to_a_recorded_release(host, run_playbook, stack, marks):
+    releases = history(host, stack)
+    target = releases[0]
+    run = run_playbook("rollback.yml", "--limit", host.backend.get_hostname(), "-e", f"to_release={target['id']}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    for service, entry in target["services"].items():
+        assert service_container(host, stack, service)["Config"]["Image"] == entry["digest"], service
+    assert marks["after"] in rows(host, stack), "without restore_database the data stays as it is"
+
+
+def test_a_database_restore_brings_back_the_dump_of_that_release(host, run_playbook, stack, marks):
+    # Move on from the current release (the move dumps the database), write, then go back with the dump.
+    run = run_playbook("update.yml", "--limit", host.backend.get_hostname(), "-e", "service=sgivu-user", "-e", f"version={NEXT}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    late = f"late-{int(time.time())}"
+    write_row(host, stack, late)
+    target = history(host, stack)[-2]
+    run = run_playbook("rollback.yml", "--limit", host.backend.get_hostname(), "-e", f"to_release={target['id']}", "-e", "restore_database=true")
+    assert run.returncode == 0, run.stdout[-3000:]
+    data = rows(host, stack)
+    assert marks["before"] in data and marks["after"] in data
+    assert late not in data, "the restore should bring the database back to the dump"
+    fresh = host.check_output("ls /var/backups/sgivu").split()
+    assert any(name.endswith("-before-rollback.sql.gz") for name in fresh), "a fresh dump comes before a restore"
+    dump = [n for n in fresh if n.endswith("-before-rollback.sql.gz")][-1]
+    assert late in host.check_output(f"zcat /var/backups/sgivu/{dump}")
+
+
+def test_status_prints_the_history_and_what_runs(host, run_playbook, stack):
+    run = run_playbook("status.yml", "--limit", host.backend.get_hostname())
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "RELEASES of sgivu" in run.stdout
+    assert history(host, stack)[-1]["id"] in run.stdout
+    assert "sgivu-sgivu-gateway" in run.stdout

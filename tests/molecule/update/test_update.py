@@ -1,0 +1,126 @@
+"""update.yml on a deployed stack, watched from outside by a probe through Nginx.
+
+The tests run in file order and build on each other: the gateway moves to 1.1.0, then an
+internal service, then the gateway meets a release that never gets healthy.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+NEXT = "1.1.0"
+NEVER_HEALTHY = "0.0.0-never-healthy"
+
+
+def gateway_containers(host, stack: str) -> list[dict]:
+    ids = host.check_output(
+        f"docker ps -aq --filter label=com.docker.compose.project={stack} "
+        f"--filter label=com.docker.compose.service=sgivu-gateway"
+    ).split()
+    return json.loads(host.check_output(f"docker inspect {' '.join(ids)}")) if ids else []
+
+
+@pytest.fixture(scope="module")
+def stack(ansible_vars) -> str:
+    return ansible_vars["stack_name"]
+
+
+def test_gateway_update_drops_no_request(host, run_playbook, probe, via_nginx, changed_counts):
+    with probe("/v1/version") as watch:
+        run = run_playbook("update.yml", "--limit", host.backend.get_hostname(),
+                           "-e", "service=sgivu-gateway", "-e", f"version={NEXT}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert len(watch.results) > 50, "the probe ran too briefly to tell anything"
+    assert watch.failures == []
+    assert via_nginx("/v1/version")[1]["version"] == NEXT
+
+
+def test_only_the_new_gateway_runs_after_the_swap(host, stack):
+    containers = gateway_containers(host, stack)
+    assert len(containers) == 1
+    assert containers[0]["Config"]["Image"].endswith(f"/sgivu-gateway:{NEXT}")
+
+
+def test_nginx_follows_the_new_container(host, ansible_vars, stack):
+    port = gateway_containers(host, stack)[0]["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
+    site = host.file(f"/etc/nginx/conf.d/{stack}.conf").content_string
+    assert f"server 127.0.0.1:{port};" in site
+
+
+def test_an_internal_service_is_recreated_and_health_gated(host, run_playbook, stack):
+    run = run_playbook("update.yml", "--limit", host.backend.get_hostname(),
+                       "-e", "service=sgivu-user", "-e", f"version={NEXT}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    version = host.check_output(
+        f"docker exec $(docker ps -q --filter label=com.docker.compose.project={stack} "
+        f"--filter label=com.docker.compose.service=sgivu-user) curl -fsS http://127.0.0.1:8081/version"
+    )
+    assert version.strip() == NEXT
+
+
+def test_dependants_were_left_running(host, stack):
+    ml = json.loads(host.check_output(
+        f"docker inspect $(docker ps -q --filter label=com.docker.compose.project={stack} "
+        f"--filter label=com.docker.compose.service=sgivu-ml)"
+    ))[0]
+    started = ml["State"]["StartedAt"]
+    user = json.loads(host.check_output(
+        f"docker inspect $(docker ps -q --filter label=com.docker.compose.project={stack} "
+        f"--filter label=com.docker.compose.service=sgivu-user)"
+    ))[0]
+    assert started < user["State"]["StartedAt"], "sgivu-ml was restarted with the service it depends on"
+
+
+def test_the_same_update_again_changes_nothing(host, run_playbook, changed_counts):
+    run = run_playbook("update.yml", "--limit", host.backend.get_hostname(),
+                       "-e", "service=sgivu-gateway", "-e", f"version={NEXT}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert changed_counts(run.stdout) == [0]
+
+
+def test_a_deploy_after_the_update_keeps_the_new_versions(host, run_playbook, changed_counts, via_nginx):
+    run = run_playbook("deploy.yml", "--limit", host.backend.get_hostname())
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert changed_counts(run.stdout) == [0]
+    assert via_nginx("/v1/version")[1]["version"] == NEXT
+
+
+def test_a_never_healthy_release_is_undone_by_itself_and_drops_no_request(host, run_playbook, probe, via_nginx, stack):
+    before = [c["Id"] for c in gateway_containers(host, stack)]
+    with probe("/v1/version") as watch:
+        run = run_playbook("update.yml", "--limit", host.backend.get_hostname(),
+                           "-e", "service=sgivu-gateway", "-e", f"version={NEVER_HEALTHY}", "-e", "health_timeout=20")
+    assert run.returncode != 0
+    assert "sgivu-gateway" in run.stdout and "did not become healthy" in run.stdout
+    assert "listening on" in run.stdout, "the failure should show the service's last log lines"
+    assert watch.failures == []
+    assert watch.versions == {NEXT}
+    assert [c["Id"] for c in gateway_containers(host, stack)] == before
+    assert via_nginx("/v1/version")[1]["version"] == NEXT
+
+
+def test_an_unknown_service_is_refused_before_anything_changes(host, run_playbook, stack):
+    before = [c["Id"] for c in gateway_containers(host, stack)]
+    run = run_playbook("update.yml", "--limit", host.backend.get_hostname(), "-e", "service=sgivu-nope", "-e", "version=1.1.0")
+    assert run.returncode != 0
+    assert "unknown service(s) sgivu-nope" in run.stdout
+    assert [c["Id"] for c in gateway_containers(host, stack)] == before
+
+
+def test_a_tag_that_does_not_exist_is_refused_before_anything_stops(host, run_playbook, stack, via_nginx):
+    before = [c["Id"] for c in gateway_containers(host, stack)]
+    run = run_playbook("update.yml", "--limit", host.backend.get_hostname(),
+                       "-e", "service=sgivu-gateway", "-e", "version=9.9.9-does-not-exist")
+    assert run.returncode != 0
+    assert "sgivu-gateway:9.9.9-does-not-exist" in run.stdout
+    assert [c["Id"] for c in gateway_containers(host, stack)] == before
+    assert via_nginx("/v1/version")[1]["version"] == NEXT
+
+
+def test_every_update_is_in_the_release_history(host, stack):
+    history = json.loads(host.file(f"/opt/{stack}/releases.json").content_string)["releases"]
+    purposes = [r["purpose"] for r in history]
+    assert any(p.startswith("update sgivu-gateway") for p in purposes)
+    assert any(p.startswith("update sgivu-user") for p in purposes)
+    assert history[-1]["services"]["sgivu-gateway"]["image"].endswith(f":{NEXT}")
