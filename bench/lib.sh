@@ -218,17 +218,29 @@ bench_push_images() {
 }
 
 # --- AWS stand-in ---------------------------------------------------------------------------
+# moto runs in a container on the bench network, so that the bench hosts' Docker engines reach
+# it too (CloudWatch Logs as bench-moto:5100), published on this machine's loopback only. The
+# container runs this checkout's .venv and the Python it was made from (both mounted
+# read-only) on the Debian 12 EC2 image, the same release as this machine, so nothing is
+# installed into it.
 bench_moto() {
   if curl -fsS -o /dev/null "$SGIVU_BENCH_MOTO_URL/moto-api/" 2>/dev/null; then return 0; fi
-  log "Starting moto (AWS APIs) on $SGIVU_BENCH_MOTO_URL"
-  nohup moto_server -H 127.0.0.1 -p "${SGIVU_BENCH_MOTO_URL##*:}" >"$SGIVU_BENCH_DIR/logs/moto.log" 2>&1 &
-  echo $! > "$SGIVU_BENCH_DIR/moto.pid"
+  local python_home
+  python_home=$("$SGIVU_VENV/bin/python" -c 'import sys; print(sys.base_prefix)')
+  log "Starting moto (AWS APIs) on $SGIVU_BENCH_MOTO_URL and as bench-moto:5100 on the bench network"
+  docker rm -f sgivu-bench-moto >/dev/null 2>&1 || true
+  docker run -d --name sgivu-bench-moto --label "$BENCH_LABEL" \
+    --network "$SGIVU_BENCH_NETWORK" --network-alias bench-moto \
+    -p "${SGIVU_BENCH_MOTO_URL#http://}:5100" \
+    -v "$SGIVU_VENV:$SGIVU_VENV:ro" -v "$python_home:$python_home:ro" --entrypoint "$SGIVU_VENV/bin/moto_server" \
+    sgivu-bench/ec2-debian12:bench -H 0.0.0.0 -p 5100 >/dev/null
   local i
   for i in $(seq 30); do
     curl -fsS -o /dev/null "$SGIVU_BENCH_MOTO_URL/moto-api/" 2>/dev/null && return 0
     sleep 1
   done
-  die "moto did not answer on $SGIVU_BENCH_MOTO_URL; see .bench/logs/moto.log"
+  docker logs --tail 20 sgivu-bench-moto >&2 || true
+  die "moto did not answer on $SGIVU_BENCH_MOTO_URL"
 }
 
 # --- All of it ------------------------------------------------------------------------------
@@ -241,8 +253,11 @@ bench_up() {
   bench_registry
   bench_push_images
   bench_moto
-  # The AWS SDK must never reach a real account from the bench.
-  export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_DEFAULT_REGION=us-east-1
+  # The AWS SDK must never reach a real account from the bench. The keys are moto's dummies,
+  # unlike any word in a name: Ansible masks a secret key's value wherever it appears in a
+  # module's result, and a key of "bench" turned the target group sgivu-bench-web into
+  # sgivu-********-web in the results the alb_target role reads.
+  export AWS_ACCESS_KEY_ID=AKIAMOTOBENCH0000000 AWS_SECRET_ACCESS_KEY=moto-bench-dummy-secret-0000000000000000 AWS_DEFAULT_REGION=us-east-1
   export AWS_ENDPOINT_URL="$SGIVU_BENCH_MOTO_URL"
 }
 
@@ -270,6 +285,5 @@ bench_down() {
     ids=$(docker network ls -q --filter "label=$BENCH_LABEL"; docker network ls -q --filter label=owner=molecule)
     [ -z "$ids" ] || docker network rm $ids >/dev/null 2>&1 || true
   fi
-  bench_kill_pidfile "$SGIVU_BENCH_DIR/moto.pid"
   bench_kill_pidfile "$SGIVU_BENCH_DIR/dockerd.pid"
 }
