@@ -1,0 +1,39 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, SGIVU platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Filters the alb_target role uses on ELBv2 target groups.
+
+Thin entry file: the logic lives in ``plugins/module_utils/alb.py``; each filter is
+documented in its sidecar YAML file beside this one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Sequence
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sgivu.deploy.plugins.module_utils.alb import leave_refusals, member_groups
+
+
+def alb_member_groups(groups: Sequence[Mapping[str, Any]], target_id: str) -> List[str]:
+    """Return the names of the groups where the target is registered."""
+    return member_groups(groups, target_id)
+
+
+def alb_leave_refusals(groups: Sequence[Mapping[str, Any]], target_id: str, fleet_size: int) -> List[str]:
+    """Return why the target must not leave its groups now (empty: it may)."""
+    try:
+        return leave_refusals(groups, target_id, int(fleet_size))
+    except (ValueError, KeyError) as exc:
+        raise AnsibleFilterError(f"alb_leave_refusals: {exc}") from exc
+
+
+class FilterModule:
+    """Load balancer filters of sgivu.deploy."""
+
+    def filters(self) -> Dict[str, Any]:
+        return {
+            "alb_member_groups": alb_member_groups,
+            "alb_leave_refusals": alb_leave_refusals,
+        }
