@@ -8,7 +8,26 @@ import urllib.error
 import urllib.request
 
 
-class Probe:
+class Poller:
+    """Run `_run` in a thread between `with` and its end; `_stop` tells the loop to finish."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+
+class Probe(Poller):
     """GET a URL every `interval` seconds in a thread, bounded in count and time; keep every outcome.
 
     The target is a bench host's Nginx on the bench network, which the test run created.
@@ -18,8 +37,7 @@ class Probe:
         self.url, self.interval = url, interval
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.results: list = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        super().__init__()
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.max_seconds
@@ -32,14 +50,6 @@ class Probe:
             except Exception as error:  # a refused or reset connection is a failed request
                 self.results.append((type(error).__name__, None))
             self._stop.wait(self.interval)
-
-    def __enter__(self) -> "Probe":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join(timeout=30)
 
     @property
     def failures(self) -> list:

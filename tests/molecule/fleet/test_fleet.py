@@ -1,0 +1,158 @@
+"""A fleet of three hosts behind a load balancer, run as AWX runs it.
+
+The hosts are found by tags through the aws_ec2 inventory (moto's EC2), the jobs run
+through ansible-runner with the extra vars a survey sends, and a watcher describes the
+target group every 50 ms while they run. The tests run in file order and build on each
+other: the gateway moves to 1.1.0 on every host, then a never-healthy release stops the roll
+on the first host, then a host out of service blocks the next roll before it starts.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "lib"))
+from sgivu_fleet import TargetWatcher, aws, fleet_inventory, instance_ids, run_job, survey_vars, target_group_arn, target_states
+
+NEXT = "1.1.0"
+NEVER_HEALTHY = "0.0.0-never-healthy"
+
+
+@pytest.fixture(scope="module")
+def fleet() -> list[str]:
+    """The bench hosts, as Molecule created them (its inventory), in inventory order."""
+    with open(os.environ["MOLECULE_INVENTORY_FILE"], encoding="utf-8") as handle:
+        inventory = yaml.safe_load(handle)
+    return list(inventory["stack_hosts"]["hosts"])
+
+
+@pytest.fixture(scope="module")
+def inventory() -> dict:
+    """`ansible-inventory --list` of the fleet's aws_ec2 inventory, read once."""
+    return fleet_inventory()
+
+
+@pytest.fixture(scope="module")
+def run_order(inventory) -> list[str]:
+    """The hosts in the order the aws_ec2 inventory gives them, which serial: 1 follows."""
+    return inventory["stack_hosts"]["hosts"]
+
+
+@pytest.fixture(scope="module")
+def ids(fleet) -> dict[str, str]:
+    """Host name -> instance ID, from moto."""
+    running = instance_ids()
+    return {name: running[name] for name in fleet}
+
+
+@pytest.fixture(scope="module")
+def secrets(ssm_parameters) -> list[str]:
+    return [v for k, v in ssm_parameters("/sgivu/bench").items() if not k.endswith("_URL")]
+
+
+def served_version(name: str) -> str:
+    """The gateway version a host's Nginx serves, asked on the host itself."""
+    out = subprocess.run(["docker", "exec", name, "curl", "-fsS", "http://127.0.0.1/v1/version"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return json.loads(out.stdout)["version"]
+
+
+def assert_no_secret_in(job, secrets) -> None:
+    leaked = [s[:4] + "..." for s in secrets if s in job.stdout]
+    assert not leaked, f"secret values in the job output: {leaked}"
+
+
+def test_the_update_survey_sends_what_update_yml_reads():
+    sent = survey_vars("update.yml", {"service": ["sgivu-gateway", "sgivu-user"], "version": NEXT, "health_timeout": 90})
+    assert sent == {"service": ["sgivu-gateway", "sgivu-user"], "version": NEXT, "health_timeout": 90}
+
+
+def test_the_inventory_plugin_finds_the_fleet_by_tags(fleet, inventory):
+    assert sorted(inventory["stack_hosts"]["hosts"]) == sorted(fleet)
+
+
+def test_the_inventory_groups_by_role_and_environment(fleet, inventory):
+    assert sorted(inventory["role_app"]["hosts"]) == sorted(fleet)
+    assert sorted(inventory["env_bench"]["hosts"]) == sorted(fleet)
+
+
+def test_an_instance_of_another_environment_is_left_out(inventory):
+    assert "sgivu-staging-1" in instance_ids()
+    assert "sgivu-staging-1" not in inventory["_meta"]["hostvars"]
+
+
+def test_each_host_knows_its_target_id(ids, inventory):
+    hostvars = inventory["_meta"]["hostvars"]
+    assert {name: hostvars[name]["alb_target_id"] for name in ids} == ids
+
+
+def test_every_host_is_in_the_target_group_and_healthy(ids):
+    assert target_states(target_group_arn()) == {i: "healthy" for i in ids.values()}
+
+
+def test_container_logs_go_to_cloudwatch_one_stream_per_service(inventory):
+    hostvars = next(iter(inventory["_meta"]["hostvars"].values()))
+    enabled = {name for name, spec in hostvars["stack_services"].items() if spec.get("enabled", True)}
+    streams = aws("logs").describe_log_streams(logGroupName=hostvars["stack_awslogs_group"])["logStreams"]
+    assert {s["logStreamName"] for s in streams} == enabled
+
+
+def test_a_service_log_line_reaches_its_stream(inventory):
+    group = next(iter(inventory["_meta"]["hostvars"].values()))["stack_awslogs_group"]
+    events = aws("logs").get_log_events(logGroupName=group, logStreamName="sgivu-gateway")["events"]
+    assert events, "the gateway's stream has no log events"
+
+
+def test_a_rolling_update_keeps_all_but_one_host_in_service(fleet, ids, secrets):
+    with TargetWatcher(list(ids.values())) as watch:
+        job = run_job("update.yml", survey_vars("update.yml", {"service": ["sgivu-gateway"], "version": NEXT}))
+    assert job.status == "successful", job.stdout[-3000:]
+    assert not watch.errors
+    assert watch.most_out == 1
+    assert watch.ever_out == set(ids.values()), "the watcher did not see every host take its turn"
+    assert {name: served_version(name) for name in fleet} == {name: NEXT for name in fleet}
+    assert target_states(watch.arn) == {i: "healthy" for i in ids.values()}
+    assert_no_secret_in(job, secrets)
+
+
+def test_the_job_leaves_awx_artifacts(fleet):
+    job = run_job("status.yml")
+    assert job.status == "successful" and job.rc == 0
+    assert {"rc", "status", "stdout", "job_events"} <= set(job.artifact_files)
+    assert job.job_events == len(job.events) > 0
+    assert any(e["event"] == "playbook_on_stats" for e in job.events)
+    assert job.hosts == set(fleet)
+    assert job.stats["failures"] == {} and job.stats["dark"] == {}
+
+
+def test_a_failing_host_stops_the_roll_and_the_others_stay_untouched(fleet, ids, run_order):
+    with TargetWatcher(list(ids.values())) as watch:
+        job = run_job("update.yml", survey_vars("update.yml", {
+            "service": ["sgivu-gateway"], "version": NEVER_HEALTHY, "health_timeout": 20}))
+    assert job.status == "failed"
+    first = run_order[0]
+    assert set(job.stats["failures"]) == {first}
+    assert job.hosts == {first}, "the roll went on past the failing host"
+    assert watch.ever_out == {ids[first]}, "another host left the target group"
+    assert {name: served_version(name) for name in fleet} == {name: NEXT for name in fleet}
+
+
+def test_the_failed_host_serves_again_and_is_back_in_the_group(ids):
+    assert target_states(target_group_arn()) == {i: "healthy" for i in ids.values()}
+
+
+def test_a_host_out_of_service_blocks_the_next_roll_before_anything_changes(fleet, ids, run_order):
+    ec2, last = aws("ec2"), run_order[-1]
+    ec2.stop_instances(InstanceIds=[ids[last]])
+    try:
+        job = run_job("update.yml", survey_vars("update.yml", {"service": ["sgivu-gateway"], "version": "1.0.0"}))
+    finally:
+        ec2.start_instances(InstanceIds=[ids[last]])
+    assert job.status == "failed"
+    assert "stays in its target groups" in job.stdout and f"{ids[last]} is unused" in job.stdout
+    assert {name: served_version(name) for name in fleet} == {name: NEXT for name in fleet}
