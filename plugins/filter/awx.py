@@ -1,0 +1,52 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, SGIVU platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Filters for the AWX job templates of the stack (``awx/apply.yml``).
+
+Thin entry file: the logic lives in ``plugins/module_utils/awx.py``; each filter is
+documented in its sidecar YAML file beside this one.
+"""
+
+from __future__ import annotations
+
+from functools import wraps
+from typing import Any, Callable, Dict, List, Optional
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.sgivu.deploy.plugins.module_utils.awx import job_templates, survey_extra_vars
+
+
+def _refusals_fail(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the ValueError naming every problem into a filter error with the same text."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ValueError as exc:
+            raise AnsibleFilterError(str(exc)) from exc
+
+    return wrapper
+
+
+@_refusals_fail
+def awx_job_templates(services: Any, templates: Any) -> List[Dict[str, Any]]:
+    """Return the job templates with their surveys, choices taken from the catalog."""
+    return job_templates(templates, services)
+
+
+@_refusals_fail
+def awx_survey_extra_vars(spec: Any, answers: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Return the extra vars AWX sends for these survey answers; fail as AWX would refuse them."""
+    return survey_extra_vars(spec, answers)
+
+
+class FilterModule:
+    """AWX filters of sgivu.deploy."""
+
+    def filters(self) -> Dict[str, Callable[..., Any]]:
+        return {
+            "awx_job_templates": awx_job_templates,
+            "awx_survey_extra_vars": awx_survey_extra_vars,
+        }
