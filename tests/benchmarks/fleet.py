@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Benchmark: what adding hosts costs. deploy.yml and a rolling update.yml on 1 and on 3 bench
+hosts behind the load balancer (moto's ELBv2), side by side, each against the raw
+`docker compose` doing the same work on the same hosts one after another.
+
+Prints, on the fleet scenario's three fresh hosts (two Debian 12, one Debian 13):
+  - fresh deploy of the fleet (bare instances -> healthy stacks, one host at a time);
+  - no-op re-run, 1 host and 3 hosts;
+  - stacks down, images present: deploy.yml on 1 and on 3 hosts, against
+    `docker compose up -d --wait` on 1 and on 3 hosts in turn;
+  - rolling update of the gateway: update.yml on 1 and on 3 hosts, against
+    `docker compose up -d --no-deps --force-recreate` of the new tag on 1 and on 3 hosts in turn.
+
+Run it with `bench/benchmark fleet`. Figures only; nothing here asserts on a duration.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from deploy import sh, timed
+
+SCENARIO = "fleet"
+HOSTS = ["sgivu-fleet-1", "sgivu-fleet-2", "sgivu-fleet-3"]
+STACK = "/opt/sgivu"
+COMPOSE = f"docker compose --project-directory {STACK} -f {STACK}/compose.yml --env-file {STACK}/.env"
+
+
+def inventory() -> str:
+    """The inventory Molecule generated for the scenario (hosts, and the fleet's group_vars)."""
+    found = sh("bash", "-c", f"ls -d ~/.ansible/tmp/molecule.*.{SCENARIO}/inventory | head -1").stdout.strip()
+    if not found:
+        raise SystemExit("cannot find the Molecule inventory of the fleet scenario")
+    return found
+
+
+def play(name: str, hosts: list[str], *args: str) -> float:
+    """A playbook of the collection on some of the hosts, as an operator runs it, in seconds."""
+    return timed("ansible-playbook", "-i", inventory(), name, "--limit", ",".join(hosts), *args)
+
+
+def on_hosts(hosts: list[str], command: str) -> float:
+    """The same command on each host in turn (as a serial roll does), in seconds."""
+    return sum(timed("docker", "exec", host, "bash", "-c", command) for host in hosts)
+
+
+def update(hosts: list[str], version: str) -> float:
+    return play("update.yml", hosts, "-e", "service=sgivu-gateway", "-e", f"version={version}")
+
+
+def raw_update(hosts: list[str], version: str) -> float:
+    image = f"{os.environ['SGIVU_BENCH_REGISTRY']}/sgivu/sgivu-gateway:{version}"
+    # The raw way: point the service at the new tag, pull it, recreate it in place.
+    command = (f"sed -i 's#image: .*/sgivu-gateway[:@].*#image: {image}#' {STACK}/compose.yml && "
+               f"{COMPOSE} pull -q sgivu-gateway && {COMPOSE} up -d --no-deps --force-recreate --wait sgivu-gateway")
+    return on_hosts(hosts, command)
+
+
+def main() -> None:
+    sh("molecule", "destroy", "-s", SCENARIO, check=False)
+    sh("molecule", "create", "-s", SCENARIO)
+    sh("molecule", "prepare", "-s", SCENARIO)
+    one, fleet = HOSTS[:1], HOSTS
+    try:
+        fresh = timed("molecule", "converge", "-s", SCENARIO)
+        noop1 = play("deploy.yml", one)
+        noop3 = play("deploy.yml", fleet)
+        on_hosts(fleet, f"{COMPOSE} down")
+        down1 = play("deploy.yml", one)
+        on_hosts(one, f"{COMPOSE} down")
+        down3 = play("deploy.yml", fleet)
+        on_hosts(fleet, f"{COMPOSE} down")
+        raw1 = on_hosts(one, f"{COMPOSE} up -d --wait")
+        on_hosts(one, f"{COMPOSE} down")
+        raw3 = on_hosts(fleet, f"{COMPOSE} up -d --wait")
+        play("deploy.yml", fleet)  # back to the recorded state before the updates
+        up1 = update(one, "1.1.0")
+        up3 = update(fleet, "1.0.0")
+        rawup1 = raw_update(one, "1.1.0")
+        rawup3 = raw_update(fleet, "1.0.0")
+    finally:
+        sh("molecule", "destroy", "-s", SCENARIO, check=False)
+    rows = [
+        ("no-op deploy.yml re-run", noop1, noop3),
+        ("stacks down, images present: deploy.yml", down1, down3),
+        ("stacks down: docker compose up -d --wait, host by host", raw1, raw3),
+        ("  ratio deploy.yml / raw compose", down1 / raw1, down3 / raw3),
+        ("rolling update of the gateway: update.yml", up1, up3),
+        ("pull + up --force-recreate, host by host", rawup1, rawup3),
+        ("  ratio update.yml / raw compose", up1 / rawup1, up3 / rawup3),
+    ]
+    print()
+    print(f"deploy.yml and update.yml on 1 and 3 bench hosts behind a load balancer (moto), {os.cpu_count()} cores")
+    print(f"  fresh deploy of 3 bare hosts, one at a time: {fresh:.1f} s")
+    print(f"  {'':58s} {'1 host':>9s} {'3 hosts':>9s} {'3 / 1':>7s}")
+    for label, a, b in rows:
+        unit = "x" if label.strip().startswith("ratio") else "s"
+        ratio = "" if unit == "x" else f"{b / a:6.2f}x"
+        print(f"  {label:58s} {a:8.1f}{unit} {b:8.1f}{unit} {ratio:>7s}")
+
+
+if __name__ == "__main__":
+    main()
