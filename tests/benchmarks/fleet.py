@@ -11,7 +11,8 @@ Prints, on the fleet scenario's three fresh hosts (two Debian 12, one Debian 13)
   - rolling update of the gateway: update.yml on 1 and on 3 hosts, against
     `docker compose up -d --no-deps --force-recreate` of the new tag on 1 and on 3 hosts in turn.
 
-Run it with `bench/benchmark fleet`. Figures only; nothing here asserts on a duration.
+Run it with `bench/benchmark fleet` (`bench/benchmark fleet --updates`: the fresh deploy and
+the rolling updates only). Figures only; nothing here asserts on a duration.
 """
 from __future__ import annotations
 
@@ -63,30 +64,35 @@ def main() -> None:
     sh("molecule", "create", "-s", SCENARIO)
     sh("molecule", "prepare", "-s", SCENARIO)
     one, fleet = HOSTS[:1], HOSTS
+    updates_only = "--updates" in sys.argv[1:]
     try:
         fresh = timed("molecule", "converge", "-s", SCENARIO)
-        noop1 = play("deploy.yml", one)
-        noop3 = play("deploy.yml", fleet)
-        on_hosts(fleet, f"{COMPOSE} down")
-        down1 = play("deploy.yml", one)
-        on_hosts(one, f"{COMPOSE} down")
-        down3 = play("deploy.yml", fleet)
-        on_hosts(fleet, f"{COMPOSE} down")
-        raw1 = on_hosts(one, f"{COMPOSE} up -d --wait")
-        on_hosts(one, f"{COMPOSE} down")
-        raw3 = on_hosts(fleet, f"{COMPOSE} up -d --wait")
-        play("deploy.yml", fleet)  # back to the recorded state before the updates
-        up1 = update(one, "1.1.0")
-        up3 = update(fleet, "1.0.0")
-        rawup1 = raw_update(one, "1.1.0")
+        if not updates_only:
+            noop1 = play("deploy.yml", one)
+            noop3 = play("deploy.yml", fleet)
+            on_hosts(fleet, f"{COMPOSE} down")
+            down1 = play("deploy.yml", one)
+            on_hosts(one, f"{COMPOSE} down")
+            down3 = play("deploy.yml", fleet)
+            on_hosts(fleet, f"{COMPOSE} down")
+            raw1 = on_hosts(one, f"{COMPOSE} up -d --wait")
+            on_hosts(one, f"{COMPOSE} down")
+            raw3 = on_hosts(fleet, f"{COMPOSE} up -d --wait")
+            play("deploy.yml", fleet)  # back to the recorded state before the updates
+        # Every host the update names changes: the fleet to 1.1.0, then one host back to 1.0.0.
+        up3 = update(fleet, "1.1.0")
+        up1 = update(one, "1.0.0")
         rawup3 = raw_update(fleet, "1.0.0")
+        rawup1 = raw_update(one, "1.1.0")
     finally:
         sh("molecule", "destroy", "-s", SCENARIO, check=False)
-    rows = [
+    rows = [] if updates_only else [
         ("no-op deploy.yml re-run", noop1, noop3),
         ("stacks down, images present: deploy.yml", down1, down3),
         ("stacks down: docker compose up -d --wait, host by host", raw1, raw3),
         ("  ratio deploy.yml / raw compose", down1 / raw1, down3 / raw3),
+    ]
+    rows += [
         ("rolling update of the gateway: update.yml", up1, up3),
         ("pull + up --force-recreate, host by host", rawup1, rawup3),
         ("  ratio update.yml / raw compose", up1 / rawup1, up3 / rawup3),
