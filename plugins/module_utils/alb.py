@@ -61,11 +61,3 @@ def leave_refusals(groups: Sequence[Mapping[str, Any]], target_id: str, fleet_si
             )
     return reasons
 
-
-def out_of_service(groups: Sequence[Mapping[str, Any]], target_ids: Sequence[str]) -> Dict[str, List[str]]:
-    """Per group, which of ``target_ids`` are not registered and healthy (the tests' watcher)."""
-    result: Dict[str, List[str]] = {}
-    for group in groups:
-        healthy = {t["id"] for t in _targets(group) if t["state"] == "healthy"}
-        result[str(group["target_group_name"])] = sorted(set(target_ids) - healthy)
-    return result

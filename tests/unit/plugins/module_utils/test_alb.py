@@ -54,7 +54,3 @@ def test_a_fleet_of_none_is_an_error():
     with pytest.raises(ValueError):
         alb.leave_refusals([], "a", 0)
 
-
-def test_out_of_service_names_what_is_not_healthy_per_group():
-    groups = [group("web", a="healthy", b="initial")]
-    assert alb.out_of_service(groups, ["a", "b", "c"]) == {"web": ["b", "c"]}
