@@ -19,7 +19,6 @@ export SGIVU_BENCH_REGISTRY_LOCAL=127.0.0.1:5000         # as this machine pushe
 export SGIVU_BENCH_MOTO_URL=http://127.0.0.1:5100
 SGIVU_VENV="$SGIVU_ROOT/.venv"
 BENCH_LABEL=sgivu.bench=1
-BENCH_IMAGES=(ec2-debian12 ec2-debian13)
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
@@ -110,10 +109,12 @@ bench_rootfs_image() {  # ref suite packages [customize-hook...]
   rm -f "$tar"
 }
 
-bench_build_image() {  # ref context [build args...]
+bench_build_image() {  # ref context [build args...]: FROM the Debian base of bench/images.yml
   local ref=$1 context=$2; shift 2
-  local hash
-  hash=$(bench_hash "$ref $* $(docker image inspect -f '{{.Id}}' sgivu-bench/debian:bookworm)" \
+  local hash base
+  base=$(python "$SGIVU_ROOT/bench/images.py" ref debian)
+  set -- --build-arg "BASE_IMAGE=$base" "$@"
+  hash=$(bench_hash "$ref $* $(docker image inspect -f '{{.Id}}' "$base")" \
     $(find "$context" -type f | sort))
   if bench_image_current "$ref" "$hash"; then return 0; fi
   log "Building $ref"
@@ -122,29 +123,50 @@ bench_build_image() {  # ref context [build args...]
     || die "building $ref failed; see .bench/logs/build-${ref//[\/:]/_}.log"
 }
 
+# Named customize hooks of bench/images.yml's rootfs images.
+bench_rootfs_hooks() {  # name: prints one hook per line
+  case "$1" in
+    "") ;;
+    ec2)
+      # What a fresh Debian EC2 instance is: systemd, python3, sudo, the "admin" login user, no Docker.
+      cat <<'HOOKS'
+chroot "$1" useradd --create-home --shell /bin/bash --groups sudo admin
+echo "admin ALL=(ALL) NOPASSWD:ALL" > "$1/etc/sudoers.d/90-cloud-init-users"; chmod 0440 "$1/etc/sudoers.d/90-cloud-init-users"
+printf "[Unit]\nDescription=Bench: /proc/sys writable as on a VM\nDefaultDependencies=no\nBefore=sysinit.target\n[Service]\nType=oneshot\nExecStart=/bin/mount -o remount,rw /proc/sys\n[Install]\nWantedBy=sysinit.target\n" > "$1/etc/systemd/system/bench-proc-sys-rw.service"
+mkdir -p "$1/etc/systemd/system/sysinit.target.wants" && ln -s ../bench-proc-sys-rw.service "$1/etc/systemd/system/sysinit.target.wants/bench-proc-sys-rw.service"
+HOOKS
+      # (The last two: Docker makes /proc/sys read-only in a container, and the hosts' own
+      # Docker (26 on Debian 13) writes per-interface sysctls for every container it starts;
+      # a real instance has it rw.)
+      ;;
+    *) die "bench/images.yml names rootfs hooks '$1', which bench/lib.sh does not define" ;;
+  esac
+}
+
+# Every local image of bench/images.yml, in its order (the Debian base first).
 bench_images() {
-  local ec2_packages=systemd,systemd-sysv,dbus,python3,python3-apt,sudo,ca-certificates,curl,iproute2,procps
-  # What a fresh Debian EC2 instance is: systemd, python3, sudo, the "admin" login user, no Docker.
-  local user_hooks=(
-    'chroot "$1" useradd --create-home --shell /bin/bash --groups sudo admin'
-    'echo "admin ALL=(ALL) NOPASSWD:ALL" > "$1/etc/sudoers.d/90-cloud-init-users"; chmod 0440 "$1/etc/sudoers.d/90-cloud-init-users"'
-  )
-  # Docker makes /proc/sys read-only in a container, and the hosts' own Docker (26 on Debian
-  # 13) writes per-interface sysctls for every container it starts; a real instance has it rw.
-  user_hooks+=(
-    'printf "[Unit]\nDescription=Bench: /proc/sys writable as on a VM\nDefaultDependencies=no\nBefore=sysinit.target\n[Service]\nType=oneshot\nExecStart=/bin/mount -o remount,rw /proc/sys\n[Install]\nWantedBy=sysinit.target\n" > "$1/etc/systemd/system/bench-proc-sys-rw.service"'
-    'mkdir -p "$1/etc/systemd/system/sysinit.target.wants" && ln -s ../bench-proc-sys-rw.service "$1/etc/systemd/system/sysinit.target.wants/bench-proc-sys-rw.service"'
-  )
-  bench_rootfs_image sgivu-bench/debian:bookworm bookworm ca-certificates
-  bench_rootfs_image sgivu-bench/ec2-debian12:bench bookworm "$ec2_packages" "${user_hooks[@]}"
-  bench_rootfs_image sgivu-bench/ec2-debian13:bench trixie "$ec2_packages" "${user_hooks[@]}"
-  bench_build_image sgivu-bench/registry:bench "$SGIVU_ROOT/tests/bench/images/registry"
-  bench_build_image sgivu-bench/postgres:15 "$SGIVU_ROOT/tests/bench/images/postgres"
-  bench_build_image sgivu-bench/redis:7 "$SGIVU_ROOT/tests/bench/images/redis"
-  local version
-  for version in 1.0 1.1; do
-    bench_build_image "sgivu-bench/hello:$version" "$SGIVU_ROOT/tests/bench/images/hello" --build-arg "VERSION=$version"
-  done
+  local plan kind ref suite packages hooks context hook_lines build_args arg
+  plan=$(python "$SGIVU_ROOT/bench/images.py" plan) || die "bench/images.yml cannot be read"
+  # The hosts' images, as the Molecule platforms (.config/molecule/config.yml) name them.
+  SGIVU_BENCH_IMAGE_EC2_DEBIAN12=$(python "$SGIVU_ROOT/bench/images.py" ref ec2_debian12)
+  SGIVU_BENCH_IMAGE_EC2_DEBIAN13=$(python "$SGIVU_ROOT/bench/images.py" ref ec2_debian13)
+  export SGIVU_BENCH_IMAGE_EC2_DEBIAN12 SGIVU_BENCH_IMAGE_EC2_DEBIAN13
+  while IFS=$'\t' read -r kind ref rest; do
+    case "$kind" in
+      rootfs)
+        IFS=$'\t' read -r suite packages hooks <<<"$rest"
+        mapfile -t hook_lines < <(bench_rootfs_hooks "$hooks")
+        bench_rootfs_image "$ref" "$suite" "$packages" "${hook_lines[@]}"
+        ;;
+      build)
+        IFS=$'\t' read -r -a build_args <<<"$rest"
+        context=${build_args[0]}
+        local args=()
+        for arg in "${build_args[@]:1}"; do args+=(--build-arg "$arg"); done
+        bench_build_image "$ref" "$context" "${args[@]}"
+        ;;
+    esac
+  done <<<"$plan"
 }
 
 # --- Registry -------------------------------------------------------------------------------
@@ -197,24 +219,26 @@ bench_push() {  # local-ref repo tag...
     || die "cannot log in to the bench registry at $SGIVU_BENCH_REGISTRY_LOCAL"
   for tag in "$@"; do
     docker tag "$src" "$SGIVU_BENCH_REGISTRY_LOCAL/$repo:$tag"
-    docker push --quiet "$SGIVU_BENCH_REGISTRY_LOCAL/$repo:$tag" >/dev/null
+    docker push --quiet "$SGIVU_BENCH_REGISTRY_LOCAL/$repo:$tag" >/dev/null || die "pushing $src as $repo:$tag to the bench registry failed"
   done
   unset DOCKER_CONFIG
 }
 
 bench_push_images() {
-  log "Pushing the test images to the bench registry"
-  bench_push sgivu-bench/hello:1.0 bench/hello 1.0
-  bench_push sgivu-bench/hello:1.1 bench/hello 1.1
-  # Every service of each stack's catalog, as the bench's stand-in images (see the script).
+  log "Pushing the test images and every stack's stand-in releases to the bench registry"
+  local ref target
+  while IFS=$'\t' read -r ref target; do
+    bench_push "$ref" "${target%:*}" "${target##*:}"
+  done < <(python "$SGIVU_ROOT/bench/images.py" pushed)
   export DOCKER_CONFIG="$SGIVU_BENCH_DIR/docker"
-  python "$SGIVU_ROOT/bench/stack_images.py" "$SGIVU_ROOT/inventories/prod/group_vars/all/stack.yml" \
-    "$SGIVU_BENCH_REGISTRY_LOCAL/sgivu" >"$SGIVU_BENCH_DIR/logs/stack-images.log" 2>&1 \
-    || { tail -20 "$SGIVU_BENCH_DIR/logs/stack-images.log" >&2; die "building the stack images failed"; }
-  python "$SGIVU_ROOT/bench/stack_images.py" "$SGIVU_ROOT/inventories/lottery/group_vars/all/stack.yml" \
-    "$SGIVU_BENCH_REGISTRY_LOCAL/lottery" >>"$SGIVU_BENCH_DIR/logs/stack-images.log" 2>&1 \
-    || { tail -20 "$SGIVU_BENCH_DIR/logs/stack-images.log" >&2; die "building the lottery images failed"; }
+  python "$SGIVU_ROOT/bench/stack_images.py" "$SGIVU_BENCH_REGISTRY_LOCAL" >"$SGIVU_BENCH_DIR/logs/stack-images.log" 2>&1 \
+    || { tail -20 "$SGIVU_BENCH_DIR/logs/stack-images.log" >&2; die "building the stack images failed (.bench/logs/stack-images.log)"; }
   unset DOCKER_CONFIG
+}
+
+# Every image and registry tag of bench/images.yml exists, or the run stops naming what is missing.
+bench_check_images() {
+  python "$SGIVU_ROOT/bench/images.py" check || die "the bench is incomplete (above); no test can rely on it"
 }
 
 # --- AWS stand-in ---------------------------------------------------------------------------
@@ -252,6 +276,7 @@ bench_up() {
   bench_network
   bench_registry
   bench_push_images
+  bench_check_images
   bench_moto
   # The AWS SDK must never reach a real account from the bench. The keys are moto's dummies,
   # unlike any word in a name: Ansible masks a secret key's value wherever it appears in a

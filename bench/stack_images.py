@@ -1,49 +1,64 @@
 #!/usr/bin/env python3
-"""Build the bench's images of a stack from its catalog and push them to the bench registry.
+"""Build the bench's images of every stack in bench/images.yml and push them to the bench registry.
 
-No SGIVU image can be pulled here, so every application service of the catalog becomes the
+No SGIVU image can be pulled here, so every application service of a catalog becomes the
 stand-in image (tests/bench/images/standin) with that service's name, port, health path and
 required env keys baked in, the way a real service image carries its own configuration; its
-version is its tag. Databases become the bench's PostgreSQL and Redis images.
+version is its tag. Tags pushed per application service: the catalog's own tag and every
+stand-in release of bench/images.yml (`next`, `never_healthy`, ...). Database services get the
+bench's PostgreSQL and Redis images under the catalog's repository and tag.
 
-Tags pushed per application service: the catalog's tag, the bench's next release
-(SGIVU_BENCH_NEXT_TAG, default 1.1.0) and SGIVU_BENCH_BAD_TAG (default 0.0.0-never-healthy),
-whose health endpoint always answers 503.
+The stand-in bases are cached by a hash of their recipe (a label), as bench/lib.sh caches the
+other images; the derived images are one ENV layer each.
 
-Usage: stack_images.py CATALOG_YAML REPOSITORY_PREFIX
+Usage: stack_images.py REGISTRY      (the registry as this machine pushes to it, 127.0.0.1:5000)
 """
 from __future__ import annotations
 
-import os
+import hashlib
 import subprocess
 import sys
 import tempfile
+from pathlib import Path
+from typing import Dict
 
-import yaml
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from images import RECIPES, Images  # noqa: E402  (bench/ is not a package)
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-STANDIN = os.path.join(ROOT, "tests", "bench", "images", "standin")
-DATABASE_IMAGES = {"postgres": "sgivu-bench/postgres:15", "redis": "sgivu-bench/redis:7"}
-
-
-def run(*args: str, quiet: bool = True) -> None:
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL if quiet else None)
+STANDIN = RECIPES / "standin"
 
 
-def repository_name(image: str) -> str:
-    return image.rsplit("/", 1)[-1]
+def run(*args: str) -> str:
+    """Run a docker command; on failure exit naming it, with its own error output."""
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        sys.exit(f"bench: `{' '.join(args)}` failed (exit {done.returncode}):\n{done.stderr.strip()}")
+    return done.stdout.strip()
 
 
-def standin_base(version: str, never_healthy: bool) -> str:
-    ref = f"sgivu-bench/standin:{version}"
-    build_args = ["--build-arg", f"VERSION={version}"]
-    if never_healthy:
-        build_args += ["--build-arg", "NEVER_HEALTHY=1"]
-    run("docker", "build", "--quiet", *build_args, "-t", ref, STANDIN)
-    return ref
+def recipe_hash(tag: str, build_args: Dict[str, str]) -> str:
+    digest = hashlib.sha256(f"{tag} {sorted(build_args.items())}\n".encode())
+    digest.update(run("docker", "image", "inspect", "-f", "{{.Id}}", build_args["BASE_IMAGE"]).encode())
+    for path in sorted(p for p in STANDIN.rglob("*") if p.is_file()):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
-def service_env(name: str, svc: dict, services: dict) -> dict[str, str]:
+def standin_base(ref: str, tag: str, build_args: Dict[str, str]) -> None:
+    """Build sgivu-bench/standin:<tag> unless the same recipe was built before."""
+    want = recipe_hash(tag, build_args)
+    have = subprocess.run(["docker", "image", "inspect", "-f", '{{ index .Config.Labels "sgivu.bench.hash" }}', ref],
+                          capture_output=True, text=True, check=False).stdout.strip()
+    if have == want:
+        return
+    args = ["--build-arg", f"VERSION={tag}"]
+    for key, value in sorted(build_args.items()):
+        args += ["--build-arg", f"{key}={value}"]
+    run("docker", "build", "--quiet", "--label", f"sgivu.bench.hash={want}", *args, "-t", ref, str(STANDIN))
+    print(f"built {ref}")
+
+
+def service_env(name: str, svc: dict, services: dict) -> Dict[str, str]:
     health = svc.get("health") or {}
     env = {
         "STANDIN_SERVICE": name,
@@ -62,47 +77,30 @@ def service_env(name: str, svc: dict, services: dict) -> dict[str, str]:
     return env
 
 
-def derived_image(base: str, env: dict[str, str], ref: str) -> None:
+def derived_image(base: str, env: Dict[str, str], ref: str) -> None:
     lines = [f"FROM {base}"] + [f'ENV {k}="{v.replace("$", chr(92) + "$")}"' for k, v in sorted(env.items())]
     with tempfile.TemporaryDirectory() as ctx:
-        with open(os.path.join(ctx, "Dockerfile"), "w", encoding="utf-8") as handle:
-            handle.write("\n".join(lines) + "\n")
+        (Path(ctx) / "Dockerfile").write_text("\n".join(lines) + "\n", encoding="utf-8")
         run("docker", "build", "--quiet", "-t", ref, ctx)
 
 
-def push(ref: str) -> None:
-    run("docker", "push", "--quiet", ref)
-
-
-def main(catalog_path: str, prefix: str) -> None:
-    with open(catalog_path, encoding="utf-8") as handle:
-        services = yaml.safe_load(handle)["stack_services"]
-    next_tag = os.environ.get("SGIVU_BENCH_NEXT_TAG", "1.1.0")
-    bad_tag = os.environ.get("SGIVU_BENCH_BAD_TAG", "0.0.0-never-healthy")
-    bases: dict[tuple[str, bool], str] = {}
-    for name, svc in sorted(services.items()):
-        if svc.get("enabled", True) is False:
-            continue
-        repo = f"{prefix}/{repository_name(svc['image'])}"
-        tag = str(svc["tag"])
-        if svc.get("kind") == "database":
-            local = next((img for key, img in DATABASE_IMAGES.items() if key in name), None)
-            if local is None:
-                sys.exit(f"bench: no bench image for database service {name}")
-            run("docker", "tag", local, f"{repo}:{tag}")
-            push(f"{repo}:{tag}")
-            continue
-        env = service_env(name, svc, services)
-        for version, bad in ((tag, False), (next_tag, False), (bad_tag, True)):
-            key = (version, bad)
-            if key not in bases:
-                bases[key] = standin_base(version, bad)
-            derived_image(bases[key], env, f"{repo}:{version}")
-            push(f"{repo}:{version}")
-        print(f"pushed {repo}: {tag}, {next_tag}, {bad_tag}")
+def main(registry: str) -> None:
+    images = Images()
+    for tag, build_args in images.standin_builds().items():
+        standin_base(f"{images.standin_repository}:{tag}", tag, {"BASE_IMAGE": images.ref("debian"), **build_args})
+    services_of = {stack: images.catalog(stack) for stack in images.stacks()}
+    for pushed in images.registry_tags():
+        ref = f"{registry}/{pushed.name}"
+        if pushed.service:
+            services = services_of[pushed.stack]
+            derived_image(pushed.local, service_env(pushed.service, services[pushed.service], services), ref)
+        else:
+            run("docker", "tag", pushed.local, ref)
+        run("docker", "push", "--quiet", ref)
+        print(f"pushed {ref}")
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
+    if len(sys.argv) != 2:
         sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1])

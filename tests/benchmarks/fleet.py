@@ -21,7 +21,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from deploy import sh, timed
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from bench_images import NEXT  # noqa: E402  (bench/images.yml)
+from deploy import sh, timed  # noqa: E402
 
 SCENARIO = "fleet"
 HOSTS = ["sgivu-fleet-1", "sgivu-fleet-2", "sgivu-fleet-3"]
@@ -79,11 +81,11 @@ def main() -> None:
             on_hosts(one, f"{COMPOSE} down")
             raw3 = on_hosts(fleet, f"{COMPOSE} up -d --wait")
             play("deploy.yml", fleet)  # back to the recorded state before the updates
-        # Every host the update names changes: the fleet to 1.1.0, then one host back to 1.0.0.
-        up3 = update(fleet, "1.1.0")
+        # Every host the update names changes: the fleet to the next release, then one host back to 1.0.0.
+        up3 = update(fleet, NEXT)
         up1 = update(one, "1.0.0")
         rawup3 = raw_update(fleet, "1.0.0")
-        rawup1 = raw_update(one, "1.1.0")
+        rawup1 = raw_update(one, NEXT)
     finally:
         sh("molecule", "destroy", "-s", SCENARIO, check=False)
     rows = [] if updates_only else [

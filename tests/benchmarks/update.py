@@ -19,6 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
+from bench_images import NEVER_HEALTHY, NEXT  # bench/images.yml
 from sgivu_probe import Probe  # shared with the Molecule verifiers
 
 SCENARIO = "update"
@@ -57,15 +58,15 @@ def main() -> None:
     try:
         address = sh("docker", "inspect", "-f", "{{(index .NetworkSettings.Networks \"sgivu-bench\").IPAddress}}", HOST).stdout.strip()
         url = f"http://{address}/v1/version"
-        ours, ours_probe = watched(url, lambda: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", "version=1.1.0"))
+        ours, ours_probe = watched(url, lambda: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", f"version={NEXT}"))
         compose = "docker compose --project-directory /opt/sgivu -f /opt/sgivu/compose.yml"
-        sh("docker", "exec", HOST, "sed", "-i", "s#/sgivu-gateway:1.1.0#/sgivu-gateway:1.0.0#", "/opt/sgivu/compose.yml")
+        sh("docker", "exec", HOST, "sed", "-i", f"s#/sgivu-gateway:{NEXT}#/sgivu-gateway:1.0.0#", "/opt/sgivu/compose.yml")
         raw, raw_probe = watched(url, lambda: sh("docker", "exec", HOST, "bash", "-c",
                                                  f"{compose} pull sgivu-gateway && {compose} up -d --no-deps --force-recreate sgivu-gateway"))
         # Put the project back under the collection's management before the next steps.
-        playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", "version=1.1.0")
+        playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", f"version={NEXT}")
         bad, bad_probe = watched(url, lambda: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway",
-                                                       "-e", "version=0.0.0-never-healthy", "-e", "health_timeout=20", check=False))
+                                                       "-e", f"version={NEVER_HEALTHY}", "-e", "health_timeout=20", check=False))
         back, back_probe = watched(url, lambda: playbook(inventory, "rollback.yml", "-e", "service=sgivu-gateway"))
     finally:
         sh("molecule", "destroy", "-s", SCENARIO, check=False)

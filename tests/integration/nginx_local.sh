@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 host="h-nginx-$RANDOM$RANDOM"
 work=$(mktemp -d)
-image=${NGINX_TEST_IMAGE:-sgivu-bench/ec2-debian12:bench}
+image=${NGINX_TEST_IMAGE:-$("$root/.venv/bin/python" "$root/bench/images.py" ref ec2_debian12)}  # bench/images.yml
 cleanup() {  # NGINX_TEST_KEEP=1 leaves the host running for a look inside
   if [ "${NGINX_TEST_KEEP:-0}" = 1 ]; then echo "host kept: $host"; else docker rm -f "$host" >/dev/null 2>&1 || true; fi
   rm -rf "$work"

@@ -6,6 +6,14 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 export PATH="$root/.venv/bin:$PATH"
+# Images from the bench's one list (bench/images.yml): a good release and one whose health
+# endpoint always answers 503. bench/lib.sh built both; `images.py check` proved it.
+good_ref=$(python "$root/bench/images.py" standin next)
+bad_ref=$(python "$root/bench/images.py" standin never_healthy)
+standin_repo=${good_ref%:*} good_tag=${good_ref##*:} bad_tag=${bad_ref##*:}
+# Compose reads these to interpolate the project below; API_TAG moves from phase to phase.
+export STANDIN_REPO=$standin_repo WEB_TAG=$good_tag API_TAG=$good_tag
+re_tag() { sed 's/[.[\*^$+?(){}|]/\\&/g' <<<"$1"; }
 project="h-health-$(od -An -N4 -tx1 /dev/urandom | tr -d ' \n')"
 work=$(mktemp -d)
 cleanup() {
@@ -25,7 +33,7 @@ check() {  # check <description> <command...>
 cat > "$work/compose.yml" <<'COMPOSE'
 services:
   web:
-    image: sgivu-bench/standin:1.0.0
+    image: "${STANDIN_REPO}:${WEB_TAG}"
     environment:
       STANDIN_SERVICE: web
       STANDIN_PORT: "8081"
@@ -37,7 +45,7 @@ services:
       timeout: 2s
       retries: 3
   api:
-    image: "sgivu-bench/standin:${API_TAG}"
+    image: "${STANDIN_REPO}:${API_TAG}"
     environment:
       STANDIN_SERVICE: api
       STANDIN_PORT: "8082"
@@ -64,9 +72,9 @@ vars_for() {  # vars_for <api tag>: the catalog as extra vars JSON
  "stack_health_check_routes": false,
  "stack_health_poll_interval": 1,
  "stack_services": {
-   "web": {"image": "sgivu-bench/standin", "tag": "1.0.0", "port": 8081, "public": true, "host_port": 18081,
+   "web": {"image": "$standin_repo", "tag": "$good_tag", "port": 8081, "public": true, "host_port": 18081,
            "health": {"path": "/actuator/health", "interval": 1, "timeout": 60}},
-   "api": {"image": "sgivu-bench/standin", "tag": "$1", "port": 8082,
+   "api": {"image": "$standin_repo", "tag": "$1", "port": 8082,
            "health": {"path": "/actuator/health", "interval": 1, "timeout": 15}}}}
 JSON
 }
@@ -97,25 +105,35 @@ run_role() {  # run_role <api tag> [ansible-playbook options]: output in $out, e
   transcript+=$'\n'"--- ansible-playbook $* (api $tag): exit $rc"$'\n'"$out"
 }
 
+# Start (or change) the project with api at a tag; a failure stops the test with Compose's words.
+compose_up() {  # compose_up <api tag>
+  local output
+  if ! output=$(API_TAG=$1 docker compose -p "$project" -f "$work/compose.yml" up -d --pull never --quiet-pull 2>&1); then
+    echo "FAIL - docker compose up of the test project (api at $1) failed:" >&2
+    echo "$output" >&2
+    exit 1
+  fi
+}
+
 recap_unchanged() { grep -Eq 'localhost +: ok=[0-9]+ +changed=0 ' <<<"$out"; }
 
 # --- phase 1: both services good ---------------------------------------------------------
-API_TAG=1.0.0 docker compose -p "$project" -f "$work/compose.yml" up -d --quiet-pull >/dev/null 2>&1
-run_role 1.0.0
+compose_up "$good_tag"
+run_role "$good_tag"
 phase1=$out
 check "healthy project: the role passes" test "$rc" -eq 0
 check "healthy project: the table shows web running, healthy, with a time to healthy" \
-  grep -Eq '^ *- web +1\.0\.0 +running +healthy +[0-9]+\.[0-9]' <<<"$phase1"
+  grep -Eq "^ *- web +$(re_tag "$good_tag") +running +healthy +[0-9]+\.[0-9]" <<<"$phase1"
 check "healthy project: the table shows api running, healthy, with a time to healthy" \
-  grep -Eq '^ *- api +1\.0\.0 +running +healthy +[0-9]+\.[0-9]' <<<"$phase1"
+  grep -Eq "^ *- api +$(re_tag "$good_tag") +running +healthy +[0-9]+\.[0-9]" <<<"$phase1"
 check "healthy project: the role reports changed=0" recap_unchanged
 
-run_role 1.0.0 --check
+run_role "$good_tag" --check
 check "healthy project in check mode: the role passes with changed=0" \
   bash -c '[ "$1" -eq 0 ] && grep -Eq "localhost +: ok=[0-9]+ +changed=0 " <<<"$2"' _ "$rc" "$out"
 
 web_port=$(docker compose -p "$project" -f "$work/compose.yml" port web 8081 | sed 's/.*://')
-run_role 1.0.0 -e "$(routes_vars "$web_port")"
+run_role "$good_tag" -e "$(routes_vars "$web_port")"
 check "routes: the role passes when the routes answer" test "$rc" -eq 0
 check "routes: the table lists both plain routes as reachable" \
   bash -c 'grep -Eq "^ *- /actuator/health +web +200 +reachable" <<<"$1" && grep -Eq "^ *- /version +web +200 +reachable" <<<"$1"' _ "$out"
@@ -123,13 +141,13 @@ check "routes: regex and allowlisted routes are skipped" bash -c '! grep -Eq "re
 check "routes: the role reports changed=0" recap_unchanged
 
 # --- phase 2: api replaced by a release whose health always answers 503 -------------------
-API_TAG=9.9.9-bad docker compose -p "$project" -f "$work/compose.yml" up -d --quiet-pull >/dev/null 2>&1
-run_role 9.9.9-bad
+compose_up "$bad_tag"
+run_role "$bad_tag"
 check "bad release: the role fails" test "$rc" -ne 0
 check "bad release: the failure names api as not healthy" \
   grep -q "1 service not healthy in time: api" <<<"$out"
 check "bad release: the failure shows api's state, health and image tag" \
-  grep -Eq "$project-api-1 \(9\.9\.9-bad\): state running, health unhealthy" <<<"$out"
+  grep -Eq "$project-api-1 \($(re_tag "$bad_tag")\): state running, health unhealthy" <<<"$out"
 check "bad release: the failure includes api's last log lines" \
   grep -q 'GET /actuator/health HTTP/1.1" 503' <<<"$out"
 check "bad release: web is not named" bash -c '! grep -Eq "^ *web: " <<<"$1"' _ "$out"

@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 import testinfra
+from bench_images import NEXT  # tests/lib (bench/images.yml), on the path from conftest.py
 from testinfra.utils.ansible_runner import AnsibleRunner
 
 PUBLIC_PORTS = {80}
@@ -315,7 +316,7 @@ def test_a_concurrent_deploy_fails_fast_and_changes_nothing(host, run_playbook, 
 def test_a_changing_deploy_dumps_the_databases_first(host, run_playbook, first_host, second_deploy, stack, ansible_vars):
     if host.backend.get_hostname() != first_host:
         pytest.skip("the changing deploy runs on the first host")
-    image = f"{ansible_vars['stack_registry']}/sgivu-ml:1.1.0"
+    image = f"{ansible_vars['stack_registry']}/sgivu-ml:{NEXT}"
     run = run_playbook("deploy.yml", "--limit", first_host, "-e", json.dumps({"compose_stack_images": {"sgivu-ml": image}}))
     assert run.returncode == 0, run.stdout[-3000:]
     latest = json.loads(host.file(f"/opt/{stack}/releases.json").content_string)["releases"][-1]

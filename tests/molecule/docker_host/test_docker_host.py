@@ -4,6 +4,11 @@ from __future__ import annotations
 import json
 import uuid
 
+from bench_images import BENCH, pushed  # tests/lib, on the path from conftest.py
+
+HELLO, HELLO_NEXT = pushed("hello_1_0"), pushed("hello_1_1")
+HELLO_NEXT_VERSION = BENCH.data["local"]["hello_1_1"]["build"]["args"]["VERSION"]
+
 
 def test_docker_service_is_running(host):
     assert host.service("docker").is_running
@@ -48,7 +53,7 @@ def test_new_containers_get_the_rotation_settings(host, ansible_vars, registry, 
     name = f"sgivu-logcheck-{uuid.uuid4().hex[:8]}"
     login = registry_login()
     assert login.rc == 0, login.stderr
-    created = host.run(f"docker create --name {name} {registry['address']}/bench/hello:1.0")
+    created = host.run(f"docker create --name {name} {registry['address']}/{HELLO}")
     try:
         assert created.rc == 0, created.stderr
         log_config = docker_json(f"docker inspect --format '{{{{json .HostConfig.LogConfig}}}}' {name}")
@@ -83,13 +88,13 @@ def test_deploy_user_runs_docker_without_sudo(ansible_vars, run_as):
 
 def test_deploy_user_pulls_from_the_bench_registry_and_runs_it(ansible_vars, registry, registry_login, run_as):
     user = ansible_vars["docker_host_users"][0]
-    image = f"{registry['address']}/bench/hello:1.1"
+    image = f"{registry['address']}/{HELLO_NEXT}"
     login = registry_login(user)
     assert login.rc == 0, login.stderr
     pulled = run_as(user, f"docker pull --quiet {image}")
     assert pulled.rc == 0, pulled.stderr
     digest = run_as(user, f"docker image inspect --format '{{{{index .RepoDigests 0}}}}' {image}").stdout.strip()
-    assert digest.startswith(f"{registry['address']}/bench/hello@sha256:")
+    assert digest.startswith(f"{registry['address']}/{HELLO_NEXT.rsplit(':', 1)[0]}@sha256:")
     ran = run_as(user, f"docker run --rm {digest}")
     assert ran.rc == 0, ran.stderr
-    assert ran.stdout.strip() == "hello from sgivu bench 1.1"
+    assert ran.stdout.strip() == f"hello from sgivu bench {HELLO_NEXT_VERSION}"

@@ -3,7 +3,7 @@
 The hosts are found by tags through the aws_ec2 inventory (moto's EC2), the jobs run
 through ansible-runner with the extra vars a survey sends, and a watcher describes the
 target group every 50 ms while they run. The tests run in file order and build on each
-other: the gateway moves to 1.1.0 on every host, then a never-healthy release stops the roll
+other: the gateway moves to the next release on every host, then a never-healthy release stops the roll
 on the first host, then a host out of service blocks the next roll before it starts.
 """
 from __future__ import annotations
@@ -17,10 +17,9 @@ import pytest
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "lib"))
+from bench_images import NEVER_HEALTHY, NEXT  # noqa: E402
 from sgivu_fleet import TargetWatcher, aws, fleet_inventory, instance_ids, run_job, survey_vars, target_group_arn, target_states
 
-NEXT = "1.1.0"
-NEVER_HEALTHY = "0.0.0-never-healthy"
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,7 @@ import json
 import time
 
 import pytest
-
-NEXT = "1.1.0"
+from bench_images import NEXT  # tests/lib, on the path from conftest.py
 
 
 def service_container(host, stack: str, service: str) -> dict:

@@ -1,6 +1,6 @@
 """update.yml on a deployed stack, watched from outside by a probe through Nginx.
 
-The tests run in file order and build on each other: the gateway moves to 1.1.0, then an
+The tests run in file order and build on each other: the gateway moves to the next release, then an
 internal service, then the gateway meets a release that never gets healthy.
 """
 from __future__ import annotations
@@ -8,9 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-
-NEXT = "1.1.0"
-NEVER_HEALTHY = "0.0.0-never-healthy"
+from bench_images import NEVER_HEALTHY, NEXT  # tests/lib, on the path from conftest.py
 
 
 def gateway_containers(host, stack: str) -> list[dict]:
@@ -102,7 +100,7 @@ def test_a_never_healthy_release_is_undone_by_itself_and_drops_no_request(host, 
 
 def test_an_unknown_service_is_refused_before_anything_changes(host, run_playbook, stack):
     before = [c["Id"] for c in gateway_containers(host, stack)]
-    run = run_playbook("update.yml", "--limit", host.backend.get_hostname(), "-e", "service=sgivu-nope", "-e", "version=1.1.0")
+    run = run_playbook("update.yml", "--limit", host.backend.get_hostname(), "-e", "service=sgivu-nope", "-e", f"version={NEXT}")
     assert run.returncode != 0
     assert "unknown service(s) sgivu-nope" in run.stdout
     assert [c["Id"] for c in gateway_containers(host, stack)] == before

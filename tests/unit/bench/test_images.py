@@ -1,0 +1,75 @@
+"""The bench's one image list (bench/images.yml) and the check that stops a run missing an image."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from bench_images import BENCH, NEVER_HEALTHY, NEXT, images
+
+ROOT = Path(__file__).resolve().parents[3]
+LIB_SH = (ROOT / "bench" / "lib.sh").read_text(encoding="utf-8")
+# Where tests and benchmarks live that run against the bench (unit fixtures are data, not images).
+BENCH_USERS = ["tests/molecule", "tests/integration", "tests/benchmarks", "tests/lib", "molecule", ".config/molecule"]
+
+
+def test_every_local_image_has_a_recipe_the_bench_knows():
+    for line in BENCH.plan():
+        kind, ref, *rest = line.split("\t")
+        if kind == "rootfs":
+            hooks = rest[2]
+            assert hooks == "" or re.search(rf"^\s+{hooks}\)$", LIB_SH, re.M), f"{ref}: bench/lib.sh has no hooks {hooks!r}"
+        else:
+            assert Path(rest[0], "Dockerfile").is_file(), f"{ref}: no Dockerfile in {rest[0]}"
+
+
+def test_release_tags_are_read_from_the_list():
+    releases = yaml.safe_load((ROOT / "bench" / "images.yml").read_text(encoding="utf-8"))["standin"]["releases"]
+    assert (NEXT, NEVER_HEALTHY) == (releases["next"]["tag"], releases["never_healthy"]["tag"])
+
+
+def test_every_application_service_gets_every_release_in_the_registry():
+    pushed = {p.name for p in BENCH.registry_tags()}
+    for stack, spec in BENCH.stacks().items():
+        for name, svc in BENCH.catalog(stack).items():
+            repository = f"{spec['prefix']}/{svc['image'].rsplit('/', 1)[-1]}"
+            tags = [str(svc["tag"])] if svc.get("kind") == "database" else [str(svc["tag"]), NEXT, NEVER_HEALTHY]
+            for tag in tags:
+                assert f"{repository}:{tag}" in pushed, f"{stack}/{name}: {repository}:{tag} is never pushed"
+
+
+def test_an_unknown_name_is_refused_naming_it():
+    with pytest.raises(images.ManifestError, match="no stand-in release 'sometimes_healthy'"):
+        BENCH.tag("sometimes_healthy")
+    with pytest.raises(images.ManifestError, match="no local image 'ghost'"):
+        BENCH.ref("ghost")
+
+
+@pytest.mark.parametrize("value", sorted({r["ref"] for r in BENCH.data["local"].values()}
+                                         | {str(r["tag"]) for r in BENCH.data["standin"]["releases"].values()}
+                                         | set(BENCH.data["pushed"].values())))
+def test_no_test_names_a_bench_image_or_release_itself(value):
+    """Tests read refs and tags from the list: a second list in a test goes stale (issue 15)."""
+    for folder in BENCH_USERS:
+        for path in (ROOT / folder).rglob("*"):
+            if path.is_file() and path.suffix in (".py", ".sh", ".yml") and path.name != "bench_images.py":
+                named = value in path.read_text(encoding="utf-8")
+                assert not named, f"{path.relative_to(ROOT)} names {value} itself; read it from bench/images.yml"
+
+
+def test_check_fails_naming_a_missing_image(tmp_path):
+    """What `bench/lib.sh` runs after building: an image the list names but nobody built stops the run."""
+    manifest = yaml.safe_load((ROOT / "bench" / "images.yml").read_text(encoding="utf-8"))
+    manifest["local"]["ghost"] = {"ref": "sgivu-bench/ghost:never-built", "build": {"context": "hello"}}
+    path = tmp_path / "images.yml"
+    path.write_text(yaml.safe_dump(manifest), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SGIVU_BENCH_REGISTRY")}
+    env["SGIVU_BENCH_IMAGES"] = str(path)
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "images.py"), "check"], env=env,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    assert "missing: image sgivu-bench/ghost:never-built is not in this machine's Docker engine" in done.stderr
