@@ -29,7 +29,9 @@ check() {  # check <description> <command...>
   if "$@"; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
 }
 
-# web starts listening after 4 s, so the role sees it go from starting to healthy.
+# Both start listening after 4 s, so the role sees each go from starting to healthy and can
+# tell its time to healthy (Docker keeps only the last five probes: a service healthy long before
+# the role looks has no known time).
 cat > "$work/compose.yml" <<'COMPOSE'
 services:
   web:
@@ -49,6 +51,7 @@ services:
     environment:
       STANDIN_SERVICE: api
       STANDIN_PORT: "8082"
+      STANDIN_STARTUP_DELAY: "4"
     healthcheck:
       test: [CMD, curl, -fsS, "http://127.0.0.1:8082/actuator/health"]
       interval: 1s
