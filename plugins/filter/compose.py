@@ -13,16 +13,14 @@ from typing import Any, Dict, List, Optional
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import CatalogError, validate_services
+from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import CatalogError, start_waves, validate_services
 from ansible_collections.sgivu.deploy.plugins.module_utils.compose import (
     effective_images,
     live_upstreams,
     pins_for,
-    release_services,
     render_project,
     update_targets,
     upstreams,
-    with_images,
 )
 
 
@@ -34,10 +32,13 @@ def compose_project(
     restart: str = "unless-stopped",
     log_options: Optional[Dict[str, Any]] = None,
     images: Optional[Dict[str, str]] = None,
+    wait_margin: int = 30,
 ) -> Dict[str, Any]:
     """Return the compose project of the catalog as a dict."""
     try:
-        return render_project(validate_services(services), name, subnet, public_hostname, restart, log_options, images)
+        catalog = validate_services(services)
+        return render_project(catalog, name, subnet, public_hostname, restart, log_options, images,
+                              waves=start_waves(catalog), wait_margin=wait_margin)
     except (CatalogError, ValueError) as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
@@ -50,16 +51,11 @@ def compose_upstreams(services: Any, subnet: str) -> Dict[str, List[str]]:
         raise AnsibleFilterError(str(exc)) from exc
 
 
-def compose_release_services(project: Dict[str, Any], image_infos: List[Dict[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    """Return per service the image reference it runs and that image's registry digest."""
-    return release_services(project, image_infos)
-
-
 def compose_images(services: Any, pins: Optional[Dict[str, Any]] = None, overrides: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     """Return the image each enabled service should run: catalog, host pins, overrides."""
     try:
         return effective_images(validate_services(services), pins, overrides)
-    except CatalogError as exc:
+    except (CatalogError, ValueError) as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
 
@@ -79,7 +75,7 @@ def compose_update_targets(
     """Return the image each named service moves to in an update."""
     try:
         return update_targets(validate_services(services), names, version, current, explicit)
-    except CatalogError as exc:
+    except (CatalogError, ValueError) as exc:
         raise AnsibleFilterError(str(exc)) from exc
 
 
@@ -91,11 +87,6 @@ def compose_pins(services: Any, targets: Dict[str, str]) -> Dict[str, Dict[str, 
         raise AnsibleFilterError(str(exc)) from exc
 
 
-def compose_with_images(project: Dict[str, Any], images: Dict[str, str]) -> Dict[str, Any]:
-    """Return the compose project with its services running the given images."""
-    return with_images(project, images)
-
-
 class FilterModule:
     """Compose filters of sgivu.deploy."""
 
@@ -103,10 +94,8 @@ class FilterModule:
         return {
             "compose_project": compose_project,
             "compose_upstreams": compose_upstreams,
-            "compose_release_services": compose_release_services,
             "compose_images": compose_images,
             "compose_live_upstreams": compose_live_upstreams,
             "compose_update_targets": compose_update_targets,
             "compose_pins": compose_pins,
-            "compose_with_images": compose_with_images,
         }

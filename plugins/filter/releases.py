@@ -13,7 +13,20 @@ from typing import Any, Dict, List, Optional
 
 from ansible.errors import AnsibleFilterError
 
-from ansible_collections.sgivu.deploy.plugins.module_utils.releases import service_rollback, stack_rollback, status_lines
+from ansible_collections.sgivu.deploy.plugins.module_utils.releases import (
+    service_names,
+    service_rollback,
+    stack_rollback,
+    status_lines,
+)
+
+
+def release_service_names(value: Any) -> List[str]:
+    """Return the service names an operator gave (comma- or newline-separated text, or a list)."""
+    try:
+        return service_names(value)
+    except ValueError as exc:
+        raise AnsibleFilterError(str(exc)) from exc
 
 
 def release_service_rollback(history: Dict[str, Any], service: str, release_id: Optional[str] = None) -> Dict[str, Any]:
@@ -42,6 +55,7 @@ class FilterModule:
 
     def filters(self) -> Dict[str, Any]:
         return {
+            "release_service_names": release_service_names,
             "release_service_rollback": release_service_rollback,
             "release_stack_rollback": release_stack_rollback,
             "release_status": release_status,

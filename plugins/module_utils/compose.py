@@ -5,8 +5,15 @@
 
 Pure Python, no Ansible imports. What the rendered project promises, whatever the catalog:
 
-* secrets never appear in it: a service's ``env_keys`` become ``KEY: ${KEY:?...}``
-  interpolations that compose resolves from the stack's env file at run time;
+* secrets never appear in it, nor pass through Compose's interpolation: a service that has
+  ``env_keys`` gets ``env_file: [{path: env/<service>.env, format: raw}]``, a file of exactly its
+  keys that the ``compose_release`` module writes on the host, whose values Compose hands to
+  the container byte for byte; the keys are listed in the project's ``x-sgivu.env_keys``;
+* every ``$`` the catalog writes (plain env values, health commands) reaches the container as
+  written (``$$`` for Compose), so a health command reads a secret from the container's
+  environment at run time, never from the compose file;
+* volumes are the project's own (Compose names them ``<project>_<volume>``): a project of
+  another name never mounts them;
 * only published services (``publish: true``) publish ports, and only on 127.0.0.1, over
   the range ``host_port .. host_port + 2 * replicas - 1`` the catalog reserves for them;
   databases and everything else publish nothing;
@@ -14,20 +21,25 @@ Pure Python, no Ansible imports. What the rendered project promises, whatever th
   which is what host Nginx proxies to (see :func:`upstreams`);
 * no ``container_name`` anywhere, so every service can scale;
 * a restart policy, a healthcheck and ``depends_on: condition: service_healthy`` on
-  every dependency; named volumes; the public host name mapped to ``host-gateway``.
+  every dependency; named volumes; the public host name mapped to ``host-gateway``;
+* ``x-sgivu``: what the host needs to start the project by itself (env keys per service, the
+  start-up waves, each service's deadline in seconds), so an archived release restores from
+  its compose file alone.
 """
 
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Dict, List, Mapping, Optional
+import re
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-__all__ = ["render_project", "static_addresses", "upstreams", "image_refs", "release_services", "effective_images",
-           "live_upstreams", "update_targets", "pins_for",
-           "with_images"]
+__all__ = ["render_project", "static_addresses", "upstreams", "image_refs", "effective_images",
+           "live_upstreams", "update_targets", "pins_for", "env_file_path"]
 
 # Addresses below this offset in the stack subnet are left to Docker (gateway, dynamic).
 _STATIC_OFFSET = 200
+# An image tag, as the OCI distribution spec defines it.
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
 
 def _enabled(services: Mapping[str, Mapping[str, Any]]) -> Dict[str, Mapping[str, Any]]:
@@ -78,12 +90,17 @@ def image_refs(services: Mapping[str, Mapping[str, Any]]) -> Dict[str, str]:
     return {name: f"{svc['image']}:{svc['tag']}" for name, svc in sorted(_enabled(services).items())}
 
 
+def _literal(value: Any) -> str:
+    """A value Compose passes on as written: its interpolation sees ``$$`` as one ``$``."""
+    return str(value).replace("$", "$$")
+
+
 def _healthcheck(svc: Mapping[str, Any]) -> Dict[str, Any]:
     health = svc["health"]
     if health.get("path"):
         test: List[str] = ["CMD", "curl", "-fsS", "-o", "/dev/null", f"http://127.0.0.1:{svc['port']}{health['path']}"]
     else:
-        test = ["CMD", *health["command"]]
+        test = ["CMD", *[_literal(part) for part in health["command"]]]
     interval = int(health.get("interval", 5))
     timeout = int(health.get("timeout", 120))
     return {
@@ -97,10 +114,12 @@ def _healthcheck(svc: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def _environment(svc: Mapping[str, Any]) -> Dict[str, str]:
-    env: Dict[str, str] = {key: str(value).replace("$", "$$") for key, value in sorted(svc.get("env", {}).items())}
-    for key in svc.get("env_keys", []):
-        env[key] = "${%s:?%s is missing from the stack env file}" % (key, key)
-    return env
+    return {key: _literal(value) for key, value in sorted(svc.get("env", {}).items())}
+
+
+def env_file_path(service: str) -> str:
+    """Where a service's own env file is, relative to the project directory."""
+    return f"env/{service}.env"
 
 
 def render_project(
@@ -111,11 +130,15 @@ def render_project(
     restart: str = "unless-stopped",
     log_options: Optional[Mapping[str, Any]] = None,
     images: Optional[Mapping[str, str]] = None,
+    waves: Optional[Sequence[Sequence[str]]] = None,
+    wait_margin: int = 30,
 ) -> Dict[str, Any]:
-    """The compose project as a dict, ready for ``to_nice_yaml``.
+    """The compose project as a dict (the ``compose_release`` module writes it on the host).
 
     ``images`` overrides the ``repository:tag`` of some services (a rollback pins a
-    digest, an update a new tag) without touching the catalog.
+    digest, an update a new tag) without touching the catalog. ``waves`` is the start-up
+    order (``catalog.start_waves``); each service's deadline is its ``health.timeout`` plus
+    ``wait_margin`` seconds.
     """
     enabled = _enabled(services)
     fixed = static_addresses(services, subnet)
@@ -137,6 +160,8 @@ def render_project(
         }
         if not entry["environment"]:
             del entry["environment"]
+        if svc.get("env_keys"):
+            entry["env_file"] = [{"path": env_file_path(svc_name), "format": "raw"}]
         if svc.get("depends_on"):
             entry["depends_on"] = {
                 dep: {"condition": "service_healthy"} for dep in sorted(svc["depends_on"])
@@ -149,7 +174,7 @@ def render_project(
         if svc.get("volumes"):
             entry["volumes"] = [f"{vol}:{mount}" for vol, mount in sorted(svc["volumes"].items())]
             for vol in svc["volumes"]:
-                project["volumes"][vol] = {"name": f"{name}_{vol}"}
+                project["volumes"][vol] = {}
         if public_hostname and svc.get("kind", "service") != "database":
             entry["extra_hosts"] = [f"{public_hostname}:host-gateway"]
         if log_options:
@@ -166,37 +191,12 @@ def render_project(
     }
     if not project["volumes"]:
         del project["volumes"]
+    project["x-sgivu"] = {
+        "env_keys": {n: sorted(s.get("env_keys", [])) for n, s in sorted(enabled.items()) if s.get("env_keys")},
+        "waves": [list(wave) for wave in (waves or [sorted(enabled)])],
+        "deadlines": {n: int(s["health"].get("timeout", 120)) + int(wait_margin) for n, s in sorted(enabled.items())},
+    }
     return project
-
-
-def _repository(ref: str) -> str:
-    """``registry/repo`` of ``registry/repo:tag`` or ``registry/repo@sha256:...``."""
-    if "@" in ref:
-        return ref.split("@", 1)[0]
-    head, _, last = ref.rpartition("/")
-    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
-
-
-def release_services(project: Mapping[str, Any], image_infos: List[Mapping[str, Any]]) -> Dict[str, Dict[str, Any]]:
-    """Per service: the image reference it runs and the registry digest of that image.
-
-    ``image_infos`` are ``docker image inspect`` results. The digest is the one whose
-    repository matches the reference, so a rollback can pin exactly what ran.
-    """
-    by_ref: Dict[str, Mapping[str, Any]] = {}
-    for info in image_infos:
-        for tag in info.get("RepoTags") or []:
-            by_ref[tag] = info
-        for digest in info.get("RepoDigests") or []:
-            by_ref[digest] = info
-    result: Dict[str, Dict[str, Any]] = {}
-    for name, svc in sorted(project.get("services", {}).items()):
-        ref = svc["image"]
-        info = by_ref.get(ref, {})
-        repo = _repository(ref)
-        digest = next((d for d in info.get("RepoDigests") or [] if _repository(d) == repo), None)
-        result[name] = {"image": ref, "digest": digest, "id": info.get("Id")}
-    return result
 
 
 def effective_images(
@@ -211,6 +211,10 @@ def effective_images(
     it said when the pin was made, so moving the tag in the catalog moves the service.
     """
     refs = image_refs(services)
+    unknown = sorted(set(overrides or {}) - set(refs))
+    if unknown:
+        raise ValueError("unknown service(s) {0}; the catalog's enabled services are {1}".format(
+            ", ".join(unknown), ", ".join(sorted(refs))))
     for name, pin in (pins or {}).items():
         svc = services.get(name)
         if svc and svc.get("enabled", True) and str(pin.get("catalog_tag")) == str(svc["tag"]) and pin.get("image"):
@@ -271,8 +275,17 @@ def update_targets(
     """The image each named service moves to in an update.
 
     ``explicit`` (a rollback's digests) wins; otherwise ``version`` is the new tag of the
-    catalog's repository; with neither, the service keeps its current image (re-pulled).
+    catalog's repository; with neither, the service keeps the tag it runs, to be re-pulled
+    (a tag that moved gives a new digest, and the service is replaced). Raises ValueError for
+    a service the catalog does not run or a version that is not a valid image tag.
     """
+    unknown = sorted(set(names) - set(_enabled(services)))
+    if unknown:
+        raise ValueError("unknown service(s) {0}; the catalog's enabled services are {1}. Nothing was changed.".format(
+            ", ".join(unknown), ", ".join(sorted(_enabled(services)))))
+    if version and not _TAG.match(version):
+        raise ValueError("version {0!r} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, "
+                         "not starting with '.' or '-'). Nothing was changed.".format(version))
     targets: Dict[str, str] = {}
     for name in names:
         if explicit and name in explicit:
@@ -280,19 +293,15 @@ def update_targets(
         elif version:
             targets[name] = f"{services[name]['image']}:{version}"
         else:
-            targets[name] = current[name]
+            # The tag it runs, without a digest pin: re-pulled, it shows whether the tag moved.
+            tagged = current[name].split("@", 1)[0]
+            if ":" not in tagged.rsplit("/", 1)[-1]:
+                raise ValueError("{0} runs {1}, pinned by digest alone: there is no tag to pull again; name a "
+                                 "version. Nothing was changed.".format(name, current[name]))
+            targets[name] = tagged
     return targets
 
 
 def pins_for(services: Mapping[str, Mapping[str, Any]], targets: Mapping[str, str]) -> Dict[str, Dict[str, str]]:
     """Host pins for updated services: the image, and the catalog tag it overrides."""
     return {name: {"image": image, "catalog_tag": str(services[name]["tag"])} for name, image in sorted(targets.items())}
-
-
-def with_images(project: Mapping[str, Any], images: Mapping[str, str]) -> Dict[str, Any]:
-    """A copy of a compose project whose services run the given images (a rollback's digests)."""
-    result = dict(project)
-    result["services"] = {
-        name: dict(svc, image=images.get(name, svc.get("image"))) for name, svc in project.get("services", {}).items()
-    }
-    return result

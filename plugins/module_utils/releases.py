@@ -1,14 +1,22 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, SGIVU platform team
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
-"""The release history of a stack on a host: what ran, by digest, who ran it, when.
+"""The release history of a stack on a host: what ran, by digest, who ran it, when, how it went.
 
 Pure Python, no Ansible imports. The history is a JSON document
 ``{"stack": name, "releases": [release, ...]}``, oldest first; a release is::
 
     {"id": "20261123T124500Z", "time": "...", "who": "...", "purpose": "deploy",
-     "services": {"<name>": {"image": "repo:tag", "digest": "repo@sha256:..."}},
+     "status": "good", "format": 2,
+     "services": {"<name>": {"image": "repo:tag@sha256:...", "digest": "repo@sha256:..."}},
      "compose_sha256": "...", "env_sha256": "...", "backup": "/path/or/null"}
+
+``status`` is ``good`` (it passed the health checks; its compose file and env file are archived
+under ``releases/<id>/`` and it can be brought back) or ``failed`` (it did not; ``error`` says
+why, ``restored`` which good release was put back). The *last good* release is the newest good
+one of ``format`` 2: releases recorded before that format (compose files with interpolations,
+a single-quoted env file) are shown but never restored. A tag is a pointer that moves, so every
+choice here compares digests.
 """
 
 from __future__ import annotations
@@ -16,9 +24,25 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Mapping, Optional
 
-__all__ = ["load", "dumps", "same_state", "append", "find", "service_rollback", "stack_rollback", "status_lines"]
+__all__ = ["service_names", "load", "dumps", "same_state", "append", "find", "restorable", "last_good", "service_rollback",
+           "stack_rollback", "status_lines", "unique_id"]
 
 _STATE_KEYS = ("services", "compose_sha256", "env_sha256")
+FORMAT = 2
+
+
+def service_names(value: Any) -> List[str]:
+    """The services an operator named: ``a,b`` on the command line, a list from an AWX multiselect
+    survey, or the newline-separated text older AWX versions send. Blank entries are dropped."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        items = value.replace("\n", ",").split(",")
+    elif isinstance(value, (list, tuple)):
+        items = [str(v) for v in value]
+    else:
+        raise ValueError(f"service must be a name, a comma-separated list or a list, got {type(value).__name__}")
+    return [item.strip() for item in items if item.strip()]
 
 
 def load(text: Optional[str], stack: str) -> Dict[str, Any]:
@@ -40,10 +64,30 @@ def same_state(a: Optional[Mapping[str, Any]], b: Mapping[str, Any]) -> bool:
     return a is not None and all(a.get(k) == b.get(k) for k in _STATE_KEYS)
 
 
+def restorable(release: Mapping[str, Any]) -> bool:
+    """A good release this collection can bring back from its archive."""
+    return release.get("status", "good") == "good" and release.get("format") == FORMAT
+
+
+def last_good(history: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """The newest restorable release, or None."""
+    return next((dict(r) for r in reversed(history.get("releases", [])) if restorable(r)), None)
+
+
+def unique_id(history: Mapping[str, Any], wanted: str) -> str:
+    """``wanted``, or ``wanted-2``, ``-3``... when a release of that id exists (two runs in one second)."""
+    ids = {r.get("id") for r in history.get("releases", [])}
+    candidate, n = wanted, 1
+    while candidate in ids:
+        n += 1
+        candidate = f"{wanted}-{n}"
+    return candidate
+
+
 def append(history: Dict[str, Any], release: Mapping[str, Any], keep: int) -> List[Dict[str, Any]]:
-    """Append a release unless it repeats the latest state; return the releases pruned."""
+    """Append a release unless a good one repeats the last good state; return the releases pruned."""
     releases = history["releases"]
-    if same_state(releases[-1] if releases else None, release):
+    if release.get("status", "good") == "good" and same_state(last_good(history), release):
         return []
     if any(r.get("id") == release["id"] for r in releases):
         raise ValueError(f"release id {release['id']} is already in the history")
@@ -68,44 +112,65 @@ def find(history: Mapping[str, Any], release_id: Optional[str] = None, before: i
 
 
 def _pinned_ref(entry: Mapping[str, Any]) -> str:
-    """A release's image of a service by digest when known (a tag can move), else as recorded."""
-    return entry.get("digest") or entry["image"]
+    """A release's image of a service, pinned: ``repo:tag@sha256:...`` as recorded (the tag kept, so a
+    later re-pull knows which tag), else ``repo@sha256:...``, else the reference as recorded."""
+    image = entry.get("image") or ""
+    if "@" in image:
+        return image
+    return entry.get("digest") or image
+
+
+def _digest(entry: Mapping[str, Any]) -> str:
+    """What tells two versions apart: the registry digest (a tag can move)."""
+    return (entry.get("digest") or "").rsplit("@", 1)[-1] or _pinned_ref(entry)
 
 
 def service_rollback(history: Mapping[str, Any], service: str, release_id: Optional[str] = None) -> Dict[str, Any]:
     """Where ``service`` goes back to: ``{"release": id, "image": ref-by-digest}``.
 
-    Without ``release_id``: the newest earlier release in which the service ran something
-    other than what it runs in the latest release.
+    Without ``release_id``: the newest earlier good release in which the service ran another
+    digest than it runs in the last good release (a re-pushed tag counts as another version).
     """
-    releases = history.get("releases", [])
-    if not releases:
-        raise ValueError("the release history is empty: there is nothing to roll back to")
-    current = releases[-1]["services"].get(service)
+    current_release = last_good(history)
+    if current_release is None:
+        raise ValueError("the release history holds no good release: there is nothing to roll back from")
+    current = current_release["services"].get(service)
     if current is None:
-        raise ValueError(f"{service} is not in the latest release")
+        raise ValueError(f"{service} is not in the last good release {current_release['id']}")
     if release_id:
         target = find(history, release_id)
+        if not restorable(target):
+            raise ValueError(f"release {release_id} is not a good release this version can restore")
         if service not in target["services"]:
             raise ValueError(f"{service} did not run in release {release_id}")
     else:
+        good = [r for r in history.get("releases", []) if restorable(r)]
         target = next(
-            (r for r in reversed(releases[:-1])
-             if service in r["services"] and _pinned_ref(r["services"][service]) != _pinned_ref(current)),
+            (r for r in reversed(good[:-1])
+             if service in r["services"] and _digest(r["services"][service]) != _digest(current)),
             None,
         )
         if target is None:
-            raise ValueError(f"no earlier release ran another version of {service}")
+            raise ValueError(f"no earlier good release ran another digest of {service}")
     return {"release": target["id"], "image": _pinned_ref(target["services"][service])}
 
 
 def stack_rollback(history: Mapping[str, Any], release_id: Optional[str] = None) -> Dict[str, Any]:
-    """The release the whole stack goes back to (the previous one by default), the images it
-    ran by digest, and the dump taken just before the stack moved on from it (or None)."""
+    """The good release the whole stack goes back to (the one before the last good by default),
+    the images it ran by digest, and the dump taken just before the stack moved on from it (or None)."""
     releases = history.get("releases", [])
-    target = find(history, release_id) if release_id else find(history, before=1)
+    good = [r for r in releases if restorable(r)]
+    if release_id:
+        target = find(history, release_id)
+        if not restorable(target):
+            raise ValueError(f"release {release_id} is not a good release this version can restore")
+    else:
+        if len(good) < 2:
+            raise ValueError(f"the history holds {len(good)} good release(s) this version can restore; "
+                             "there is no earlier one to go back to")
+        target = good[-2]
     index = next(i for i, r in enumerate(releases) if r["id"] == target["id"])
-    following = releases[index + 1] if index + 1 < len(releases) else None
+    following = next((r for r in releases[index + 1:] if r.get("backup")), None)
     return {
         "release": target["id"],
         "images": {name: _pinned_ref(entry) for name, entry in target["services"].items()},
@@ -115,8 +180,9 @@ def stack_rollback(history: Mapping[str, Any], release_id: Optional[str] = None)
 
 def status_lines(history: Mapping[str, Any], containers: List[Mapping[str, Any]], newest: int = 10) -> List[str]:
     """What ``status.yml`` prints: the newest releases, then every container of the stack."""
-    lines = [f"RELEASES of {history.get('stack', '?')} (newest first)",
-             f"{'ID':<18} {'WHEN':<21} {'WHO':<12} {'WHAT':<40} CHANGED"]
+    good = last_good(history)
+    lines = [f"RELEASES of {history.get('stack', '?')} (newest first; last good: {good['id'] if good else 'none'})",
+             f"{'ID':<20} {'WHEN':<21} {'WHO':<12} {'STATUS':<8} {'WHAT':<40} CHANGED"]
     releases = history.get("releases", [])
     shown = list(reversed(releases))[:newest]
     for index, release in enumerate(shown):
@@ -125,8 +191,13 @@ def status_lines(history: Mapping[str, Any], containers: List[Mapping[str, Any]]
             name for name, entry in release.get("services", {}).items()
             if older is None or older.get("services", {}).get(name, {}).get("digest") != entry.get("digest")
         )
-        lines.append(f"{release['id']:<18} {release.get('time', ''):<21} {str(release.get('who', ''))[:12]:<12} "
-                     f"{str(release.get('purpose', ''))[:40]:<40} {', '.join(changed) if older else '(first shown)'}")
+        status = release.get("status", "good") if release.get("format") == FORMAT else "legacy"
+        lines.append(f"{release['id']:<20} {release.get('time', ''):<21} {str(release.get('who', ''))[:12]:<12} "
+                     f"{status:<8} {str(release.get('purpose', ''))[:40]:<40} "
+                     f"{', '.join(changed) if older else '(first shown)'}")
+        if release.get("status") == "failed":
+            lines.append(f"{'':<20} failed: {str(release.get('error', ''))[:200]}"
+                         + (f" -> restored {release['restored']}" if release.get("restored") else ""))
     if not releases:
         lines.append("(no release recorded)")
     lines += ["", f"{'CONTAINER':<32} {'IMAGE':<60} STATUS"]

@@ -25,8 +25,12 @@ Rules, all checked before anything is returned (every problem is collected):
 * a key is either a parameter or a plain extra, not both;
 * every required key is present and not blank;
 * each group of equal keys holds one value;
-* every value fits a single-quoted compose env line (no single quote, no line
-  break, no NUL).
+* no key is one that Compose or the Docker CLI reads for itself (``COMPOSE_*``,
+  ``DOCKER_*``, ``BUILDKIT_*``): the env file is never given to Compose for its own
+  use, and such a key is refused so it cannot become one by mistake;
+* every value fits one line of a raw env file: anything but a line break or a NUL.
+  Quotes, ``$``, backslashes, ``#``, spaces, ``{{ }}`` and non-ASCII text are
+  carried byte for byte (services read the file through Compose's ``format: raw``).
 
 Secrets: no message raised from here ever holds a value; problems name keys and
 parameter names only.
@@ -49,6 +53,8 @@ ENV_FILE_HEADER = "# Managed by Ansible (sgivu.deploy.ssm_secrets); do not edit.
 
 # Environment variable names (POSIX portable set), as in catalog.py.
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Keys Compose or the Docker CLI read for themselves (project name, files, profiles, host, TLS...).
+RESERVED_PREFIXES = ("COMPOSE_", "DOCKER_", "BUILDKIT_")
 
 
 class SsmEnvError(ValueError):
@@ -76,9 +82,7 @@ def _is_key(value: Any) -> bool:
 
 
 def _unsafe_reason(value: str) -> Optional[str]:
-    """Why ``value`` cannot stand between single quotes in a compose env file, or None."""
-    if "'" in value:
-        return "a single quote"
+    """Why ``value`` cannot be one line of a raw env file, or None."""
     if "\n" in value or "\r" in value:
         return "a line break"
     if "\x00" in value:
@@ -264,10 +268,15 @@ def build_env(
             problems.append("{0} must hold one value, but they differ".format(", ".join(present)))
 
     for key in sorted(env):
+        if key.upper().startswith(RESERVED_PREFIXES):
+            problems.append(
+                "{0} is a key Compose or Docker reads for itself ({1}*); rename the parameter "
+                "or map it to another key".format(key, key.upper().split("_", 1)[0] + "_")
+            )
         reason = _unsafe_reason(env[key])
         if reason:
             problems.append(
-                "{0}: the value holds {1}, which a single-quoted compose env value cannot carry".format(key, reason)
+                "{0}: the value holds {1}, which one line of the env file cannot carry".format(key, reason)
             )
 
     if problems:
@@ -276,7 +285,7 @@ def build_env(
 
 
 def env_line(key: str, value: Any) -> str:
-    """One ``KEY='value'`` line of a compose env file (no interpolation inside single quotes)."""
+    """One ``KEY=value`` line of a raw env file: the value verbatim, up to the end of the line."""
     if not _is_key(key):
         raise SsmEnvError(_ABOUT_FILE, ["{0!r} is not a valid env key".format(key)])
     text = _as_text(value)
@@ -286,9 +295,9 @@ def env_line(key: str, value: Any) -> str:
     if reason:
         raise SsmEnvError(
             _ABOUT_FILE,
-            ["{0}: the value holds {1}, which a single-quoted compose env value cannot carry".format(key, reason)],
+            ["{0}: the value holds {1}, which one line of the env file cannot carry".format(key, reason)],
         )
-    return "{0}='{1}'".format(key, text)
+    return "{0}={1}".format(key, text)
 
 
 def render_env_file(env: Any) -> str:

@@ -28,7 +28,7 @@ from deploy import sh, timed  # noqa: E402
 SCENARIO = "fleet"
 HOSTS = ["sgivu-fleet-1", "sgivu-fleet-2", "sgivu-fleet-3"]
 STACK = "/opt/sgivu"
-COMPOSE = f"docker compose --project-directory {STACK} -f {STACK}/compose.yml --env-file {STACK}/.env"
+COMPOSE = f"docker compose -p sgivu --project-directory {STACK} -f {STACK}/compose.yml --env-file /dev/null"
 
 
 def inventory() -> str:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The nginx role against a real systemd host container: routing by path, allowlists,
 # actuator closed except health, no version in Server, gzip, SPA fallback, TLS, a refused
-# configuration that never goes live, idempotence and check mode. One line per check.
+# configuration that never goes live, idempotence and check mode; then the narrow entry point
+# (tasks_from: upstreams) a start-first swap calls. One line per check.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 host="h-nginx-$RANDOM$RANDOM"
@@ -45,8 +46,9 @@ for _ in $(seq 1 30); do
   sleep 1
 done
 
-# Two echo backends on loopback (bench setup, not under test): each answers with its name
-# and the path it received, padded so that gzip has something to compress.
+# Echo backends on loopback (bench setup, not under test): each answers with its name and
+# the path it received, padded so that gzip has something to compress. gateway-next plays
+# the new container a start-first swap starts next to the old one.
 docker exec -i "$host" sh -c 'cat > /usr/local/bin/echo-backend' <<'PY'
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -75,6 +77,7 @@ ThreadingHTTPServer(("127.0.0.1", PORT), Echo).serve_forever()
 PY
 on_host systemd-run --quiet --unit echo-gateway python3 /usr/local/bin/echo-backend gateway 18080
 on_host systemd-run --quiet --unit echo-auth python3 /usr/local/bin/echo-backend auth 19000
+on_host systemd-run --quiet --unit echo-gateway-next python3 /usr/local/bin/echo-backend gateway-next 18081
 on_host sh -c 'command -v curl >/dev/null || { apt-get -qq update && DEBIAN_FRONTEND=noninteractive apt-get -qq install -y curl >/dev/null; }'
 
 # --- the playbook and its inputs ---------------------------------------------------------------
@@ -92,6 +95,18 @@ cat > "$work/play.yml" <<'EOF'
   gather_facts: true
   roles:
     - role: sgivu.deploy.nginx
+EOF
+# The narrow entry point as compose_stack's swap calls it: no facts, only the upstreams.
+cat > "$work/swap.yml" <<'EOF'
+---
+- name: Send a service's traffic to other servers
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Rewrite the upstreams, test them and reload Nginx
+      ansible.builtin.include_role:
+        name: sgivu.deploy.nginx
+        tasks_from: upstreams
 EOF
 # The routes come from a catalog through the role's default (sgivu.deploy.catalog_routes).
 cat > "$work/good.yml" <<'EOF'
@@ -119,11 +134,13 @@ sed 's/"127.0.0.1:19000"]$/"bad address"]/' "$work/good.yml" > "$work/bad.yml"
 grep -q 'bad address' "$work/bad.yml"
 printf '%s\n' 'nginx_upstreams: {gateway: ["127.0.0.1:18080"]}' > "$work/missing.yml"
 
-play() {  # play <vars file> [ansible-playbook options...]
-  local vars=$1; shift
+playbook() {  # playbook <playbook> <vars file> [ansible-playbook options...]
+  local book=$1 vars=$2; shift 2
   (cd "$root" && ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1 \
-    ansible-playbook -i "$work/hosts.yml" -e "@$work/$vars" "$@" "$work/play.yml" 2>&1)
+    ansible-playbook -i "$work/hosts.yml" -e "@$work/$vars" "$@" "$work/$book" 2>&1)
 }
+play() { playbook play.yml "$@"; }  # play <vars file> [options...]: the whole role
+swap() { playbook swap.yml "$@"; }  # swap <vars file> [options...]: the upstreams only
 
 # --- check mode on a fresh host, then the first run ----------------------------------------------
 if out=$(play good.yml --check); then pass "check mode on a fresh host passes"; else
@@ -197,6 +214,90 @@ out=$(play good.yml) || true
 n=$(changed_count "$out")
 if [ "$n" = "0" ]; then pass "a run after the refusal changes nothing"; else
   fail "a run after the refusal changes nothing" "changed=$n"; fi
+
+# --- the narrow entry point: the upstreams file only, tested, then a reload ------------------------------
+ups=/etc/nginx/conf.d/bench-upstreams.conf site=/etc/nginx/conf.d/bench.conf
+check "the site defines no upstream: they are in their own file" \
+  sh -c "! docker exec $host grep -q '^upstream' $site && docker exec $host grep -q '^upstream bench__gateway {' $ups"
+out=$(swap good.yml) || true
+n=$(changed_count "$out")
+if [ "$n" = "0" ]; then pass "the narrow entry after the whole role changes nothing"; else
+  fail "the narrow entry after the whole role changes nothing" "changed=$n"; fi
+# The swap: gateway-next answers, the old gateway stays in as a backup while it retires.
+sed 's/gateway: \["127.0.0.1:18080"\]/gateway: ["127.0.0.1:18081", "127.0.0.1:18080 backup"]/' "$work/good.yml" > "$work/next.yml"
+grep -q '18081' "$work/next.yml"
+site_before=$(on_host md5sum $site)
+if out=$(swap next.yml); then pass "the narrow entry moves gateway to gateway-next"; else
+  fail "the narrow entry moves gateway to gateway-next" "$(tail -n 15 <<<"$out")"; fi
+printf '      (%s tasks shown, %s)\n' "$(grep -c '^TASK ' <<<"$out")" "$(grep -o 'ok=[0-9]* *changed=[0-9]*' <<<"$out")"
+if grep -Eq '^TASK \[sgivu.deploy.nginx : (install|preflight|configure|service) ' <<<"$out"; then
+  fail "the narrow entry runs no install, site check or site render" "$(grep '^TASK' <<<"$out")"
+else pass "the narrow entry runs no install, site check or site render"; fi
+expect_backend gateway-next /v1/right-after-the-swap
+check "the server being retired stays in the upstream as a backup" \
+  docker exec "$host" grep -q 'server 127.0.0.1:18080 backup;' $ups
+if [ "$(on_host md5sum $site)" = "$site_before" ]; then pass "the narrow entry leaves the site file alone"; else
+  fail "the narrow entry leaves the site file alone"; fi
+out=$(swap next.yml) || true
+n=$(changed_count "$out")
+if [ "$n" = "0" ]; then pass "a second identical narrow run changes nothing"; else
+  fail "a second identical narrow run changes nothing" "changed=$n"; fi
+ups_before=$(on_host md5sum $ups)
+out=$(swap good.yml --check) || true
+n=$(changed_count "$out")
+if [ "${n:-0}" != "0" ] && [ "$(on_host md5sum $ups)" = "$ups_before" ]; then
+  pass "the narrow entry in check mode reports the change and writes nothing"
+else fail "the narrow entry in check mode reports the change and writes nothing" "changed=$n"; fi
+
+# A server that would break out of its directive: refused before anything is written.
+sed 's/"127.0.0.1:18081"/"127.0.0.1:18081; server 10.255.255.1:80"/' "$work/next.yml" > "$work/unsafe.yml"
+grep -q '10.255.255.1:80' "$work/unsafe.yml"
+if out=$(swap unsafe.yml); then fail "an upstream with ; fails the narrow entry" "the play passed"
+elif grep -q 'without ; { } # quotes or line breaks: 127.0.0.1:18081; server 10.255.255.1:80' <<<"$out"; then
+  pass "an upstream with ; fails the narrow entry, naming the server"
+else fail "an upstream with ; fails the narrow entry, naming the server" "$(tail -n 15 <<<"$out")"; fi
+if grep -q '^TASK \[sgivu.deploy.nginx : write_and_test' <<<"$out"; then
+  fail "the refused server is caught before anything is written" "$(grep '^TASK' <<<"$out")"
+else pass "the refused server is caught before anything is written"; fi
+if [ "$(on_host md5sum $ups)" = "$ups_before" ]; then pass "the upstreams file is still the previous one"; else
+  fail "the upstreams file is still the previous one"; fi
+expect_backend gateway-next /v1/after-the-unsafe-server
+
+# A server nginx -t refuses: the previous upstreams file is put back, Nginx keeps serving.
+sed 's/"127.0.0.1:18081"/"bad address"/' "$work/next.yml" > "$work/next-bad.yml"
+grep -q 'bad address' "$work/next-bad.yml"
+if out=$(swap next-bad.yml); then fail "an invalid upstream fails the narrow entry" "the play passed"
+elif grep -q 'invalid parameter "address"' <<<"$out" && grep -q 'Nginx keeps serving the previous configuration' <<<"$out"
+then pass "an invalid upstream fails the narrow entry with nginx -t's message"
+else fail "an invalid upstream fails the narrow entry with nginx -t's message" "$(tail -n 15 <<<"$out")"; fi
+if [ "$(on_host md5sum $ups)" = "$ups_before" ]; then pass "the refused upstreams file was put back"; else
+  fail "the refused upstreams file was put back"; fi
+check "no backup file is left in conf.d after the narrow refusal" \
+  sh -c "! docker exec $host sh -c 'ls /etc/nginx/conf.d' | grep -q '~'"
+expect_backend gateway-next /v1/after-the-refusal
+
+# Back to the first gateway; the whole role then agrees with what the narrow entry wrote.
+if out=$(swap good.yml); then pass "the narrow entry moves gateway back"; else
+  fail "the narrow entry moves gateway back" "$(tail -n 15 <<<"$out")"; fi
+expect_backend gateway /v1/back-again
+out=$(play good.yml) || true
+n=$(changed_count "$out")
+if [ "$n" = "0" ]; then pass "the whole role after the narrow entry changes nothing"; else
+  fail "the whole role after the narrow entry changes nothing" "changed=$n"; fi
+
+# A site written before the upstreams had a file of their own still defines them: the
+# narrow entry is refused with a hint, and the whole role moves them to their file.
+on_host sh -c "cat $ups >> $site && rm $ups && nginx -t -q && systemctl reload nginx"
+if out=$(swap next.yml); then fail "the narrow entry on a site of the old layout fails" "the play passed"
+elif grep -q 'duplicate upstream' <<<"$out" && grep -q 'run the whole nginx role' <<<"$out"; then
+  pass "the narrow entry on a site of the old layout fails, saying to run the whole role"
+else fail "the narrow entry on a site of the old layout fails, saying to run the whole role" "$(tail -n 15 <<<"$out")"; fi
+check "the refused upstreams file, new on that host, was removed" sh -c "! docker exec $host test -e $ups"
+expect_backend gateway /v1/old-layout
+if out=$(play good.yml); then pass "the whole role moves the upstreams of an old site to their file"; else
+  fail "the whole role moves the upstreams of an old site to their file" "$(tail -n 15 <<<"$out")"; fi
+check "the site defines no upstream after the move" sh -c "! docker exec $host grep -q '^upstream' $site"
+expect_backend gateway /v1/new-layout
 
 # --- SPA from an S3 website endpoint (played by the auth echo backend) ----------------------------------
 printf '%s\n' 'nginx_spa_mode: s3' 'nginx_spa_s3_website_endpoint: "http://127.0.0.1:19000/"' \

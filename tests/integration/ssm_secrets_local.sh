@@ -44,10 +44,10 @@ export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false 
 
 # --- the stack, its parameters and the two playbooks ---------------------------------------
 path=/sgivu/e2e
-env_file="$work/stack/.env"
+env_file="$work/stack/stack.env.next"
 issuer="https://e2e-issuer.example.test"
 declare -A secret=(
-  [POSTGRES_PASSWORD]='pg e2e $ecret#1 "x" \n'
+  [POSTGRES_PASSWORD]='pg e2e $ecret#1 "x" \n it'"'"'s ${HOME} `id` \'
   [REDIS_PASSWORD]='redis-e2e-Secret-7f1c'
   [SERVICE_INTERNAL_SECRET_KEY]='internal-e2e-Secret-91aa'
 )
@@ -161,10 +161,10 @@ check "the env file is mode 0600" test "$(stat -c %a "$env_file" 2>/dev/null)" =
 check "the env file is owned by root:root" test "$(stat -c %U:%G "$env_file" 2>/dev/null)" = root:root
 check "the env file's directory is mode 0750" test "$(stat -c %a "$(dirname "$env_file")" 2>/dev/null)" = 750
 expected=$(printf '%s\n' "# Managed by Ansible (sgivu.deploy.ssm_secrets); do not edit." \
-  "ISSUER_URL='$issuer'" "POSTGRES_PASSWORD='${secret[POSTGRES_PASSWORD]}'" \
-  "REDIS_PASSWORD='${secret[REDIS_PASSWORD]}'" "SERVICE_INTERNAL_SECRET_KEY='${secret[SERVICE_INTERNAL_SECRET_KEY]}'" \
-  "SGIVU_AUTH_URL='$issuer'")
-check "the env file holds every value, sorted and single-quoted" test "$(cat "$env_file" 2>/dev/null)" = "$expected"
+  "ISSUER_URL=$issuer" "POSTGRES_PASSWORD=${secret[POSTGRES_PASSWORD]}" \
+  "REDIS_PASSWORD=${secret[REDIS_PASSWORD]}" "SERVICE_INTERNAL_SECRET_KEY=${secret[SERVICE_INTERNAL_SECRET_KEY]}" \
+  "SGIVU_AUTH_URL=$issuer")
+check "the env file holds every value verbatim, sorted, one KEY=value line each" test "$(cat "$env_file" 2>/dev/null)" = "$expected"
 check "the role publishes the key names in ssm_secrets_env_keys" \
   test "$(cat "$work/keys.json" 2>/dev/null)" = '["ISSUER_URL", "POSTGRES_PASSWORD", "REDIS_PASSWORD", "SERVICE_INTERNAL_SECRET_KEY", "SGIVU_AUTH_URL"]'
 good=$(sha256sum <"$env_file")
@@ -179,7 +179,7 @@ seed "[$(absent REDIS_PASSWORD)]"
 apply
 check "a missing key fails the run" test "$rc" -ne 0
 check "the failure names the missing key" says "required keys missing under $path: REDIS_PASSWORD"
-check "the failure says the file was left untouched" says "$env_file was left untouched"
+check "the failure says nothing on the host changed" says "nothing on the host was changed"
 check "after a missing key the env file is byte-identical" same_file "$good"
 seed "[$(param REDIS_PASSWORD "${secret[REDIS_PASSWORD]}")]"
 

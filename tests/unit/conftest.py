@@ -65,7 +65,7 @@ def repo_root() -> Path:
     return REPO_ROOT
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def collections_root() -> Path:
     """A directory for ANSIBLE_COLLECTIONS_PATH that holds this working copy as sgivu.deploy."""
     return _TREE

@@ -57,7 +57,7 @@ def stack(ansible_vars) -> str:
 
 @pytest.fixture(scope="module")
 def env_file(ansible_vars) -> str:
-    return f"/opt/{ansible_vars['stack_name']}/.env"
+    return f"/opt/{ansible_vars['stack_name']}/stack.env"
 
 
 @pytest.fixture(scope="module")
@@ -176,7 +176,7 @@ def test_env_file_holds_the_values_from_parameter_store(host, env_file, ansible_
     for line in host.file(env_file).content_string.splitlines():
         if line and not line.startswith("#"):
             key, _, value = line.partition("=")
-            written[key] = value.strip("'")
+            written[key] = value
     for key, value in expected.items():
         assert written.get(key) == value, f"{key} differs from Parameter Store"
 
@@ -292,11 +292,25 @@ def test_a_tag_that_does_not_exist_fails_naming_the_image_and_changes_nothing(
     assert unchanged() == before
 
 
-def test_a_concurrent_deploy_fails_fast_and_changes_nothing(host, run_playbook, first_host, unchanged, stack):
+# --- a deploy that changes the running stack dumps the databases first ---------------------------
+def test_a_route_nginx_would_refuse_fails_before_the_stack_changes(host, run_playbook, first_host, unchanged):
     if host.backend.get_hostname() != first_host:
         pytest.skip("bad-input runs use the first host")
     before = unchanged()
-    first = run_playbook("deploy.yml", "--limit", first_host, background=True)
+    routes = [{"path": "/v1/", "service": "sgivu-gateway"},
+              {"path": "/actuator/env", "match": "exact", "service": "sgivu-gateway"}]
+    output = failing_run(run_playbook, first_host, "-e", json.dumps({"stack_routes": routes}))
+    assert "would expose an actuator endpoint" in output
+    assert unchanged() == before
+
+
+def test_a_changing_deploy_dumps_first_and_a_concurrent_one_fails_fast(host, run_playbook, first_host, second_deploy, stack, ansible_vars):
+    """A deploy that moves sgivu-ml: a second deploy started while it holds the lock fails at once."""
+    if host.backend.get_hostname() != first_host:
+        pytest.skip("the changing deploy runs on the first host")
+    image = f"{ansible_vars['stack_registry']}/sgivu-ml:{NEXT}"
+    first = run_playbook("deploy.yml", "--limit", first_host, "-e", json.dumps({"compose_stack_images": {"sgivu-ml": image}}),
+                         background=True)
     try:
         deadline = time.time() + 300
         while not host.file(f"/opt/{stack}/.deploy.lock").exists:
@@ -309,18 +323,17 @@ def test_a_concurrent_deploy_fails_fast_and_changes_nothing(host, run_playbook, 
     assert second.returncode != 0
     assert "another deploy holds the lock" in second.stdout
     assert first.returncode == 0, first_output[-3000:]
-    assert unchanged() == before
-
-
-# --- a deploy that changes the running stack dumps the databases first ---------------------------
-def test_a_changing_deploy_dumps_the_databases_first(host, run_playbook, first_host, second_deploy, stack, ansible_vars):
-    if host.backend.get_hostname() != first_host:
-        pytest.skip("the changing deploy runs on the first host")
-    image = f"{ansible_vars['stack_registry']}/sgivu-ml:{NEXT}"
-    run = run_playbook("deploy.yml", "--limit", first_host, "-e", json.dumps({"compose_stack_images": {"sgivu-ml": image}}))
-    assert run.returncode == 0, run.stdout[-3000:]
     latest = json.loads(host.file(f"/opt/{stack}/releases.json").content_string)["releases"][-1]
-    assert latest["services"]["sgivu-ml"]["image"] == image
+    assert latest["services"]["sgivu-ml"]["image"].startswith(image + "@sha256:")
     dump = host.file(latest["backup"])
     assert (dump.user, dump.mode) == ("root", 0o600)
     assert second_deploy["marker"] in host.check_output(f"zcat {latest['backup']}")
+
+
+def test_the_catalog_version_comes_back_with_a_plain_deploy(host, run_playbook, first_host, stack):
+    if host.backend.get_hostname() != first_host:
+        pytest.skip("the changing deploy runs on the first host")
+    run = run_playbook("deploy.yml", "--limit", first_host)
+    assert run.returncode == 0, run.stdout[-3000:]
+    latest = json.loads(host.file(f"/opt/{stack}/releases.json").content_string)["releases"][-1]
+    assert ":1.0.0@sha256:" in latest["services"]["sgivu-ml"]["image"]

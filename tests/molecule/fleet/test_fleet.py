@@ -54,6 +54,13 @@ def secrets(ssm_parameters) -> list[str]:
     return [v for k, v in ssm_parameters("/sgivu/bench").items() if not k.endswith("_URL")]
 
 
+def gateway_containers(name: str) -> list[str]:
+    """The IDs of the gateway containers that run on a host."""
+    out = subprocess.run(["docker", "exec", name, "docker", "ps", "-q", "--filter", "label=com.docker.compose.service=sgivu-gateway"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return sorted(out.stdout.split())
+
+
 def served_version(name: str) -> str:
     """The gateway version a host's Nginx serves, asked on the host itself."""
     out = subprocess.run(["docker", "exec", name, "curl", "-fsS", "http://127.0.0.1/v1/version"],
@@ -130,13 +137,17 @@ def test_the_job_leaves_awx_artifacts(fleet):
 
 
 def test_a_failing_host_stops_the_roll_and_the_others_stay_untouched(fleet, ids, run_order):
+    first = run_order[0]
+    others = {name: gateway_containers(name) for name in fleet if name != first}
     with TargetWatcher(list(ids.values())) as watch:
         job = run_job("update.yml", survey_vars("update.yml", {
             "service": ["sgivu-gateway"], "version": NEVER_HEALTHY, "health_timeout": 20}))
     assert job.status == "failed"
-    first = run_order[0]
     assert set(job.stats["failures"]) == {first}
-    assert job.hosts == {first}, "the roll went on past the failing host"
+    # Every host planned the update (pulled the image); only the first one began to apply it.
+    assert {name: gateway_containers(name) for name in others} == others, "the roll went on past the failing host"
+    assert not any(f"Apply the update as a transaction" in e.get("event_data", {}).get("task", "")
+                   and e.get("event_data", {}).get("host") != first for e in job.events)
     assert watch.ever_out == {ids[first]}, "another host left the target group"
     assert {name: served_version(name) for name in fleet} == {name: NEXT for name in fleet}
 

@@ -45,6 +45,6 @@ def test_lottery_publishes_on_loopback_only(host):
 
 
 def test_the_settings_from_parameter_store_reach_the_env_file(host, ansible_vars):
-    env = host.file(f"/opt/{ansible_vars['stack_name']}/.env")
+    env = host.file(f"/opt/{ansible_vars['stack_name']}/stack.env")
     assert env.mode == 0o600
-    assert "LOTTERY_TABLE='lottery-tickets'" in env.content_string
+    assert "LOTTERY_TABLE=lottery-tickets" in env.content_string.splitlines()

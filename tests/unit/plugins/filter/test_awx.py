@@ -138,23 +138,6 @@ def test_a_bad_template_is_a_filter_error(services):
 
 
 # --------------------------------------------------------------------------
-# documentation sidecars
-# --------------------------------------------------------------------------
-def test_ansible_doc_documents_both_filters(tmp_path, repo_root, collections_root):
-    fqcns = ["sgivu.deploy." + name for name in NAMES]
-    found = subprocess.run(
-        [_bin("ansible-doc"), "-t", "filter", "--json", *fqcns],
-        capture_output=True, text=True, env=_env(tmp_path, collections_root), check=False, timeout=120,
-    )
-    assert found.returncode == 0, found.stderr
-    docs = json.loads(found.stdout)
-    for name, fqcn in zip(NAMES, fqcns):
-        sidecar = yaml.safe_load((repo_root / "plugins" / "filter" / (name + ".yml")).read_text(encoding="utf-8"))
-        assert fqcn in sidecar["EXAMPLES"]
-        assert docs[fqcn]["doc"]["name"] == name and "_input" in docs[fqcn]["doc"]["options"] and "_value" in docs[fqcn]["return"]
-
-
-# --------------------------------------------------------------------------
 # through Ansible, as awx/apply.yml builds them (templated names, the catalog loaded)
 # --------------------------------------------------------------------------
 PROBE = """\

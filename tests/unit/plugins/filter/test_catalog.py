@@ -1,4 +1,4 @@
-"""Unit tests of the catalog filters (plugins/filter/catalog.py) and their docs."""
+"""Unit tests of the catalog filters (plugins/filter/catalog.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sgivu.deploy.plugins.filter.catalog import FilterModule
@@ -105,35 +104,6 @@ def test_filters_accept_their_own_output():
     normalised = FILTERS["catalog_validate"](SERVICES)
     assert FILTERS["catalog_waves"](normalised) == FILTERS["catalog_waves"](SERVICES)
     assert FILTERS["catalog_validate"](normalised) == normalised
-
-
-# --------------------------------------------------------------------------
-# documentation sidecars
-# --------------------------------------------------------------------------
-@pytest.mark.parametrize("name", NAMES)
-def test_every_filter_has_a_sidecar_doc(repo_root, name):
-    doc = yaml.safe_load((repo_root / "plugins" / "filter" / (name + ".yml")).read_text(encoding="utf-8"))
-    assert sorted(doc) == ["DOCUMENTATION", "EXAMPLES", "RETURN"]
-    assert doc["DOCUMENTATION"]["name"] == name
-    assert "_input" in doc["DOCUMENTATION"]["options"]
-    assert "sgivu.deploy." + name in doc["EXAMPLES"]
-    assert "_value" in doc["RETURN"]
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_ansible_doc_finds_the_filter(tmp_path, collections_root, name):
-    env = _env(tmp_path, collections_root)
-    result = subprocess.run(
-        [_bin("ansible-doc"), "-t", "filter", "--json", "sgivu.deploy." + name],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)["sgivu.deploy." + name]["doc"]
-    assert doc["name"] == name and doc["collection"] == "sgivu.deploy"
 
 
 # --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Unit tests of the health filters (plugins/filter/health.py), their docs, and a run through Ansible."""
+"""Unit tests of the health filters (plugins/filter/health.py) and a run through Ansible."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
-import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sgivu.deploy.plugins.filter.health import FilterModule
@@ -28,96 +27,20 @@ SERVICES: Dict[str, Any] = {
 }
 
 
-def _labels(service: str) -> Dict[str, str]:
-    return {
-        "com.docker.compose.container-number": "1",
-        "com.docker.compose.oneoff": "False",
-        "com.docker.compose.project": "h-health-fixture",
-        "com.docker.compose.service": service,
-        "com.docker.compose.version": "2.40.3",
-    }
+# Docker's own output on the bench, shared with the module_utils tests (see module_utils/test_health.py).
+FIXTURES = Path(__file__).resolve().parents[1] / "module_utils" / "fixtures"
 
 
-# From `docker inspect` on the bench (trimmed to what the filters read).
-GOOD_INSPECT: Dict[str, Any] = {
-    "Id": "f00338ce764daaafb0c2bf3cd677885161553a0fff7d9d953bebac5d547a2b98",
-    "Name": "/h-health-fixture-good-1",
-    "State": {
-        "Status": "running",
-        "Running": True,
-        "StartedAt": "2026-11-23T12:47:55.546205616Z",
-        "FinishedAt": "0001-01-01T00:00:00Z",
-        "Health": {
-            "Status": "healthy",
-            "FailingStreak": 0,
-            "Log": [
-                {
-                    "Start": "2026-11-23T12:47:56.550795643Z",
-                    "End": "2026-11-23T12:47:56.619801269Z",
-                    "ExitCode": 7,
-                    "Output": "curl: (7) Failed to connect to 127.0.0.1 port 8081 after 0 ms: Couldn't connect to server\n",
-                },
-                {
-                    "Start": "2026-11-23T12:47:58.705273301Z",
-                    "End": "2026-11-23T12:47:58.816565842Z",
-                    "ExitCode": 0,
-                    "Output": '{"status": "UP", "service": "good", "version": "1.0.0"}\n',
-                },
-            ],
-        },
-    },
-    "Config": {
-        "Image": "sgivu-bench/standin:1.0.0",
-        "Labels": _labels("good"),
-        "Healthcheck": {
-            "Test": ["CMD", "curl", "-fsS", "http://127.0.0.1:8081/actuator/health"],
-            "Interval": 1000000000,
-            "Timeout": 2000000000,
-            "Retries": 3,
-        },
-    },
-}
-BAD_INSPECT: Dict[str, Any] = {
-    "Id": "15faa32817cd200bafcbb808654cebcefbf1ed4af2fefc8726199504eacd8834",
-    "Name": "/h-health-fixture-bad-1",
-    "State": {
-        "Status": "running",
-        "Running": True,
-        "StartedAt": "2026-11-23T12:47:55.464697457Z",
-        "Health": {
-            "Status": "unhealthy",
-            "FailingStreak": 9,
-            "Log": [
-                {
-                    "Start": "2026-11-23T12:48:05.291838283Z",
-                    "End": "2026-11-23T12:48:05.380830556Z",
-                    "ExitCode": 22,
-                    "Output": "curl: (22) The requested URL returned error: 503\n",
-                }
-            ],
-        },
-    },
-    "Config": {"Image": "sgivu-bench/standin:9.9.9-bad", "Labels": _labels("bad")},
-}
-# From community.docker.docker_host_info with verbose_output: true (trimmed).
-SUMMARY: List[Dict[str, Any]] = [
-    {
-        "Id": GOOD_INSPECT["Id"],
-        "Image": "sgivu-bench/standin:1.0.0",
-        "Labels": _labels("good"),
-        "Names": ["/h-health-fixture-good-1"],
-        "State": "running",
-        "Status": "Up 16 seconds (healthy)",
-    },
-    {
-        "Id": BAD_INSPECT["Id"],
-        "Image": "sgivu-bench/standin:9.9.9-bad",
-        "Labels": _labels("bad"),
-        "Names": ["/h-health-fixture-bad-1"],
-        "State": "running",
-        "Status": "Up 16 seconds (unhealthy)",
-    },
-]
+def docker_output(name: str) -> Any:
+    """The JSON of ``module_utils/fixtures/<name>.json``."""
+    return json.loads((FIXTURES / (name + ".json")).read_text(encoding="utf-8"))
+
+
+# From `docker inspect` on the bench.
+GOOD_INSPECT: Dict[str, Any] = docker_output("inspect_good")
+BAD_INSPECT: Dict[str, Any] = docker_output("inspect_bad")
+# From community.docker.docker_host_info with verbose_output: true.
+SUMMARY: List[Dict[str, Any]] = docker_output("host_info_containers")
 
 
 def test_filter_module_exposes_the_health_filters():
@@ -170,34 +93,6 @@ def test_health_failure_names_the_late_service():
 def test_health_failure_raises_filter_error_on_a_bad_line_count():
     with pytest.raises(AnsibleFilterError):
         FILTERS["health_failure"](FILTERS["health_report"]([], SERVICES), lines="many")
-
-
-# --------------------------------------------------------------------------
-# documentation sidecars
-# --------------------------------------------------------------------------
-@pytest.mark.parametrize("name", NAMES)
-def test_every_filter_has_a_sidecar_doc(repo_root, name):
-    doc = yaml.safe_load((repo_root / "plugins" / "filter" / (name + ".yml")).read_text(encoding="utf-8"))
-    assert sorted(doc) == ["DOCUMENTATION", "EXAMPLES", "RETURN"]
-    assert doc["DOCUMENTATION"]["name"] == name
-    assert "_input" in doc["DOCUMENTATION"]["options"]
-    assert "sgivu.deploy." + name in doc["EXAMPLES"]
-    assert "_value" in doc["RETURN"]
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_ansible_doc_finds_the_filter(tmp_path, collections_root, name):
-    result = subprocess.run(
-        [_bin("ansible-doc"), "-t", "filter", "--json", "sgivu.deploy." + name],
-        capture_output=True,
-        text=True,
-        env=_env(tmp_path, collections_root),
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)["sgivu.deploy." + name]["doc"]
-    assert doc["name"] == name and doc["collection"] == "sgivu.deploy"
 
 
 # --------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Unit tests of the env file filters (plugins/filter/ssm_env.py) and their docs."""
+"""Unit tests of the env file filters (plugins/filter/ssm_env.py) and the ssm_secrets role's documentation."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.sgivu.deploy.plugins.filter.ssm_env import FilterModule
@@ -63,32 +62,48 @@ def test_ssm_env_error_does_not_chain_the_original_exception():
 
 def test_env_file_content_renders_the_file():
     text = FILTERS["env_file_content"]({"B": "b$x", "A": "a"})
-    assert text == "# Managed by Ansible (sgivu.deploy.ssm_secrets); do not edit.\nA='a'\nB='b$x'\n"
+    assert text == "# Managed by Ansible (sgivu.deploy.ssm_secrets); do not edit.\nA=a\nB=b$x\n"
 
 
-def test_env_file_content_raises_filter_error_naming_the_key_only():
-    with pytest.raises(AnsibleFilterError, match=r"REDIS_PASSWORD: the value holds a single quote") as info:
-        FILTERS["env_file_content"]({"REDIS_PASSWORD": "it's-Filter-Secret"})
+def test_env_file_content_raises_filter_error_naming_the_key():
+    with pytest.raises(AnsibleFilterError, match=r"REDIS_PASSWORD: the value holds a line break"):
+        FILTERS["env_file_content"]({"REDIS_PASSWORD": "two-Filter-Secret\nlines"})
+
+
+def test_env_file_content_raises_filter_error_without_the_value():
+    with pytest.raises(AnsibleFilterError) as info:
+        FILTERS["env_file_content"]({"REDIS_PASSWORD": "two-Filter-Secret\nlines"})
     assert "Filter-Secret" not in str(info.value)
 
 
+def test_ssm_env_refuses_a_key_compose_reads_for_itself():
+    with pytest.raises(AnsibleFilterError, match=r"COMPOSE_FILE is a key Compose or Docker reads for itself"):
+        FILTERS["ssm_env"]({PATH + "/COMPOSE_FILE": "Filter-Secret-3"}, PATH)
+
+
 def test_env_file_content_reads_back_literally_through_docker_compose(tmp_path):
-    """Compose itself reads every value exactly as it was: no interpolation, no unescaping."""
+    """Compose reads every value exactly as it was through `format: raw`: no interpolation, no unescaping."""
     compose = _bin("docker-compose")
     env = {
-        "DOLLAR": "p$ss ${HOME} $$ $",
+        "DOLLAR": "p$ss ${HOME} $$ $1 $",
         "HASH": "a #b",
-        "SPACES": "  padded  ",
-        "QUOTES": 'say "hi"',
-        "BACKSLASH": "c:\\dir\\n",
+        "SPACES": " \t padded\t  ",
+        "QUOTES": "say \"hi\" it's",
+        "BACKSLASH": "c:\\dir\\n\\",
         "EQUALS": "k=v",
+        "JINJA": "{{ x }}",
+        "TICKS": "`id`",
+        "UNICODE": "ünï €",
     }
-    (tmp_path / ".env").write_text(FILTERS["env_file_content"](env), encoding="utf-8")
+    (tmp_path / "stack.env").write_text(FILTERS["env_file_content"](env), encoding="utf-8")
+    # As the compose_release module calls Compose: a raw env_file, and no env file of Compose's own.
     (tmp_path / "compose.yml").write_text(
-        "services:\n  app:\n    image: scratch\n    env_file: [.env]\n", encoding="utf-8"
+        "services:\n  app:\n    image: scratch\n    env_file:\n      - path: stack.env\n        format: raw\n",
+        encoding="utf-8",
     )
     result = subprocess.run(
-        [compose, "--project-directory", str(tmp_path), "-f", str(tmp_path / "compose.yml"), "config", "--format", "json"],
+        [compose, "--project-directory", str(tmp_path), "-f", str(tmp_path / "compose.yml"),
+         "--env-file", "/dev/null", "config", "--format", "json"],
         capture_output=True,
         text=True,
         check=False,
@@ -102,33 +117,8 @@ def test_env_file_content_reads_back_literally_through_docker_compose(tmp_path):
 
 
 # --------------------------------------------------------------------------
-# documentation sidecars
+# the role's documentation
 # --------------------------------------------------------------------------
-@pytest.mark.parametrize("name", NAMES)
-def test_every_filter_has_a_sidecar_doc(repo_root, name):
-    doc = yaml.safe_load((repo_root / "plugins" / "filter" / (name + ".yml")).read_text(encoding="utf-8"))
-    assert sorted(doc) == ["DOCUMENTATION", "EXAMPLES", "RETURN"]
-    assert doc["DOCUMENTATION"]["name"] == name
-    assert "_input" in doc["DOCUMENTATION"]["options"]
-    assert "sgivu.deploy." + name in doc["EXAMPLES"]
-    assert "_value" in doc["RETURN"]
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_ansible_doc_finds_the_filter(tmp_path, collections_root, name):
-    result = subprocess.run(
-        [_bin("ansible-doc"), "-t", "filter", "--json", "sgivu.deploy." + name],
-        capture_output=True,
-        text=True,
-        env=_env(tmp_path, collections_root),
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    doc = json.loads(result.stdout)["sgivu.deploy." + name]["doc"]
-    assert doc["name"] == name and doc["collection"] == "sgivu.deploy"
-
-
 def test_ansible_doc_reads_the_role_argument_spec(tmp_path, collections_root):
     result = subprocess.run(
         [_bin("ansible-doc"), "-t", "role", "--json", "sgivu.deploy.ssm_secrets"],

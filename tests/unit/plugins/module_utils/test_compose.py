@@ -5,9 +5,10 @@ import pytest
 
 from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import validate_services
 from ansible_collections.sgivu.deploy.plugins.module_utils.compose import (
-    release_services,
+    effective_images,
     render_project,
     static_addresses,
+    update_targets,
     upstreams,
 )
 
@@ -38,13 +39,42 @@ def test_databases_publish_nothing(project, sgivu):
             assert "ports" not in project["services"][name]
 
 
-def test_secrets_are_interpolations_never_values(project, sgivu):
+def test_secrets_come_from_the_service_own_raw_env_file_never_the_project(project, sgivu):
     for name, svc in sgivu.items():
         if not svc["enabled"]:
             continue
-        env = project["services"][name].get("environment", {})
-        for key in svc["env_keys"]:
-            assert env[key].startswith("${%s:?" % key)
+        rendered = project["services"][name]
+        assert not set(svc["env_keys"]) & set(rendered.get("environment", {}))
+        if svc["env_keys"]:
+            assert rendered["env_file"] == [{"path": f"env/{name}.env", "format": "raw"}]
+            assert project["x-sgivu"]["env_keys"][name] == sorted(svc["env_keys"])
+        else:
+            assert "env_file" not in rendered
+
+
+def test_nothing_in_the_project_asks_compose_to_interpolate(project):
+    """Every $ the project holds is an escaped $$: Compose substitutes nothing, from any env."""
+    import json
+    import re
+    assert not re.search(r"(?<!\$)\$(?!\$)", json.dumps(project).replace("$$", ""))
+
+
+def test_health_commands_read_secrets_from_the_container_environment():
+    services = validate_services({
+        "cache": {"image": "r/redis", "tag": "7", "port": 6379, "env_keys": ["REDIS_PASSWORD"],
+                  "health": {"command": ["sh", "-c", 'REDISCLI_AUTH="$REDIS_PASSWORD" redis-cli ping']}},
+    })
+    test = render_project(services, "s", SUBNET)["services"]["cache"]["healthcheck"]["test"]
+    assert test == ["CMD", "sh", "-c", 'REDISCLI_AUTH="$$REDIS_PASSWORD" redis-cli ping']
+
+
+def test_the_project_carries_its_waves_deadlines_and_env_keys(sgivu):
+    from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import start_waves
+    project = render_project(sgivu, "sgivu", SUBNET, waves=start_waves(sgivu), wait_margin=30)
+    meta = project["x-sgivu"]
+    assert {"sgivu-postgres", "sgivu-redis"} <= set(meta["waves"][0]) and "sgivu-gateway" not in meta["waves"][0]
+    assert sorted(s for wave in meta["waves"] for s in wave) == sorted(project["services"])
+    assert meta["deadlines"]["sgivu-auth"] == sgivu["sgivu-auth"]["health"]["timeout"] + 30
 
 
 def test_no_service_has_a_container_name(project):
@@ -66,8 +96,9 @@ def test_public_hostname_maps_to_host_gateway_in_application_services(project):
     assert "extra_hosts" not in project["services"]["sgivu-postgres"]
 
 
-def test_named_volumes_are_declared_with_stable_names(project):
-    assert project["volumes"]["postgres-data"] == {"name": "sgivu_postgres-data"}
+def test_named_volumes_belong_to_the_project(project):
+    """No explicit name: Compose names them <project>_<volume>, so another project never mounts them."""
+    assert project["volumes"]["postgres-data"] == {}
     assert "postgres-data:/var/lib/postgresql/data" in project["services"]["sgivu-postgres"]["volumes"]
 
 
@@ -109,32 +140,13 @@ def test_too_small_subnet_is_refused(sgivu):
         static_addresses(sgivu, "172.30.0.0/29")
 
 
-def test_release_services_pick_the_digest_of_the_same_repository():
-    project = {"services": {"api": {"image": "reg:5000/s/api:1.0.0"}, "db": {"image": "reg:5000/s/db:15"}}}
-    infos = [
-        {"Id": "sha256:1", "RepoTags": ["reg:5000/s/api:1.0.0"],
-         "RepoDigests": ["other/api@sha256:zzz", "reg:5000/s/api@sha256:aaa"]},
-        {"Id": "sha256:2", "RepoTags": ["reg:5000/s/db:15"], "RepoDigests": ["reg:5000/s/db@sha256:bbb"]},
-    ]
-    result = release_services(project, infos)
-    assert result["api"] == {"image": "reg:5000/s/api:1.0.0", "digest": "reg:5000/s/api@sha256:aaa", "id": "sha256:1"}
-    assert result["db"]["digest"] == "reg:5000/s/db@sha256:bbb"
-
-
-def test_release_services_without_an_inspected_image_has_no_digest():
-    result = release_services({"services": {"api": {"image": "r/api:1"}}}, [])
-    assert result["api"]["digest"] is None
-
-
 def test_effective_images_apply_a_pin_while_the_catalog_tag_is_unchanged(sgivu):
-    from ansible_collections.sgivu.deploy.plugins.module_utils.compose import effective_images
 
     pins = {"sgivu-gateway": {"image": "r/sgivu-gateway:1.1.0", "catalog_tag": sgivu["sgivu-gateway"]["tag"]}}
     assert effective_images(sgivu, pins)["sgivu-gateway"] == "r/sgivu-gateway:1.1.0"
 
 
 def test_effective_images_drop_a_pin_once_the_catalog_moves(sgivu):
-    from ansible_collections.sgivu.deploy.plugins.module_utils.compose import effective_images
 
     pins = {"sgivu-gateway": {"image": "r/sgivu-gateway:1.1.0", "catalog_tag": "0.9.0"}}
     images = effective_images(sgivu, pins)
@@ -142,7 +154,6 @@ def test_effective_images_drop_a_pin_once_the_catalog_moves(sgivu):
 
 
 def test_effective_images_let_overrides_win(sgivu):
-    from ansible_collections.sgivu.deploy.plugins.module_utils.compose import effective_images
 
     pins = {"sgivu-auth": {"image": "r/sgivu-auth:1.1.0", "catalog_tag": sgivu["sgivu-auth"]["tag"]}}
     images = effective_images(sgivu, pins, {"sgivu-auth": "r/sgivu-auth@sha256:abc"})
@@ -185,7 +196,6 @@ def test_live_upstreams_keep_the_fixed_address_of_unpublished_services(sgivu):
 
 
 def test_update_targets_take_the_new_tag_the_current_image_or_an_exact_one(sgivu):
-    from ansible_collections.sgivu.deploy.plugins.module_utils.compose import update_targets
 
     current = {"sgivu-gateway": "r/sgivu-gateway:1.0.0", "sgivu-auth": "r/sgivu-auth:1.0.0"}
     repo = sgivu["sgivu-gateway"]["image"]
@@ -195,10 +205,27 @@ def test_update_targets_take_the_new_tag_the_current_image_or_an_exact_one(sgivu
     assert update_targets(sgivu, ["sgivu-auth"], "1.1.0", current, exact) == exact
 
 
-def test_with_images_replaces_only_the_named_services(project):
-    from ansible_collections.sgivu.deploy.plugins.module_utils.compose import with_images
+def test_an_override_for_a_service_the_catalog_does_not_run_is_refused(sgivu):
+    with pytest.raises(ValueError, match="unknown service.s. sgivu-nope"):
+        effective_images(sgivu, {}, {"sgivu-nope": "r/x:1"})
 
-    pinned = with_images(project, {"sgivu-gateway": "r/sgivu-gateway@sha256:abc"})
-    assert pinned["services"]["sgivu-gateway"]["image"] == "r/sgivu-gateway@sha256:abc"
-    assert pinned["services"]["sgivu-auth"] == project["services"]["sgivu-auth"]
-    assert project["services"]["sgivu-gateway"]["image"] != "r/sgivu-gateway@sha256:abc"
+
+def test_an_update_of_a_service_the_catalog_does_not_run_is_refused(sgivu):
+    with pytest.raises(ValueError, match="unknown service.s. sgivu-nope; the catalog's enabled services are"):
+        update_targets(sgivu, ["sgivu-nope"], "1.1.0", {})
+
+
+@pytest.mark.parametrize("version", ["1.1.0 ", "-rc1", ".hidden", "a" * 129, "v1;rm", "1.0.0@sha256:abc", "ünï"])
+def test_a_version_that_is_not_an_image_tag_is_refused_before_anything_is_pulled(sgivu, version):
+    with pytest.raises(ValueError, match="is not a valid image tag"):
+        update_targets(sgivu, ["sgivu-gateway"], version, {})
+
+
+def test_an_update_without_a_version_repulls_the_tag_it_runs_not_its_digest(sgivu):
+    current = {"sgivu-user": "r/sgivu-user:1.1.0@sha256:" + "a" * 64}
+    assert update_targets(sgivu, ["sgivu-user"], "", current) == {"sgivu-user": "r/sgivu-user:1.1.0"}
+
+
+def test_an_update_without_a_version_of_a_service_pinned_by_digest_alone_is_refused(sgivu):
+    with pytest.raises(ValueError, match="pinned by digest alone: there is no tag to pull again"):
+        update_targets(sgivu, ["sgivu-user"], "", {"sgivu-user": "r/sgivu-user@sha256:" + "a" * 64})

@@ -6,11 +6,12 @@ import pytest
 from ansible_collections.sgivu.deploy.plugins.module_utils import releases
 
 
-def release(rid: str, tag: str = "1.0.0", env: str = "e1") -> dict:
+def release(rid: str, tag: str = "1.0.0", env: str = "e1", digest: str = "", status: str = "good") -> dict:
+    digest = digest or tag
     return {
-        "id": rid, "who": "ops", "time": rid,
-        "services": {"api": {"image": f"r/api:{tag}", "digest": f"r/api@sha256:{tag}"}},
-        "compose_sha256": f"c-{tag}", "env_sha256": env,
+        "id": rid, "who": "ops", "time": rid, "status": status, "format": releases.FORMAT,
+        "services": {"api": {"image": f"r/api:{tag}@sha256:{digest}", "digest": f"r/api@sha256:{digest}"}},
+        "compose_sha256": f"c-{tag}-{digest}", "env_sha256": env,
     }
 
 
@@ -30,7 +31,7 @@ def test_a_new_state_is_appended():
     assert [r["id"] for r in history["releases"]] == ["r1", "r2"]
 
 
-def test_repeating_the_latest_state_records_nothing():
+def test_repeating_the_last_good_state_records_nothing():
     history = releases.load("", "s")
     releases.append(history, release("r1"), keep=5)
     assert releases.append(history, release("r2"), keep=5) == []
@@ -92,33 +93,82 @@ def _history(*tags):
 
 def test_service_rollback_goes_to_the_last_other_version_by_digest():
     target = releases.service_rollback(_history("1.0.0", "1.1.0"), "api")
-    assert target == {"release": "r0", "image": "r/api@sha256:1.0.0"}
+    assert target == {"release": "r0", "image": "r/api:1.0.0@sha256:1.0.0"}
+
+
+def test_service_rollback_sees_a_moved_tag_as_another_version():
+    """The same tag re-pushed with other content: the digest moved, so there is a version to go back to."""
+    history = releases.load("", "s")
+    releases.append(history, release("r0", tag="1.0.0", digest="good"), keep=20)
+    releases.append(history, release("r1", tag="1.0.0", digest="moved"), keep=20)
+    assert releases.service_rollback(history, "api") == {"release": "r0", "image": "r/api:1.0.0@sha256:good"}
+
+
+def test_service_rollback_skips_failed_releases():
+    history = releases.load("", "s")
+    releases.append(history, release("r0", tag="1.0.0"), keep=20)
+    releases.append(history, release("r1", tag="1.1.0"), keep=20)
+    releases.append(history, release("r2", tag="0.0.0-bad", status="failed"), keep=20)
+    assert releases.service_rollback(history, "api")["release"] == "r0"
+
+
+def test_last_good_is_the_newest_good_release_of_this_format():
+    history = releases.load("", "s")
+    releases.append(history, release("r0"), keep=20)
+    releases.append(history, release("r1", tag="1.1.0", status="failed"), keep=20)
+    history["releases"].append({"id": "legacy", "services": {}, "compose_sha256": "x", "env_sha256": "y"})
+    assert releases.last_good(history)["id"] == "r0"
+
+
+def test_a_failed_release_of_the_last_good_state_is_still_recorded():
+    history = releases.load("", "s")
+    releases.append(history, release("r0"), keep=20)
+    releases.append(history, release("r1", status="failed"), keep=20)
+    assert [r["id"] for r in history["releases"]] == ["r0", "r1"]
+
+
+def test_a_release_id_taken_in_the_same_second_gets_a_suffix():
+    history = releases.load("", "s")
+    releases.append(history, release("20261130T120000Z"), keep=20)
+    assert releases.unique_id(history, "20261130T120000Z") == "20261130T120000Z-2"
+
+
+def test_stack_rollback_refuses_a_failed_release():
+    history = _history("1.0.0", "1.1.0")
+    releases.append(history, release("r9", tag="2.0.0", status="failed"), keep=20)
+    with pytest.raises(ValueError, match="r9 is not a good release"):
+        releases.stack_rollback(history, "r9")
 
 
 def test_service_rollback_to_a_named_release():
     target = releases.service_rollback(_history("1.0.0", "1.1.0", "1.2.0"), "api", "r0")
-    assert target["image"] == "r/api@sha256:1.0.0"
+    assert target["image"] == "r/api:1.0.0@sha256:1.0.0"
 
 
 def test_service_rollback_without_an_earlier_version_is_refused():
-    with pytest.raises(ValueError, match="no earlier release ran another version of api"):
+    with pytest.raises(ValueError, match="no earlier good release ran another digest of api"):
         releases.service_rollback(_history("1.0.0"), "api")
 
 
 def test_service_rollback_of_an_unknown_service_is_refused():
-    with pytest.raises(ValueError, match="web is not in the latest release"):
+    with pytest.raises(ValueError, match="web is not in the last good release"):
         releases.service_rollback(_history("1.0.0", "1.1.0"), "web")
 
 
 def test_stack_rollback_names_the_images_and_the_dump_taken_before_moving_on():
     target = releases.stack_rollback(_history("1.0.0", "1.1.0"))
-    assert target == {"release": "r0", "images": {"api": "r/api@sha256:1.0.0"}, "backup": "/b/r1.sql.gz"}
+    assert target == {"release": "r0", "images": {"api": "r/api:1.0.0@sha256:1.0.0"}, "backup": "/b/r1.sql.gz"}
+
+
+def test_a_rollback_keeps_the_tag_so_a_later_repull_knows_what_to_pull():
+    """The pinned reference names the tag and the digest: the digest decides, the tag is for updates."""
+    assert releases.service_rollback(_history("1.0.0", "1.1.0"), "api")["image"].startswith("r/api:1.0.0@")
 
 
 def test_status_lines_show_newest_first_with_what_changed_and_the_containers():
     lines = releases.status_lines(_history("1.0.0", "1.1.0"), [
         {"Names": ["/s-api-1"], "Image": "r/api:1.1.0", "Status": "Up 3 minutes (healthy)"},
     ])
-    assert lines[2].startswith("r1") and lines[2].endswith("api")
+    assert lines[2].startswith("r1") and lines[2].endswith("api") and " good " in lines[2]
     assert lines[3].startswith("r0") and lines[3].endswith("(first shown)")
     assert any(line.startswith("s-api-1") and "(healthy)" in line for line in lines)

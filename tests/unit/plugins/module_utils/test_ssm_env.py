@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import string
 from typing import Any, Dict
 
 import pytest
@@ -24,6 +25,7 @@ SECRETS = {
     "redis": "redis-Secret-e4f2",
     "issuer": "https://issuer-Secret.example.com",
     "auth": "https://auth-Secret.example.com",
+    "reserved": "reserved-Secret-9d04",
 }
 
 PARAMETERS: Dict[str, Any] = {
@@ -60,6 +62,17 @@ def failure(*args: Any, **kwargs: Any) -> SsmEnvError:
 def assert_no_secret(message: str) -> None:
     for value in SECRETS.values():
         assert value not in message
+
+
+def read_back(text: str) -> Dict[str, str]:
+    """The env a raw env file gives its reader: each line split at its first '=', '#' lines and blank lines skipped."""
+    env: Dict[str, str] = {}
+    for line in text.split("\n"):
+        if line == "" or line.startswith("#"):
+            continue
+        key, value = line.split("=", 1)
+        env[key] = value
+    return env
 
 
 # --------------------------------------------------------------------------
@@ -270,53 +283,165 @@ def test_bad_check_options_are_named(required, equal, problem):
 @pytest.mark.parametrize(
     "value, reason",
     [
-        ("it's-Secret", "a single quote"),
         ("line1-Secret\nline2", "a line break"),
         ("line1-Secret\r\n", "a line break"),
+        ("cr-Secret\rline2", "a line break"),
         ("nul-Secret\x00", "a NUL character"),
     ],
 )
-def test_a_value_a_single_quoted_line_cannot_carry_is_named_not_shown(value, reason):
+def test_a_value_one_env_line_cannot_carry_is_named(value, reason):
     exc = failure(params(REDIS_PASSWORD=value), PATH, REQUIRED)
     assert exc.problems == [
-        "REDIS_PASSWORD: the value holds {0}, which a single-quoted compose env value cannot carry".format(reason)
+        "REDIS_PASSWORD: the value holds {0}, which one line of the env file cannot carry".format(reason)
     ]
-    assert value not in str(exc)
+
+
+@pytest.mark.parametrize("value", ["line1-Secret\nline2", "line1-Secret\r\n", "cr-Secret\rline2", "nul-Secret\x00"])
+def test_a_value_one_env_line_cannot_carry_is_not_shown(value):
+    exc = failure(params(REDIS_PASSWORD=value), PATH, REQUIRED)
     assert "Secret" not in str(exc)
 
 
-def test_every_problem_is_collected_before_failing():
+def test_a_value_with_a_newline_is_refused_naming_the_key():
+    exc = failure({PATH + "/JWT_KEYSTORE_PASSWORD": "first-Secret-line\nsecond-Secret-line"}, PATH)
+    assert exc.problems == [
+        "JWT_KEYSTORE_PASSWORD: the value holds a line break, which one line of the env file cannot carry"
+    ]
+
+
+def test_a_value_with_a_newline_is_refused_without_showing_it():
+    value = "first-Secret-line\nsecond-Secret-line"
+    exc = failure({PATH + "/JWT_KEYSTORE_PASSWORD": value}, PATH)
+    message = str(exc)
+    assert value not in message and "first-Secret-line" not in message and "second-Secret-line" not in message
+
+
+def test_a_single_quote_in_a_value_is_accepted():
+    # The env file used to be single-quoted and refused a value holding "'"; a raw env file carries it.
+    assert build_env({PATH + "/A": "it's-a-'quote'"}, PATH) == {"A": "it's-a-'quote'"}
+
+
+RESERVED = [
+    ("COMPOSE_PROJECT_NAME", "COMPOSE_"),
+    ("COMPOSE_FILE", "COMPOSE_"),
+    ("COMPOSE_PROFILES", "COMPOSE_"),
+    ("DOCKER_HOST", "DOCKER_"),
+    ("docker_config", "DOCKER_"),
+    ("BUILDKIT_PROGRESS", "BUILDKIT_"),
+]
+
+
+@pytest.mark.parametrize("key, prefix", RESERVED)
+def test_a_key_compose_or_docker_reads_for_itself_is_refused_by_name(key, prefix):
+    exc = failure({PATH + "/" + key: SECRETS["reserved"]}, PATH)
+    assert exc.problems == [
+        "{0} is a key Compose or Docker reads for itself ({1}*); rename the parameter "
+        "or map it to another key".format(key, prefix)
+    ]
+
+
+@pytest.mark.parametrize("key", [key for key, _ in RESERVED])
+def test_a_key_compose_or_docker_reads_for_itself_is_refused_without_its_value(key):
+    exc = failure({PATH + "/" + key: SECRETS["reserved"]}, PATH)
+    assert SECRETS["reserved"] not in str(exc)
+
+
+def test_a_reserved_key_from_the_plain_extras_is_refused():
+    exc = failure({PATH + "/A": "1"}, PATH, plain={"COMPOSE_PROFILES": "debug"})
+    assert [p.split(" ", 1)[0] for p in exc.problems] == ["COMPOSE_PROFILES"]
+
+
+def test_a_reserved_key_reached_through_the_key_map_is_refused():
+    exc = failure({PATH + "/docker-host": SECRETS["reserved"]}, PATH, key_map={"docker-host": "DOCKER_HOST"})
+    assert [p.split(" ", 1)[0] for p in exc.problems] == ["DOCKER_HOST"]
+
+
+@pytest.mark.parametrize("key", ["MY_DOCKER_HOST", "COMPOSER_HOME", "DOCKERFILE", "SGIVU_COMPOSE_FILE"])
+def test_a_key_that_only_resembles_a_reserved_one_is_accepted(key):
+    assert build_env({PATH + "/" + key: "x"}, PATH) == {key: "x"}
+
+
+def every_problem() -> SsmEnvError:
     broken = params(
         REDIS_PASSWORD=None,
+        COMPOSE_PROJECT_NAME=SECRETS["reserved"],
         **{
             "sgivu-user__SERVICE_INTERNAL_SECRET_KEY": SECRETS["internal_other"],
             "sgivu-gateway__SGIVU_AUTH_URL": SECRETS["auth"],
-            "POSTGRES_PASSWORD": "quote'-Secret",
+            "POSTGRES_PASSWORD": "newline-Secret\nsecond-line",
         },
     )
-    exc = failure(broken, PATH, REQUIRED, EQUAL)
-    assert len(exc.problems) == 4
-    assert str(exc).startswith("the parameters under /sgivu/prod do not make a valid env file (4 problems):\n- ")
-    for key in ("REDIS_PASSWORD", "SERVICE_INTERNAL_SECRET_KEY", "ISSUER_URL, SGIVU_AUTH_URL", "POSTGRES_PASSWORD"):
-        assert key in str(exc)
-    assert "quote'-Secret" not in str(exc)
+    return failure(broken, PATH, REQUIRED, EQUAL)
+
+
+def test_every_problem_is_collected_before_failing():
+    assert len(every_problem().problems) == 5
+
+
+def test_every_problem_is_counted_in_one_message():
+    assert str(every_problem()).startswith(
+        "the parameters under /sgivu/prod do not make a valid env file (5 problems):\n- "
+    )
+
+
+@pytest.mark.parametrize(
+    "key", ["REDIS_PASSWORD", "SERVICE_INTERNAL_SECRET_KEY", "ISSUER_URL, SGIVU_AUTH_URL", "POSTGRES_PASSWORD",
+            "COMPOSE_PROJECT_NAME"],
+)
+def test_every_problem_names_its_key_in_the_one_message(key):
+    assert key in str(every_problem())
+
+
+def test_every_problem_is_collected_without_showing_a_value():
+    message = str(every_problem())
+    assert "newline-Secret" not in message and "second-line" not in message
 
 
 # --------------------------------------------------------------------------
-# rendering and quoting
+# rendering: raw env lines, KEY=value with the value verbatim
 # --------------------------------------------------------------------------
-def test_render_writes_the_header_then_sorted_single_quoted_lines():
-    text = render_env_file({"B": "2", "A": "1"})
-    assert text == ENV_FILE_HEADER + "\nA='1'\nB='2'\n"
+def test_render_writes_the_header_then_sorted_key_value_lines():
+    assert render_env_file({"B": "2", "A": "1"}) == ENV_FILE_HEADER + "\nA=1\nB=2\n"
+
+
+def test_the_header_is_a_comment_line():
     assert ENV_FILE_HEADER == "# Managed by Ansible (sgivu.deploy.ssm_secrets); do not edit."
 
 
 @pytest.mark.parametrize(
     "value",
-    ["p$ss ${X} $$", "has # hash", ' spaced  ', 'dq "x"', "back\\slash\\n", "`tick`", "a=b", "ünïcode"],
+    ["p$ss ${X} $$", "has # hash", " spaced  ", 'dq "x"', "it's", "back\\slash\\n", "`tick`", "a=b", "ünïcode", ""],
 )
-def test_render_keeps_values_literal_between_single_quotes(value):
-    assert env_line("K", value) == "K='" + value + "'"
+def test_render_keeps_values_verbatim_after_the_equals_sign(value):
+    assert env_line("K", value) == "K=" + value
+
+
+# Values a shell, Compose's default env format or Jinja would change; a raw env file must not.
+HOSTILE = {
+    "printable": "".join(c for c in string.printable if c not in "\n\r\x0b\x0c"),
+    "dollar_digit": "pa$1wordXy9",
+    "trailing_backslash": "ends-in-Canary\\",
+    "braced_variable": "${HOME}",
+    "jinja": "{{ x }}",
+    "backticks": "`id`",
+    "padded": " \t padded value\t ",
+    "non_ascii": "ünï €",
+    "long_8192": "x$\\'\"# `" * 1024,  # 8 characters, 1024 times
+}
+
+
+def hostile_env_text(value: str) -> str:
+    return render_env_file(build_env({PATH + "/HOSTILE_VALUE": value, PATH + "/OTHER": "x"}, PATH))
+
+
+@pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_a_hostile_value_is_written_as_key_equals_value(value):
+    assert hostile_env_text(value).split("\n")[1] == "HOSTILE_VALUE=" + value
+
+
+@pytest.mark.parametrize("value", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_a_hostile_value_reads_back_byte_for_byte(value):
+    assert read_back(hostile_env_text(value))["HOSTILE_VALUE"].encode("utf-8") == value.encode("utf-8")
 
 
 def test_render_of_an_empty_env_is_the_header_alone():
@@ -329,15 +454,32 @@ def test_render_is_deterministic():
 
 
 def test_render_turns_plain_values_into_text():
-    assert render_env_file({"F": True, "N": 3}) == ENV_FILE_HEADER + "\nF='true'\nN='3'\n"
+    assert render_env_file({"F": True, "N": 3}) == ENV_FILE_HEADER + "\nF=true\nN=3\n"
 
 
-@pytest.mark.parametrize("value", ["it's-Secret", "two-Secret\nlines", "nul-Secret\x00"])
-def test_render_refuses_an_unsafe_value_naming_the_key(value):
+@pytest.mark.parametrize(
+    "value, reason",
+    [("cr-Secret\rline", "a line break"), ("two-Secret\nlines", "a line break"), ("nul-Secret\x00", "a NUL character")],
+)
+def test_render_refuses_an_unsafe_value_naming_the_key(value, reason):
     with pytest.raises(SsmEnvError) as info:
         render_env_file({"OK": "fine", "BAD": value})
-    assert info.value.problems[0].startswith("BAD: the value holds ")
+    assert info.value.problems == [
+        "BAD: the value holds {0}, which one line of the env file cannot carry".format(reason)
+    ]
+
+
+@pytest.mark.parametrize("value", ["cr-Secret\rline", "two-Secret\nlines", "nul-Secret\x00"])
+def test_render_refuses_an_unsafe_value_without_showing_it(value):
+    with pytest.raises(SsmEnvError) as info:
+        render_env_file({"OK": "fine", "BAD": value})
     assert "Secret" not in str(info.value)
+
+
+def test_render_collects_every_unsafe_value_in_one_error():
+    with pytest.raises(SsmEnvError) as info:
+        render_env_file({"A": "a\nb", "B": "fine", "C": "c\x00"})
+    assert [p.split(":", 1)[0] for p in info.value.problems] == ["A", "C"]
 
 
 def test_render_refuses_a_bad_key():

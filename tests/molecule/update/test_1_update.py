@@ -1,4 +1,5 @@
-"""update.yml on a deployed stack, watched from outside by a probe through Nginx.
+"""update.yml on a deployed stack, watched from outside by a probe through Nginx (first of the
+update scenario's files: test_2_rollback.py and test_3_moved_tag.py build on what it leaves).
 
 The tests run in file order and build on each other: the gateway moves to the next release, then an
 internal service, then the gateway meets a release that never gets healthy.
@@ -37,13 +38,13 @@ def test_gateway_update_drops_no_request(host, run_playbook, probe, via_nginx, c
 def test_only_the_new_gateway_runs_after_the_swap(host, stack):
     containers = gateway_containers(host, stack)
     assert len(containers) == 1
-    assert containers[0]["Config"]["Image"].endswith(f"/sgivu-gateway:{NEXT}")
+    assert f"/sgivu-gateway:{NEXT}@sha256:" in containers[0]["Config"]["Image"]
 
 
 def test_nginx_follows_the_new_container(host, ansible_vars, stack):
     port = gateway_containers(host, stack)[0]["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
-    site = host.file(f"/etc/nginx/conf.d/{stack}.conf").content_string
-    assert f"server 127.0.0.1:{port};" in site
+    upstreams = host.file(f"/etc/nginx/conf.d/{stack}-upstreams.conf").content_string
+    assert f"server 127.0.0.1:{port};" in upstreams
 
 
 def test_an_internal_service_is_recreated_and_health_gated(host, run_playbook, stack):
@@ -118,7 +119,14 @@ def test_a_tag_that_does_not_exist_is_refused_before_anything_stops(host, run_pl
 
 def test_every_update_is_in_the_release_history(host, stack):
     history = json.loads(host.file(f"/opt/{stack}/releases.json").content_string)["releases"]
-    purposes = [r["purpose"] for r in history]
+    good = [r for r in history if r["status"] == "good"]
+    purposes = [r["purpose"] for r in good]
     assert any(p.startswith("update sgivu-gateway") for p in purposes)
     assert any(p.startswith("update sgivu-user") for p in purposes)
-    assert history[-1]["services"]["sgivu-gateway"]["image"].endswith(f":{NEXT}")
+    assert f":{NEXT}@sha256:" in good[-1]["services"]["sgivu-gateway"]["image"]
+
+
+def test_the_never_healthy_attempt_is_recorded_as_failed_and_put_back(host, stack):
+    history = json.loads(host.file(f"/opt/{stack}/releases.json").content_string)["releases"]
+    failed = [r for r in history if r["status"] == "failed" and NEVER_HEALTHY in r["purpose"]]
+    assert failed and failed[-1]["restored"], "the failed update should name the release put back"

@@ -1,0 +1,660 @@
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, SGIVU platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""A compose project on its host, applied as a release: plan, apply, restore.
+
+Runs on the host, inside the ``sgivu.deploy.compose_release`` module; it needs the Python
+standard library and the ``docker`` CLI with the Compose v2 plugin (2.30 or later, for
+``env_file`` entries in ``format: raw``). Nothing here imports Ansible: the module hands in a
+``run`` callable (``AnsibleModule.run_command``).
+
+Files in the project directory (``root``), all owned by root:
+
+``compose.yml``         the running project (0640), every image by digest where the registry
+                        gave one; written as JSON, which is YAML, after a comment line
+``compose.next.yml``    the candidate a plan wrote, promoted by apply
+``stack.env``           the running env file (0600): ``KEY=value`` lines, values verbatim
+``stack.env.next``      the candidate env file (the ``ssm_secrets`` role writes it)
+``env/<service>.env``   the keys one service needs, from ``stack.env`` (0600, in 0700); the
+                        project names them as ``env_file: [{path, format: raw}]``, so Compose
+                        passes every byte of a value to the container and interpolates none
+``releases/<id>/``      archived releases (compose.yml, stack.env), see release_history
+
+Compose is always called with the project name (``-p``), the project directory, the file and
+``--env-file /dev/null``, and with every ``COMPOSE_*`` and ``DOCKER_*`` variable removed from its
+environment: nothing but this module's arguments decides what Compose does, and no ``.env``
+file is ever read for it.
+
+The project carries what this module needs to start it in a top-level ``x-sgivu`` mapping
+(Compose ignores ``x-`` fields): ``env_keys`` (service -> the env keys it gets), ``waves`` (the
+start-up order, a list of lists of services) and ``deadlines`` (service -> seconds to become
+healthy). An archived release therefore restores from its own compose file alone.
+
+Secrets: the env values are read only to split the env file and to scrub text. Every piece of
+text that leaves this module (Compose's errors, container logs) goes through :func:`scrub`, so
+no value of the env file is ever returned, in success or in failure.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import shutil
+import tempfile
+import time
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+
+LIVE = "compose.yml"
+CANDIDATE = "compose.next.yml"
+ENV_LIVE = "stack.env"
+ENV_CANDIDATE = "stack.env.next"
+ENV_DIR = "env"
+ARCHIVE = "releases"
+LEGACY_ENV = ".env"
+SALT = ".config-salt"
+CONFIG_LABEL = "sgivu.deploy.config"
+HEADER = "# Managed by Ansible (sgivu.deploy.compose_stack): the running release of the stack; do not edit."
+MASK = "********"
+# Values shorter than this are not scrubbed ("1" or "no" would blank every digit and word); from
+# this length on every value is, plain ones like "true" or "prod" included: a log line loses a
+# word rather than keep a secret.
+SCRUB_MIN_LENGTH = 4
+MIN_COMPOSE = (2, 30, 0)
+
+Run = Callable[..., Tuple[int, str, str]]
+
+
+class ComposeError(Exception):
+    """A step failed; ``msg`` is for the operator and holds no secret, ``details`` are extra facts."""
+
+    def __init__(self, msg: str, **details: Any) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.details = details
+
+
+# --- env files ----------------------------------------------------------------------------
+def read_env(path: str, quoted: bool = False) -> Dict[str, str]:
+    """The ``KEY=value`` lines of a raw env file (comments and blank lines skipped).
+
+    ``quoted`` reads the single-quoted ``KEY='value'`` lines of the env file versions before 2.0
+    wrote (``.env``), only to know its values for scrubbing."""
+    env: Dict[str, str] = {}
+    with open(path, encoding="utf-8") as handle:
+        for line in handle.read().split("\n"):
+            if not line.strip() or line.startswith("#") or "=" not in line:
+                continue
+            key, value = line.split("=", 1)
+            if quoted and len(value) >= 2 and value[0] == value[-1] == "'":
+                value = value[1:-1]
+            env[key] = value
+    return env
+
+
+def env_text(env: Mapping[str, str], keys: Iterable[str]) -> str:
+    """A service's env file: one ``KEY=value`` line per key it needs that the env holds."""
+    lines = [f"{key}={env[key]}" for key in sorted(set(keys)) if key in env]
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def scrub(text: str, values: Iterable[str]) -> str:
+    """``text`` with every value of the env file (of at least SCRUB_MIN_LENGTH characters) masked.
+
+    Each value is masked as written, without its surrounding whitespace, and with each run of
+    whitespace in it as one space (how an error message may have been reflowed). Scrub first,
+    then reformat: a message trimmed or reflowed before this may no longer match a value."""
+    forms = set()
+    for value in values:
+        for form in (value, value.strip(), re.sub(r"\s+", " ", value.strip())):
+            if len(form) >= SCRUB_MIN_LENGTH:
+                forms.add(form)
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
+    return text
+
+
+def brief(text: str, values: Iterable[str], limit: int) -> str:
+    """Scrubbed, then on one line, then its last ``limit`` characters: for an operator's message."""
+    return re.sub(r"\s+", " ", scrub(text, values)).strip()[-limit:]
+
+
+def sha256_file(path: str) -> Optional[str]:
+    if not os.path.exists(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(65536), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_atomic(path: str, data: str, mode: int) -> bool:
+    """Write ``data`` to ``path`` (root-owned, ``mode``) unless it already holds it; True when written."""
+    if os.path.exists(path):
+        with open(path, encoding="utf-8", newline="") as handle:
+            if handle.read() == data and (os.stat(path).st_mode & 0o777) == mode:
+                return False
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".sgivu-")
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return True
+
+
+def project_text(project: Mapping[str, Any]) -> str:
+    """The compose file's text: a comment line, then the project as indented JSON (valid YAML)."""
+    return HEADER + "\n" + json.dumps(project, indent=2, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def load_project(path: str) -> Dict[str, Any]:
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    return json.loads("\n".join(line for line in text.split("\n") if not line.startswith("#")))
+
+
+# --- image references ---------------------------------------------------------------------
+def repository(ref: str) -> str:
+    """``registry/repo`` of ``registry/repo:tag``, ``registry/repo@sha256:...`` or both."""
+    ref = ref.split("@", 1)[0]
+    head, _, last = ref.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+
+
+def pinned(ref: str, repo_digests: Sequence[str]) -> Optional[str]:
+    """``repo:tag@sha256:...`` for a tag ref, from the image's RepoDigests (None when it has none)."""
+    if "@" in ref:
+        return ref
+    repo = repository(ref)
+    digest = next((d for d in repo_digests or [] if repository(d) == repo), None)
+    return f"{ref}@{digest.split('@', 1)[1]}" if digest else None
+
+
+def digest_of(ref: str) -> Optional[str]:
+    """``repo@sha256:...`` of a pinned reference."""
+    return f"{repository(ref)}@{ref.split('@', 1)[1]}" if "@" in ref else None
+
+
+# --- the Compose CLI ----------------------------------------------------------------------
+class Compose:
+    """``docker compose`` for one project, with nothing but explicit arguments deciding what it does."""
+
+    def __init__(self, run: Run, root: str, name: str, secrets: Iterable[str] = ()) -> None:
+        self._run = run
+        self.root = root
+        self.name = name
+        self.secrets = list(secrets)
+
+    def scrub(self, text: str) -> str:
+        return scrub(text, self.secrets)
+
+    def docker(self, *args: str, check: bool = True, what: str = "") -> str:
+        rc, out, err = self._run(["docker", *args])
+        if check and rc != 0:
+            raise ComposeError(f"{what or 'docker ' + args[0]} failed: {brief(err or out, self.secrets, 1500)}")
+        return out
+
+    def compose(self, *args: str, file: str = LIVE, root: Optional[str] = None, check: bool = True,
+                what: str = "") -> Tuple[int, str, str]:
+        base = root or self.root
+        argv = ["docker", "compose", "-p", self.name, "--project-directory", base,
+                "-f", os.path.join(base, file), "--env-file", "/dev/null", *args]
+        rc, out, err = self._run(argv)
+        if check and rc != 0:
+            raise ComposeError(f"{what or 'docker compose ' + args[0]} failed: {brief(err or out, self.secrets, 1500)}")
+        return rc, out, err
+
+    def version(self) -> Tuple[int, ...]:
+        out = self.docker("compose", "version", "--short", what="docker compose version").strip().lstrip("v")
+        return tuple(int(p) for p in re.findall(r"\d+", out)[:3])
+
+    def containers(self) -> List[Dict[str, str]]:
+        """Every container of the project (one-off `run` containers left out), from one `docker ps -a`."""
+        fmt = "\t".join(["{{.ID}}", "{{.State}}", "{{.Status}}", '{{.Label "com.docker.compose.service"}}',
+                         '{{.Label "%s"}}' % CONFIG_LABEL, '{{.Label "com.docker.compose.oneoff"}}',
+                         "{{.Image}}", "{{.Names}}", "{{.Ports}}"])
+        out = self.docker("ps", "-a", "--no-trunc", "--filter", f"label=com.docker.compose.project={self.name}",
+                          "--format", fmt, what="listing the stack's containers")
+        rows = []
+        for line in out.splitlines():
+            parts = line.split("\t")
+            if len(parts) < 9 or parts[5] == "True":
+                continue
+            rows.append(dict(zip(("id", "state", "status", "service", "hash", "oneoff", "image", "name", "ports"), parts)))
+        return rows
+
+    def images(self, refs: Sequence[str]) -> Dict[str, Dict[str, Any]]:
+        """``docker image inspect`` of each ref that exists locally: ref -> {Id, RepoDigests}."""
+        found: Dict[str, Dict[str, Any]] = {}
+        for ref in sorted(set(refs)):
+            rc, out, _ = self._run(["docker", "image", "inspect", "--format", "{{json .}}", ref])
+            if rc == 0 and out.strip():
+                info = json.loads(out)
+                found[ref] = {"Id": info.get("Id"), "RepoDigests": info.get("RepoDigests") or []}
+        return found
+
+    def logs(self, services: Sequence[str], lines: int) -> str:
+        if not services or lines <= 0:
+            return ""
+        rc, out, err = self.compose("logs", "--no-color", "--tail", str(lines), *services, check=False)
+        return self.scrub(out + err).strip()
+
+
+def health_of(row: Mapping[str, str]) -> str:
+    """healthy / unhealthy / starting / none (no healthcheck), from `docker ps` status text."""
+    status = row.get("status", "")
+    for word in ("healthy", "unhealthy", "starting"):
+        if f"({word})" in status or f"(health: {word})" in status:
+            return word
+    return "none"
+
+
+def serving(row: Mapping[str, str]) -> bool:
+    return row.get("state") == "running" and health_of(row) in ("healthy", "none")
+
+
+_PORT = re.compile(r"^(?:(?P<ip>[0-9.]+|\[[0-9a-f:]*\]|::):(?P<public>\d+)->)?(?P<private>\d+)/(?P<proto>\w+)$")
+
+
+def summary(row: Mapping[str, str], project: str) -> Dict[str, Any]:
+    """A container as `docker_host_info` (verbose) lists it: what the upstream filters read."""
+    ports = []
+    for item in (row.get("ports") or "").split(", "):
+        found = _PORT.match(item.strip())
+        if found:
+            port = {"PrivatePort": int(found["private"]), "Type": found["proto"]}
+            if found["public"]:
+                port.update(IP=found["ip"], PublicPort=int(found["public"]))
+            ports.append(port)
+    return {
+        "Id": row["id"], "Names": ["/" + row["name"]], "Image": row["image"], "State": row["state"],
+        "Status": row["status"], "Ports": ports,
+        "Labels": {"com.docker.compose.project": project, "com.docker.compose.service": row["service"]},
+    }
+
+
+def replicas(service: Mapping[str, Any]) -> int:
+    return int((service.get("deploy") or {}).get("replicas", 1))
+
+
+def meta(project: Mapping[str, Any]) -> Dict[str, Any]:
+    """The project's ``x-sgivu`` mapping: env_keys, waves, deadlines (empty defaults)."""
+    found = dict(project.get("x-sgivu") or {})
+    found.setdefault("env_keys", {})
+    found.setdefault("waves", [sorted(project.get("services", {}))])
+    found.setdefault("deadlines", {})
+    return found
+
+
+# --- the steps ----------------------------------------------------------------------------
+class Release:
+    """The release operations on one stack root. ``run`` is ``AnsibleModule.run_command``."""
+
+    def __init__(self, run: Run, root: str, name: str, check_mode: bool = False) -> None:
+        self.root = root
+        self.name = name
+        self.check_mode = check_mode
+        values: List[str] = []
+        for env_file in (ENV_LIVE, ENV_CANDIDATE, LEGACY_ENV):
+            path = self.path(env_file)
+            if os.path.exists(path):
+                try:
+                    values += read_env(path, quoted=env_file == LEGACY_ENV).values()
+                except (OSError, UnicodeDecodeError):
+                    pass
+        self.compose = Compose(run, root, name, values)
+
+    def path(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    # --- plan ---------------------------------------------------------------------------
+    def require_compose(self) -> None:
+        version = self.compose.version()
+        if version < MIN_COMPOSE:
+            raise ComposeError(
+                "Docker Compose {0} is too old: the stack needs {1} or later (env files in format raw). "
+                "Nothing was changed.".format(".".join(map(str, version)), ".".join(map(str, MIN_COMPOSE))))
+
+    def pull(self, project: Mapping[str, Any], policy: str, directory: str) -> bool:
+        """Pull the images of the project staged in ``directory`` (``policy`` missing or always).
+
+        True when an image changed (a new image, or a tag whose digest moved)."""
+        refs = [svc["image"] for svc in project["services"].values()]
+        before = {ref: info["Id"] for ref, info in self.compose.images(refs).items()}
+        if self.check_mode:
+            return any(ref not in before for ref in refs) or policy == "always"
+        if policy == "missing" and all(ref in before for ref in refs):
+            return False
+        rc, out, err = self.compose.compose("pull", "--quiet", "--policy", policy, root=directory, check=False)
+        if rc != 0:
+            raise ComposeError(
+                "Pulling the stack's images failed, so nothing was started or stopped. Images: {0}. Docker said: {1}".format(
+                    ", ".join(sorted(set(refs))), brief(err or out, self.compose.secrets, 900)))
+        after = {ref: info["Id"] for ref, info in self.compose.images(refs).items()}
+        return after != before
+
+    def pin_digests(self, project: Dict[str, Any]) -> Dict[str, str]:
+        """Rewrite every service's image as ``repo:tag@sha256:...``; return service -> image."""
+        infos = self.compose.images([svc["image"] for svc in project["services"].values()])
+        images = {}
+        for name, svc in project["services"].items():
+            info = infos.get(svc["image"])
+            ref = pinned(svc["image"], info["RepoDigests"]) if info else None
+            if ref:
+                svc["image"] = ref
+            images[name] = svc["image"]
+        return images
+
+    def stage(self, project: Mapping[str, Any], env: Mapping[str, str], directory: str) -> None:
+        """Write the project and its per-service env files into ``directory`` (a scratch or the root)."""
+        os.makedirs(os.path.join(directory, ENV_DIR), mode=0o700, exist_ok=True)
+        write_atomic(os.path.join(directory, LIVE), project_text(project), 0o640)
+        env_keys = meta(project)["env_keys"]
+        for service in project["services"]:
+            keys = env_keys.get(service) or []
+            if keys:
+                write_atomic(os.path.join(directory, ENV_DIR, f"{service}.env"), env_text(env, keys), 0o600)
+
+    def scratch(self) -> str:
+        """A private directory under the root for staging a project with its env files (0700)."""
+        os.makedirs(self.root, mode=0o750, exist_ok=True)
+        directory = tempfile.mkdtemp(prefix=".sgivu-stage-", dir=self.root)
+        os.chmod(directory, 0o700)
+        return directory
+
+    def validate(self, directory: str) -> None:
+        """Let Compose validate the project staged in ``directory`` (with its env files)."""
+        self.compose.compose("config", "--quiet", root=directory, what="Validating the candidate project")
+
+    def salt(self) -> bytes:
+        """The host's key for the config labels (0600): a label tells configurations apart, never a value."""
+        path = self.path(SALT)
+        if not os.path.exists(path):
+            if self.check_mode:
+                return os.urandom(32)
+            write_atomic(path, os.urandom(32).hex() + "\n", 0o600)
+        with open(path, encoding="utf-8") as handle:
+            return handle.read().strip().encode()
+
+    def label(self, project: Dict[str, Any], env: Mapping[str, str]) -> Dict[str, str]:
+        """Label each service with a keyed digest of its configuration and its env file.
+
+        Compose's own config hash of a service with an env file covers the file's path but not,
+        before ``up``, its content; this label covers both, so a container started from an older
+        project or env file is told apart. Returns service -> label.
+        """
+        key = self.salt()
+        env_keys = meta(project)["env_keys"]
+        labels = {}
+        for name, svc in project["services"].items():
+            svc.setdefault("labels", {}).pop(CONFIG_LABEL, None)
+            text = json.dumps(svc, sort_keys=True) + "\n" + env_text(env, env_keys.get(name) or [])
+            labels[name] = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:32]
+            svc["labels"][CONFIG_LABEL] = labels[name]
+        return labels
+
+    def differences(self, project: Mapping[str, Any], labels: Mapping[str, str],
+                    containers: List[Dict[str, str]]) -> Tuple[List[str], List[str]]:
+        """(services whose containers do not match the project, orphan container names)."""
+        changed = []
+        for name, svc in project["services"].items():
+            mine = [c for c in containers if c["service"] == name]
+            good = [c for c in mine if c["hash"] == labels.get(name) and serving(c)]
+            # Exactly its replicas, each of this config and serving: an extra one (a swap cut
+            # short before the old containers were retired) is a change too.
+            if len(good) != replicas(svc) or len(mine) != len(good):
+                changed.append(name)
+        orphans = [c["name"] for c in containers if c["service"] not in project["services"]]
+        return sorted(changed), sorted(orphans)
+
+    def plan(self, project: Optional[Dict[str, Any]], policy: str, env_source: str = "next",
+             release: str = "") -> Dict[str, Any]:
+        """Stage, pull, pin by digest and validate the candidate; say what apply would change.
+
+        The candidate is ``project`` with the env file ``stack.env.next`` (``env_source`` next,
+        written by ssm_secrets) or the running ``stack.env`` (live); or, with ``release``, an
+        archived release's own compose file and env file. Writes only the candidate files
+        (``compose.next.yml``, and ``stack.env.next`` when it comes from elsewhere). Raises
+        ComposeError before anything that runs is touched.
+        """
+        self.require_compose()
+        if release:
+            folder = self.path(ARCHIVE, release)
+            if not os.path.exists(os.path.join(folder, LIVE)):
+                raise ComposeError(f"release {release} has no archive in {folder}. Nothing was changed.")
+            project = load_project(os.path.join(folder, LIVE))
+            env_path = os.path.join(folder, ENV_LIVE)
+        else:
+            env_path = self.path(ENV_CANDIDATE if env_source == "next" else ENV_LIVE)
+        if not os.path.exists(env_path):
+            raise ComposeError(f"{env_path} is missing: deploy.yml writes it (ssm_secrets) before an update or a "
+                               "rollback can use it. Nothing was changed.")
+        if env_path != self.path(ENV_CANDIDATE) and not self.check_mode:
+            with open(env_path, encoding="utf-8", newline="") as handle:
+                write_atomic(self.path(ENV_CANDIDATE), handle.read(), 0o600)
+            env_path = self.path(ENV_CANDIDATE)
+        env = read_env(env_path)
+        self.compose.secrets += list(env.values())
+        env_keys = meta(project)["env_keys"]
+        missing = sorted({k for keys in (env_keys.get(s) or [] for s in project["services"]) for k in keys} - set(env))
+        if missing:
+            raise ComposeError("the env file {0} lacks {1}. Nothing was changed.".format(env_path, ", ".join(missing)))
+        directory = self.scratch()
+        try:
+            self.stage(project, env, directory)
+            pulled = self.pull(project, policy, directory)
+            images = self.pin_digests(project)
+            labels = self.label(project, env)
+            self.stage(project, env, directory)
+            self.validate(directory)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        if not self.check_mode:
+            write_atomic(self.path(CANDIDATE), project_text(project), 0o640)
+        containers = self.compose.containers()
+        changed, orphans = self.differences(project, labels, containers)
+        live = self.path(LIVE)
+        live_text = open(live, encoding="utf-8").read() if os.path.exists(live) else None
+        reasons = []
+        if live_text != project_text(project):
+            reasons.append("the compose project changes" if live_text else "no project runs yet")
+        if sha256_file(self.path(ENV_LIVE)) != sha256_file(env_path):
+            reasons.append("the env file changes" if os.path.exists(self.path(ENV_LIVE)) else "no env file is live yet")
+        if changed:
+            reasons.append("services to (re)start: " + ", ".join(changed))
+        if orphans:
+            reasons.append("containers of services no longer in the project: " + ", ".join(orphans))
+        return {
+            "pending": bool(reasons),
+            "reasons": reasons,
+            "pulled": pulled,
+            "services": changed,
+            "orphans": orphans,
+            "images": images,
+            "digests": {name: digest_of(ref) for name, ref in images.items()},
+            "release_services": {name: {"image": ref, "digest": digest_of(ref)} for name, ref in images.items()},
+            "candidate": {"compose_sha256": hashlib.sha256(project_text(project).encode()).hexdigest(),
+                          "env_sha256": sha256_file(env_path)},
+            "live": {"compose_sha256": sha256_file(live), "env_sha256": sha256_file(self.path(ENV_LIVE))},
+            "containers": [summary(c, self.name) for c in containers],
+        }
+
+    # --- apply --------------------------------------------------------------------------
+    def promote(self, project_path: str, env_path: str) -> Dict[str, Any]:
+        """Make a project and an env file the running ones, with each service's env file."""
+        project = load_project(project_path)
+        with open(env_path, encoding="utf-8", newline="") as handle:
+            env_all = handle.read()
+        env = read_env(env_path)
+        self.compose.secrets += list(env.values())
+        if self.check_mode:
+            return project
+        write_atomic(self.path(ENV_LIVE), env_all, 0o600)
+        self.stage(project, env, self.root)
+        wanted = {f"{s}.env" for s in project["services"] if meta(project)["env_keys"].get(s)}
+        for stale in set(os.listdir(self.path(ENV_DIR))) - wanted:
+            os.unlink(self.path(ENV_DIR, stale))
+        return project
+
+    def wait_healthy(self, services: Sequence[str], project: Mapping[str, Any], deadline: float) -> List[str]:
+        """Poll `docker ps` until every service serves its replicas or the deadline passes; the late ones."""
+        while True:
+            rows = self.compose.containers()
+            late = [s for s in services
+                    if len([r for r in rows if r["service"] == s and serving(r)]) < replicas(project["services"][s])]
+            if not late or time.monotonic() >= deadline:
+                return late
+            time.sleep(1)
+
+    def failure(self, services: Sequence[str], log_lines: int, why: str) -> ComposeError:
+        rows = self.compose.containers()
+        states = []
+        for service in services:
+            mine = [r for r in rows if r["service"] == service]
+            text = "; ".join(f"{r['name']}: {r['state']}, health {health_of(r)}" for r in mine) or "no container"
+            states.append(f"{service} ({text})")
+        logs = self.compose.logs(list(services), log_lines)
+        return ComposeError(f"{why}: {', '.join(states)}.", failed_services=list(services), logs=logs.splitlines())
+
+    def up(self, project: Mapping[str, Any], only: Optional[Sequence[str]], log_lines: int,
+           timeout: int = 0) -> List[str]:
+        """Start the project wave by wave, each health-gated; return the services started.
+
+        ``only`` limits the start to some services (without their dependencies); ``timeout``
+        (seconds, 0: each service's own deadline) bounds each wave's wait."""
+        started: List[str] = []
+        deadlines = meta(project)["deadlines"]
+        for wave in meta(project)["waves"]:
+            services = [s for s in wave if s in project["services"] and (not only or s in only)]
+            if not services:
+                continue
+            wait = timeout or max(int(deadlines.get(s, 120)) for s in services)
+            if self.check_mode:
+                started += services
+                continue
+            args = ["up", "--detach", "--wait", "--wait-timeout", str(wait), "--pull", "never", "--quiet-pull"]
+            if only:
+                args.append("--no-deps")
+            rc, out, err = self.compose.compose(*args, *services, check=False)
+            # Compose was once seen returning success for a container still starting: ask Docker too.
+            late = self.wait_healthy(services, project, time.monotonic() + (5 if rc == 0 else 0))
+            if rc != 0 or late:
+                why = "did not become healthy within {0} s".format(wait)
+                if rc != 0 and not late:
+                    why = "Compose could not start them ({0})".format(brief(err or out, self.compose.secrets, 600))
+                raise self.failure(late or services, log_lines, "wave " + ", ".join(services) + " " + why)
+            started += services
+        return started
+
+    def remove_orphans(self, project: Mapping[str, Any]) -> List[str]:
+        orphans = [c for c in self.compose.containers() if c["service"] not in project["services"]]
+        if orphans and not self.check_mode:
+            self.compose.docker("stop", "--time", "30", *[c["id"] for c in orphans], what="stopping removed services")
+            self.compose.docker("rm", *[c["id"] for c in orphans], what="removing removed services")
+        return [c["name"] for c in orphans]
+
+    def live_hashes(self) -> Dict[str, Optional[str]]:
+        return {"compose_sha256": sha256_file(self.path(LIVE)), "env_sha256": sha256_file(self.path(ENV_LIVE))}
+
+    def candidate_hashes(self) -> Dict[str, Optional[str]]:
+        return {"compose_sha256": sha256_file(self.path(CANDIDATE)), "env_sha256": sha256_file(self.path(ENV_CANDIDATE))}
+
+    def promote_planned(self, expect: Mapping[str, Any]) -> Dict[str, Any]:
+        """Promote the planned candidate, once: refuse when the host or the candidate moved since the plan."""
+        live, candidate = self.live_hashes(), self.candidate_hashes()
+        if dict(expect.get("candidate") or {}) != candidate:
+            raise ComposeError("the candidate files changed since this run planned (another run planned since); "
+                               "run it again. Nothing was changed.")
+        if live == candidate:
+            return load_project(self.path(LIVE))
+        if dict(expect.get("live") or {}) != live:
+            raise ComposeError("the running project or env file changed since this run planned (another run?); "
+                               "run it again. Nothing was changed.")
+        return self.promote(self.path(CANDIDATE), self.path(ENV_CANDIDATE))
+
+    def apply(self, expect: Mapping[str, Any], only: Optional[Sequence[str]], log_lines: int,
+              timeout: int = 0) -> Dict[str, Any]:
+        """Promote the planned candidate and start it; raises ComposeError naming what is not healthy."""
+        project = self.promote_planned(expect)
+        started = self.up(project, only, log_lines, timeout)
+        removed = [] if only else self.remove_orphans(project)
+        if not self.check_mode and os.path.exists(self.path(LEGACY_ENV)):
+            os.unlink(self.path(LEGACY_ENV))
+        return {"started": started, "removed": removed, "containers": self.summaries()}
+
+    def summaries(self) -> List[Dict[str, Any]]:
+        return [summary(c, self.name) for c in self.compose.containers()]
+
+    def start_beside(self, expect: Mapping[str, Any], service: str, log_lines: int, timeout: int = 0) -> Dict[str, Any]:
+        """Start-first: new containers of ``service`` next to the running ones, healthy before anything else.
+
+        Scales the service to twice its replicas without recreating the running containers, then
+        waits until each new container is healthy. A new container that is not healthy in time is
+        removed again, so the old ones keep serving, and ComposeError names it with its log lines.
+        """
+        project = self.promote_planned(expect)
+        wanted = replicas(project["services"][service])
+        old = [c["id"] for c in self.compose.containers() if c["service"] == service and c["state"] == "running"]
+        wait = timeout or int(meta(project)["deadlines"].get(service, 120))
+        if self.check_mode:
+            return {"old": old, "new": [], "containers": self.summaries()}
+        rc, out, err = self.compose.compose("up", "--detach", "--no-deps", "--no-recreate", "--pull", "never",
+                                            "--quiet-pull", "--scale", f"{service}={len(old) + wanted}", service,
+                                            check=False)
+        deadline = time.monotonic() + wait
+        while True:
+            new = [c for c in self.compose.containers() if c["service"] == service and c["id"] not in old]
+            ready = [c for c in new if serving(c)]
+            if rc != 0 or len(ready) >= wanted or time.monotonic() >= deadline or any(c["state"] == "exited" for c in new):
+                break
+            time.sleep(1)
+        if rc != 0 or len(ready) < wanted:
+            error = self.failure([service], log_lines, "the new {0} did not become healthy within {1} s{2}".format(
+                service, wait, "" if rc == 0 else " (" + brief(err or out, self.compose.secrets, 400) + ")"))
+            if new:
+                self.compose.docker("rm", "--force", *[c["id"] for c in new], what="removing the new containers")
+            error.msg += " They were removed; the running ones never stopped."
+            raise error
+        return {"old": old, "new": [c["id"] for c in new], "containers": self.summaries()}
+
+    def retire(self, containers: Sequence[str], grace: int = 30) -> Dict[str, Any]:
+        """Stop containers gracefully (SIGTERM, then ``grace`` seconds to finish) and remove them."""
+        mine = {c["id"] for c in self.compose.containers()}
+        gone = [c for c in containers if c in mine or any(i.startswith(c) for i in mine)]
+        if gone and not self.check_mode:
+            self.compose.docker("stop", "--time", str(grace), *gone, what="stopping the old containers")
+            self.compose.docker("rm", *gone, what="removing the old containers")
+        return {"removed": gone, "containers": self.summaries()}
+
+    def restore(self, release: Optional[str], log_lines: int) -> Dict[str, Any]:
+        """Bring an archived release back (images by digest, its env file), health-gated.
+
+        Without a release (the host never had a good one) the stack's containers are stopped
+        and removed; its volumes are kept.
+        """
+        if not release:
+            if not self.check_mode and os.path.exists(self.path(LIVE)):
+                self.compose.compose("down", "--timeout", "30", what="stopping the stack")
+            return {"started": [], "removed": ["all"], "containers": self.summaries()}
+        folder = self.path(ARCHIVE, release)
+        project = load_project(os.path.join(folder, LIVE))
+        env = read_env(os.path.join(folder, ENV_LIVE))
+        self.compose.secrets += list(env.values())
+        directory = self.scratch()
+        try:
+            self.stage(project, env, directory)
+            self.pull(project, "missing", directory)
+        finally:
+            shutil.rmtree(directory, ignore_errors=True)
+        project = self.promote(os.path.join(folder, LIVE), os.path.join(folder, ENV_LIVE))
+        started = self.up(project, None, log_lines)
+        return {"started": started, "removed": self.remove_orphans(project), "containers": self.summaries()}

@@ -1,0 +1,253 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: (c) 2026, SGIVU platform team
+# Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
+"""Plan, apply or restore a release of the stack's compose project on its host."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: compose_release
+short_description: Plan, apply or restore a release of the stack's compose project on its host
+version_added: 2.0.0
+author: SGIVU platform team
+description:
+  - A release is the compose project (every image by digest), the env file, and what runs from them.
+    C(planned) stages the candidate, pulls its images, pins each to its registry digest, validates it
+    with C(docker compose config) and says whether applying it would change anything (the project, the
+    env file, or containers that do not match them). Nothing that runs is touched.
+  - C(applied) makes the planned candidate the running project (and the env file written beside it by
+    the ssm_secrets role the running env file), writes each service's own env file, and starts the
+    project wave by wave, each wave health-gated; it fails naming the services that did not become
+    healthy, with their last log lines.
+  - C(started_beside) is the start-first half of a swap - it promotes the planned candidate and starts new
+    containers of one service next to the running ones (twice its replicas in all, without recreating
+    the running ones), and returns once the new ones are healthy; new containers that do not become
+    healthy in time are removed, so the running ones never stop. C(retired) stops containers gracefully
+    (SIGTERM and a grace period) and removes them - the caller moves traffic between the two.
+  - C(restored) brings an archived release back (its compose file and env file from
+    C(<root>/releases/<id>/)), images by digest, health-gated; without a release it stops the stack
+    (volumes are kept).
+  - Compose is always given the project name, the project directory, the file and C(--env-file /dev/null),
+    without any C(COMPOSE_*) or C(DOCKER_*) variable in its environment, so no env file value can change
+    what Compose does. Services receive their keys through C(env_file) entries in raw format - every
+    byte of a value reaches the container, nothing is interpolated.
+  - No value of the env file appears in anything the module returns, in success or failure (scrubbed).
+  - Needs Docker Compose 2.30 or later on the host.
+options:
+  root:
+    description: The stack's directory on the host (compose files, env files, releases).
+    type: path
+    required: true
+  name:
+    description: The Compose project name.
+    type: str
+    required: true
+  state:
+    description: C(planned), C(applied) or C(restored) (see the description).
+    type: str
+    choices: [planned, applied, started_beside, retired, restored]
+    required: true
+  project:
+    description:
+      - The compose project (C(state=planned)), as the C(sgivu.deploy.compose_project) filter renders it,
+        with its C(x-sgivu) mapping (env_keys, waves, deadlines). Not needed with C(release).
+    type: dict
+  env_source:
+    description:
+      - C(state=planned) the env file of the candidate, C(next) (C(stack.env.next), written by ssm_secrets)
+        or C(live) (the running C(stack.env) - an update changes images only).
+    type: str
+    choices: [next, live]
+    default: next
+  pull:
+    description: C(missing) pulls only images not on the host; C(always) re-pulls every tag (a moved tag is seen).
+    type: str
+    choices: [missing, always]
+    default: missing
+  expect:
+    description:
+      - C(state=applied) or C(started_beside) the plan's result (its C(candidate) and C(live) hashes); the
+        apply refuses when the running project, the env file or the candidate changed since (another run).
+    type: dict
+  services:
+    description:
+      - C(state=applied) starts only these services (without their dependencies); empty starts all.
+      - C(state=started_beside) the one service to start beside its running containers.
+    type: list
+    elements: str
+    default: []
+  containers:
+    description: C(state=retired) the IDs of the containers to stop and remove.
+    type: list
+    elements: str
+    default: []
+  grace:
+    description: C(state=retired) seconds a container has to finish its requests after SIGTERM.
+    type: int
+    default: 30
+  timeout:
+    description: Seconds each wave has to become healthy; 0 takes each service's own deadline.
+    type: int
+    default: 0
+  release:
+    description:
+      - C(state=restored) the archived release to bring back; empty stops the stack.
+      - C(state=planned) plan this archived release (its compose file and env file) instead of C(project).
+    type: str
+    default: ""
+  log_lines:
+    description: Last log lines returned for each service that did not become healthy.
+    type: int
+    default: 20
+attributes:
+  check_mode:
+    support: full
+    details: C(planned) pulls nothing and writes no candidate; C(applied) and C(restored) change nothing.
+  diff_mode:
+    support: none
+"""
+
+EXAMPLES = r"""
+- name: Plan the release
+  sgivu.deploy.compose_release:
+    root: /opt/sgivu
+    name: sgivu
+    state: planned
+    project: "{{ stack_services | sgivu.deploy.compose_project('sgivu', '172.30.0.0/24') }}"
+  register: plan
+
+- name: Apply it
+  sgivu.deploy.compose_release:
+    root: /opt/sgivu
+    name: sgivu
+    state: applied
+    expect: "{{ plan.live }}"
+  when: plan.pending
+"""
+
+RETURN = r"""
+pending:
+  description: C(planned) whether applying the candidate would change anything.
+  returned: state=planned
+  type: bool
+reasons:
+  description: C(planned) why it is pending (no secret in them).
+  returned: state=planned
+  type: list
+  elements: str
+services:
+  description: C(planned) the services whose containers do not match the candidate.
+  returned: state=planned
+  type: list
+  elements: str
+images:
+  description: C(planned) service -> image reference, by digest where the registry gave one.
+  returned: state=planned
+  type: dict
+digests:
+  description: C(planned) service -> C(repository@sha256:...) (null for an image without a registry digest).
+  returned: state=planned
+  type: dict
+release_services:
+  description: C(planned) service -> C({image, digest}), as the release history records it.
+  returned: state=planned
+  type: dict
+live:
+  description: C(planned) sha256 of the running compose file and env file.
+  returned: state=planned
+  type: dict
+candidate:
+  description: C(planned) sha256 of the candidate compose file and env file.
+  returned: state=planned
+  type: dict
+containers:
+  description: The stack's containers after the call, as C(community.docker.docker_host_info) lists them.
+  returned: success
+  type: list
+  elements: dict
+old:
+  description: C(started_beside) the IDs of the containers that ran before (to retire).
+  returned: state=started_beside
+  type: list
+  elements: str
+new:
+  description: C(started_beside) the IDs of the new, healthy containers.
+  returned: state=started_beside
+  type: list
+  elements: str
+started:
+  description: C(applied), C(restored) the services started or checked, wave by wave.
+  returned: success
+  type: list
+  elements: str
+failed_services:
+  description: The services that did not become healthy.
+  returned: failure
+  type: list
+  elements: str
+logs:
+  description: Their last log lines, scrubbed of every env value.
+  returned: failure
+  type: list
+  elements: str
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose_host import ComposeError, Release
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=dict(
+            root=dict(type="path", required=True),
+            name=dict(type="str", required=True),
+            state=dict(type="str", required=True, choices=["planned", "applied", "started_beside", "retired", "restored"]),
+            project=dict(type="dict"),
+            env_source=dict(type="str", default="next", choices=["next", "live"]),
+            pull=dict(type="str", default="missing", choices=["missing", "always"]),
+            expect=dict(type="dict"),
+            services=dict(type="list", elements="str", default=[]),
+            containers=dict(type="list", elements="str", default=[]),
+            grace=dict(type="int", default=30),
+            timeout=dict(type="int", default=0),
+            release=dict(type="str", default=""),
+            log_lines=dict(type="int", default=20),
+        ),
+        required_if=[("state", "applied", ("expect",)), ("state", "started_beside", ("expect", "services"))],
+        supports_check_mode=True,
+    )
+    p = module.params
+    # Nothing in this process's environment may steer Compose or the Docker CLI.
+    for key in list(os.environ):
+        if key.startswith(("COMPOSE_", "DOCKER_", "BUILDKIT_")):
+            del os.environ[key]
+    release = Release(module.run_command, p["root"], p["name"], check_mode=module.check_mode)
+    try:
+        if p["state"] == "planned":
+            if not p["project"] and not p["release"]:
+                module.fail_json(msg="state=planned needs a project or a release")
+            plan = release.plan(dict(p["project"] or {}), p["pull"], p["env_source"], p["release"])
+            module.exit_json(changed=plan["pulled"], **plan)
+        elif p["state"] == "applied":
+            module.exit_json(changed=True, **release.apply(p["expect"], p["services"], p["log_lines"], p["timeout"]))
+        elif p["state"] == "started_beside":
+            if len(p["services"]) != 1:
+                module.fail_json(msg="state=started_beside takes exactly one service")
+            module.exit_json(changed=True, **release.start_beside(p["expect"], p["services"][0], p["log_lines"], p["timeout"]))
+        elif p["state"] == "retired":
+            done = release.retire(p["containers"], p["grace"])
+            module.exit_json(changed=bool(done["removed"]), **done)
+        else:
+            module.exit_json(changed=True, **release.restore(p["release"], p["log_lines"]))
+    except ComposeError as error:
+        module.fail_json(msg=error.msg, **error.details)
+    except (OSError, ValueError) as error:
+        module.fail_json(msg=release.compose.scrub(f"{p['state']} failed on {p['root']}: {error}"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""A deploy is a transaction on a release (issue 17), played from outside on the first host.
+
+Each case seeds its own Parameter Store path (moto) from the good one, with the values of its
+kind, and runs deploy.yml as an operator would. What is checked: the host keeps serving through
+Nginx, the image digests that run after a failure equal those before, the env file is untouched
+where the run was refused, no seeded value shows in the run's output or in `ps` on the host, and
+no second PostgreSQL ever mounts the stack's data volume. The cases run in file order after
+test_deploy.py and leave the host on the good parameters.
+"""
+from __future__ import annotations
+
+import json
+import os
+import string
+
+import boto3
+import pytest
+from bench_images import NEVER_HEALTHY  # tests/lib (bench/images.yml), on the path from conftest.py
+from sgivu_probe import Probe
+
+GOOD_PATH = "/sgivu/bench"
+# Every printable ASCII character but the line breaks, then non-ASCII text, padded to 8 KB
+# (Parameter Store's Advanced tier holds up to 8 KB).
+EVERY_PRINTABLE = "".join(c for c in string.printable if c not in "\n\r\x0b\x0c") + " ünï € 日本"
+HOSTILE = {
+    # Compose once interpolated "$1" inside the Redis health command.
+    "REDIS_PASSWORD": "pa$1wordXy9",
+    # Compose once read the backslash as an escape of the closing quote.
+    "SGIVU_GATEWAY_SECRET": "sgivu-gateway-secret-Canary\\",
+    "SERVICE_INTERNAL_SECRET_KEY": " ${HOME} {{ x }} 'q' \"dq\" `id` $(id) # not a comment ",
+    "JWT_KEYSTORE_PASSWORD": (EVERY_PRINTABLE * 90)[:8000],
+}
+
+
+def ssm():
+    return boto3.client("ssm", endpoint_url=os.environ["SGIVU_BENCH_MOTO_URL"], region_name="us-east-1")
+
+
+@pytest.fixture(scope="module")
+def seed(ssm_parameters):
+    """Copy the good parameters to a new path with some keys changed; returns the path."""
+
+    def _seed(path: str, changes: dict) -> str:
+        good = {name.rsplit("/", 1)[1]: value for name, value in ssm_parameters(GOOD_PATH).items()}
+        client = ssm()
+        for key, value in {**good, **changes}.items():
+            client.put_parameter(Name=f"{path}/{key}", Value=value, Type="SecureString", Overwrite=True,
+                                 Tier="Advanced" if len(value.encode()) > 4096 else "Standard")
+        return path
+
+    return _seed
+
+
+@pytest.fixture(scope="module")
+def stack(ansible_vars) -> str:
+    return ansible_vars["stack_name"]
+
+
+@pytest.fixture(scope="module")
+def first_host(ansible_vars):
+    return ansible_vars["groups"]["stack_hosts"][0]
+
+
+@pytest.fixture(autouse=True)
+def only_on_the_first_host(host, first_host):
+    if host.backend.get_hostname() != first_host:
+        pytest.skip("the transaction cases run on the first host")
+
+
+def sha256(host, path: str) -> str:
+    return host.check_output(f"sha256sum {path}").split()[0]
+
+
+def running_digests(host, stack: str) -> dict:
+    """service -> the image digest (RepoDigest) each running container of the stack runs."""
+    found = {}
+    for line in host.check_output(
+        f"docker ps --filter label=com.docker.compose.project={stack} "
+        "--format '{{.Label \"com.docker.compose.service\"}} {{.Image}}'"
+    ).splitlines():
+        service, image = line.split(" ", 1)
+        found.setdefault(service, set()).add(image.split("@", 1)[-1])
+    return found
+
+
+def postgres_mounts(host) -> list[str]:
+    """Every container, running or not, that mounts a volume named like the stack's data volume."""
+    return host.check_output("docker ps -a --filter volume=sgivu_postgres-data --format '{{.Names}}'").split()
+
+
+def assert_no_value_shown(text: str, values) -> None:
+    leaked = [key for key, value in values.items() if value.strip() and value.strip()[:24] in text]
+    assert leaked == [], f"the values of {leaked} appear"
+
+
+def test_a_key_compose_would_obey_is_refused_before_anything_changes(host, run_playbook, first_host, seed, stack):
+    path = seed("/sgivu/bench-reserved", {"COMPOSE_PROJECT_NAME": "other", "DOCKER_HOST": "tcp://127.0.0.1:2375"})
+    before = (sha256(host, f"/opt/{stack}/stack.env"), sha256(host, f"/opt/{stack}/compose.yml"), running_digests(host, stack))
+    run = run_playbook("deploy.yml", "--limit", first_host, "-e", f"ssm_secrets_path={path}")
+    assert run.returncode != 0
+    assert "COMPOSE_PROJECT_NAME is a key Compose or Docker reads for itself" in run.stdout
+    assert "DOCKER_HOST is a key Compose or Docker reads for itself" in run.stdout
+    assert "nothing was changed" in run.stdout
+    assert (sha256(host, f"/opt/{stack}/stack.env"), sha256(host, f"/opt/{stack}/compose.yml"), running_digests(host, stack)) == before
+    assert host.check_output("docker ps -aq --filter label=com.docker.compose.project=other") == ""
+    assert postgres_mounts(host) == [f"{stack}-sgivu-postgres-1"]
+
+
+@pytest.fixture(scope="module")
+def hostile_deploy(run_playbook, first_host, seed):
+    """deploy.yml with every hostile value in Parameter Store, at -v; ps sampled on the host during it."""
+    path = seed("/sgivu/bench-hostile", HOSTILE)
+    return run_playbook("deploy.yml", "--limit", first_host, "-v", "-e", f"ssm_secrets_path={path}")
+
+
+def test_a_deploy_with_hostile_values_succeeds(hostile_deploy):
+    assert hostile_deploy.returncode == 0, hostile_deploy.stdout[-3000:]
+
+
+@pytest.mark.parametrize("key", sorted(HOSTILE))
+def test_each_hostile_value_reaches_every_container_that_uses_it_byte_for_byte(host, hostile_deploy, stack, ansible_vars, key):
+    users = [name for name, svc in ansible_vars["stack_services"].items()
+             if svc.get("enabled", True) and key in svc.get("env_keys", [])]
+    assert users, f"no enabled service uses {key}"
+    for service in users:
+        ids = host.check_output(f"docker ps -q --filter label=com.docker.compose.project={stack} "
+                                f"--filter label=com.docker.compose.service={service}").split()
+        assert ids, f"{service} does not run"
+        seen = host.run(f"docker exec {ids[0]} printenv {key}")
+        assert seen.rc == 0, seen.stderr
+        assert seen.stdout[:-1] == HOSTILE[key], f"{service} sees another {key}"  # printenv adds one newline
+
+
+def test_redis_answers_with_a_password_holding_a_dollar(host, hostile_deploy, stack):
+    ids = host.check_output(f"docker ps -q --filter label=com.docker.compose.project={stack} "
+                            f"--filter label=com.docker.compose.service=sgivu-redis").split()
+    health = json.loads(host.check_output(f"docker inspect --format '{{{{json .State.Health}}}}' {ids[0]}"))
+    assert health["Status"] == "healthy"
+
+
+def test_no_hostile_value_is_in_the_output_at_v(hostile_deploy):
+    assert_no_value_shown(hostile_deploy.stdout, HOSTILE)
+
+
+def test_no_hostile_value_is_in_the_compose_project_or_a_health_command(host, hostile_deploy, stack):
+    assert_no_value_shown(host.file(f"/opt/{stack}/compose.yml").content_string, HOSTILE)
+    health = host.check_output(f"docker inspect --format '{{{{json .Config.Healthcheck}}}} {{{{json .Args}}}}' "
+                               f"$(docker ps -q --filter label=com.docker.compose.project={stack})")
+    assert_no_value_shown(health, HOSTILE)
+
+
+def test_no_hostile_value_is_on_a_command_line_on_the_host(host, hostile_deploy):
+    assert_no_value_shown(host.check_output("ps -eww -o args"), HOSTILE)
+
+
+def test_each_service_gets_only_its_own_keys_in_a_0600_file(host, hostile_deploy, stack, ansible_vars):
+    for name, svc in ansible_vars["stack_services"].items():
+        if not svc.get("enabled", True) or not svc.get("env_keys"):
+            continue
+        env = host.file(f"/opt/{stack}/env/{name}.env")
+        assert (env.user, env.mode) == ("root", 0o600)
+        keys = sorted(line.split("=", 1)[0] for line in env.content_string.splitlines() if line and not line.startswith("#"))
+        assert keys == sorted(svc["env_keys"]), name
+
+
+def test_the_good_parameters_deploy_again(host, run_playbook, first_host, hostile_deploy, stack):
+    run = run_playbook("deploy.yml", "--limit", first_host)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "sgivu-gateway-secret-Canary" not in host.file(f"/opt/{stack}/stack.env").content_string
+
+
+@pytest.fixture(scope="module")
+def failed_deploy(host, run_playbook, first_host, stack, ansible_vars):
+    """A deploy whose sgivu-user never gets healthy, with a probe on a route the gateway answers."""
+    image = f"{ansible_vars['stack_registry']}/sgivu-user:{NEVER_HEALTHY}"
+    before = {
+        "digests": running_digests(host, stack),
+        "env": sha256(host, f"/opt/{stack}/stack.env"),
+        "compose": sha256(host, f"/opt/{stack}/compose.yml"),
+        "last_good": json.loads(host.file(f"/opt/{stack}/releases.json").content_string)["releases"][-1]["id"],
+    }
+    with Probe(f"http://{host.interface('eth0').addresses[0]}/v1/version") as watch:
+        run = run_playbook("deploy.yml", "--limit", first_host, "-vvv", "-e", "health_timeout=20",
+                           "-e", json.dumps({"compose_stack_images": {"sgivu-user": image}}))
+    return {"run": run, "before": before, "watch": watch}
+
+
+def test_a_deploy_that_fails_after_the_host_changed_fails(failed_deploy):
+    output = failed_deploy["run"].stdout
+    assert failed_deploy["run"].returncode != 0
+    assert "sgivu-user" in output and "did not become healthy" in output
+
+
+def test_the_failure_names_the_last_good_release_running_again(failed_deploy):
+    assert f"The last good release {failed_deploy['before']['last_good']} runs again" in failed_deploy["run"].stdout
+
+
+def test_the_failure_shows_the_service_last_log_lines(failed_deploy):
+    assert "Last log lines:" in failed_deploy["run"].stdout and "/actuator/health" in failed_deploy["run"].stdout
+
+
+def test_after_the_failure_every_service_runs_the_digest_it_ran_before(host, failed_deploy, stack):
+    assert running_digests(host, stack) == failed_deploy["before"]["digests"]
+
+
+def test_after_the_failure_the_env_file_and_project_are_those_of_the_last_good_release(host, failed_deploy, stack):
+    assert sha256(host, f"/opt/{stack}/stack.env") == failed_deploy["before"]["env"]
+    assert sha256(host, f"/opt/{stack}/compose.yml") == failed_deploy["before"]["compose"]
+
+
+def test_the_gateway_served_throughout_the_failed_deploy(failed_deploy):
+    watch = failed_deploy["watch"]
+    assert len(watch.results) > 50, "the probe ran too briefly to tell anything"
+    assert watch.failures == []
+
+
+def test_the_failed_release_is_recorded_with_what_was_put_back(host, failed_deploy, stack):
+    latest = json.loads(host.file(f"/opt/{stack}/releases.json").content_string)["releases"][-1]
+    assert latest["status"] == "failed"
+    assert latest["restored"] == failed_deploy["before"]["last_good"]
+    assert "sgivu-user" in latest["error"]
+
+
+def test_no_secret_is_in_the_output_of_a_failed_run_at_vvv(failed_deploy, ssm_parameters):
+    secrets = {name: value for name, value in ssm_parameters(GOOD_PATH).items() if not name.endswith("_URL")}
+    assert_no_value_shown(failed_deploy["run"].stdout, secrets)
+
+
+def test_a_deploy_after_the_failure_changes_nothing(run_playbook, first_host, failed_deploy, changed_counts):
+    run = run_playbook("deploy.yml", "--limit", first_host)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert changed_counts(run.stdout) == [0]
+
+
+def test_no_second_postgres_ever_mounted_the_data_volume(host, stack):
+    assert postgres_mounts(host) == [f"{stack}-sgivu-postgres-1"]

@@ -1,0 +1,519 @@
+"""The host side of a release (plugins/module_utils/compose_host.py), without Docker.
+
+A fake ``run`` stands in for ``AnsibleModule.run_command``: it records every argv and
+answers with canned ``(rc, stdout, stderr)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple, Union
+
+import pytest
+
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose_host import (
+    HEADER,
+    MASK,
+    Compose,
+    ComposeError,
+    Release,
+    digest_of,
+    env_text,
+    health_of,
+    load_project,
+    meta,
+    pinned,
+    project_text,
+    read_env,
+    repository,
+    scrub,
+    serving,
+    write_atomic,
+)
+
+Answer = Tuple[int, str, str]
+ROOT = "/opt/sgivu"
+DIGEST = "sha256:" + "ab" * 32
+SECRET = "compose-Secret-5e1a"
+
+
+class FakeRun:
+    """Records each argv; answers with one canned result, or with what ``answer(argv)`` returns."""
+
+    def __init__(self, answer: Union[Answer, Callable[[List[str]], Answer]] = (0, "", "")) -> None:
+        self.answer = answer
+        self.calls: List[List[str]] = []
+
+    def __call__(self, argv: List[str], **kwargs: Any) -> Answer:
+        self.calls.append(list(argv))
+        return self.answer(argv) if callable(self.answer) else self.answer
+
+
+def env_file(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "stack.env"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def compose_error(answer: Answer, secrets: List[str], *args: str) -> ComposeError:
+    with pytest.raises(ComposeError) as info:
+        Compose(FakeRun(answer), ROOT, "sgivu", secrets=secrets).compose(*args)
+    return info.value
+
+
+# --------------------------------------------------------------------------
+# read_env: raw env files
+# --------------------------------------------------------------------------
+def test_read_env_skips_comment_lines(tmp_path):
+    assert read_env(env_file(tmp_path, "# Managed by Ansible\nA=1\n#B=2\n")) == {"A": "1"}
+
+
+def test_read_env_skips_blank_lines(tmp_path):
+    assert read_env(env_file(tmp_path, "\nA=1\n\n   \nB=2\n")) == {"A": "1", "B": "2"}
+
+
+def test_read_env_splits_at_the_first_equals_sign(tmp_path):
+    url = "https://x.example.com/?a=1&b==2"
+    assert read_env(env_file(tmp_path, "URL=" + url + "\n")) == {"URL": url}
+
+
+def test_read_env_keeps_leading_and_trailing_spaces(tmp_path):
+    assert read_env(env_file(tmp_path, "PADDED=  two spaces each side  \n")) == {"PADDED": "  two spaces each side  "}
+
+
+def test_read_env_keeps_a_hash_quotes_and_a_trailing_backslash(tmp_path):
+    value = "a #b 'c' \"d\" $e \\"
+    assert read_env(env_file(tmp_path, "V=" + value + "\n")) == {"V": value}
+
+
+def test_read_env_keeps_an_empty_value(tmp_path):
+    assert read_env(env_file(tmp_path, "EMPTY=\n")) == {"EMPTY": ""}
+
+
+# --------------------------------------------------------------------------
+# env_text: one service's env file
+# --------------------------------------------------------------------------
+ENV = {"B": "2", "A": "1", "C": " 3 "}
+
+
+def test_env_text_holds_only_the_service_keys_sorted():
+    assert env_text(ENV, ["C", "A"]) == "A=1\nC= 3 \n"
+
+
+def test_env_text_skips_keys_the_env_lacks():
+    assert env_text(ENV, ["A", "MISSING"]) == "A=1\n"
+
+
+def test_env_text_writes_a_repeated_key_once():
+    assert env_text(ENV, ["A", "A"]) == "A=1\n"
+
+
+def test_env_text_of_no_present_key_is_empty():
+    assert env_text(ENV, ["MISSING"]) == ""
+
+
+# --------------------------------------------------------------------------
+# scrub
+# --------------------------------------------------------------------------
+def test_scrub_masks_every_occurrence_of_a_value():
+    assert scrub(f"{SECRET} and again {SECRET}", [SECRET]) == f"{MASK} and again {MASK}"
+
+
+def test_scrub_masks_every_value():
+    assert scrub("one-Secret two-Secret", ["one-Secret", "two-Secret"]) == f"{MASK} {MASK}"
+
+
+def test_scrub_masks_the_longest_value_first():
+    # Masking "pass" first would leave "word-Secret" of the longer value readable.
+    assert scrub("pw: password-Secret", ["pass", "password-Secret"]) == f"pw: {MASK}"
+
+
+def test_scrub_masks_a_value_of_four_characters():
+    assert scrub("key abcd here", ["abcd"]) == f"key {MASK} here"
+
+
+def test_scrub_leaves_a_value_shorter_than_four_characters():
+    assert scrub("port 123 on 1", ["123", "1"]) == "port 123 on 1"
+
+
+def test_scrub_leaves_text_without_a_value_alone():
+    assert scrub("nothing secret here", [SECRET]) == "nothing secret here"
+
+
+# --------------------------------------------------------------------------
+# image references
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "ref, repo",
+    [
+        ("127.0.0.1:5000/sgivu/x:1.0", "127.0.0.1:5000/sgivu/x"),
+        ("127.0.0.1:5000/sgivu/x@" + DIGEST, "127.0.0.1:5000/sgivu/x"),
+        ("127.0.0.1:5000/sgivu/x:1.0@" + DIGEST, "127.0.0.1:5000/sgivu/x"),
+        ("127.0.0.1:5000/x", "127.0.0.1:5000/x"),
+        ("postgres:16", "postgres"),
+    ],
+)
+def test_repository_drops_tag_and_digest_but_not_the_registry_port(ref, repo):
+    assert repository(ref) == repo
+
+
+def test_pinned_adds_the_digest_of_the_matching_repository():
+    digests = ["127.0.0.1:5000/other/y@sha256:" + "cd" * 32, "127.0.0.1:5000/sgivu/x@" + DIGEST]
+    assert pinned("127.0.0.1:5000/sgivu/x:1.0", digests) == "127.0.0.1:5000/sgivu/x:1.0@" + DIGEST
+
+
+def test_pinned_keeps_an_already_pinned_reference():
+    ref = "127.0.0.1:5000/sgivu/x:1.0@" + DIGEST
+    assert pinned(ref, ["127.0.0.1:5000/sgivu/x@sha256:" + "cd" * 32]) == ref
+
+
+def test_pinned_is_none_without_a_matching_repo_digest():
+    assert pinned("127.0.0.1:5000/sgivu/x:1.0", ["127.0.0.1:5000/sgivu/xy@" + DIGEST]) is None
+
+
+def test_pinned_is_none_for_an_image_without_repo_digests():
+    assert pinned("sgivu/x:1.0", []) is None
+
+
+def test_digest_of_a_pinned_reference_is_repository_at_digest():
+    assert digest_of("127.0.0.1:5000/sgivu/x:1.0@" + DIGEST) == "127.0.0.1:5000/sgivu/x@" + DIGEST
+
+
+def test_digest_of_a_tag_reference_is_none():
+    assert digest_of("127.0.0.1:5000/sgivu/x:1.0") is None
+
+
+# --------------------------------------------------------------------------
+# write_atomic
+# --------------------------------------------------------------------------
+def test_write_atomic_writes_the_data(tmp_path):
+    write_atomic(str(tmp_path / "f"), "A=1\n", 0o600)
+    assert (tmp_path / "f").read_text(encoding="utf-8") == "A=1\n"
+
+
+def test_write_atomic_reports_a_write(tmp_path):
+    assert write_atomic(str(tmp_path / "f"), "A=1\n", 0o600) is True
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640])
+def test_write_atomic_sets_the_mode(tmp_path, mode):
+    write_atomic(str(tmp_path / "f"), "A=1\n", mode)
+    assert (tmp_path / "f").stat().st_mode & 0o777 == mode
+
+
+def test_write_atomic_of_identical_data_returns_false(tmp_path):
+    write_atomic(str(tmp_path / "f"), "A=1\n", 0o600)
+    assert write_atomic(str(tmp_path / "f"), "A=1\n", 0o600) is False
+
+
+def test_write_atomic_of_identical_data_keeps_the_file(tmp_path):
+    write_atomic(str(tmp_path / "f"), "A=1\n", 0o600)
+    inode = (tmp_path / "f").stat().st_ino
+    write_atomic(str(tmp_path / "f"), "A=1\n", 0o600)
+    assert (tmp_path / "f").stat().st_ino == inode
+
+
+def test_write_atomic_rewrites_identical_data_with_another_mode(tmp_path):
+    write_atomic(str(tmp_path / "f"), "A=1\n", 0o644)
+    write_atomic(str(tmp_path / "f"), "A=1\n", 0o600)
+    assert (tmp_path / "f").stat().st_mode & 0o777 == 0o600
+
+
+def test_write_atomic_replaces_changed_data(tmp_path):
+    write_atomic(str(tmp_path / "f"), "A=1\n", 0o600)
+    write_atomic(str(tmp_path / "f"), "A=2\n", 0o600)
+    assert (tmp_path / "f").read_text(encoding="utf-8") == "A=2\n"
+
+
+def test_write_atomic_keeps_carriage_returns_and_leaves_no_temporary_file(tmp_path):
+    write_atomic(str(tmp_path / "f"), "a\r\nb\n", 0o600)
+    assert (os.listdir(tmp_path), (tmp_path / "f").read_bytes()) == (["f"], b"a\r\nb\n")
+
+
+# --------------------------------------------------------------------------
+# the project file
+# --------------------------------------------------------------------------
+PROJECT: Dict[str, Any] = {
+    "name": "sgivu",
+    "services": {
+        "api": {"image": "127.0.0.1:5000/sgivu/api:1.0@" + DIGEST, "environment": {"GREETING": "ünï € $$HOME # x"},
+                "env_file": [{"path": "env/api.env", "format": "raw"}]},
+        "db": {"image": "postgres:16", "deploy": {"replicas": 1}},
+    },
+    "x-sgivu": {"env_keys": {"api": ["DB_PASSWORD"]}, "waves": [["db"], ["api"]], "deadlines": {"api": 150}},
+}
+
+
+def test_project_text_starts_with_the_header_comment():
+    assert project_text(PROJECT).split("\n", 1)[0] == HEADER
+
+
+def test_project_text_and_load_project_round_trip(tmp_path):
+    (tmp_path / "compose.yml").write_text(project_text(PROJECT), encoding="utf-8")
+    assert load_project(str(tmp_path / "compose.yml")) == PROJECT
+
+
+# --------------------------------------------------------------------------
+# container health from `docker ps`
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "status, health",
+    [
+        ("Up 3 seconds (healthy)", "healthy"),
+        ("Up 1 second (health: starting)", "starting"),
+        ("Up 2 minutes (unhealthy)", "unhealthy"),
+        ("Up 5 minutes", "none"),
+        ("Exited (0) 2 seconds ago", "none"),
+    ],
+)
+def test_health_of_reads_the_status_text(status, health):
+    assert health_of({"state": "running", "status": status}) == health
+
+
+@pytest.mark.parametrize(
+    "state, status, expected",
+    [
+        ("running", "Up 3 seconds (healthy)", True),
+        ("running", "Up 1 second (health: starting)", False),
+        ("running", "Up 2 minutes (unhealthy)", False),
+        ("running", "Up 5 minutes", True),
+        ("exited", "Exited (0) 2 seconds ago", False),
+    ],
+)
+def test_serving_is_running_and_healthy_or_without_healthcheck(state, status, expected):
+    assert serving({"state": state, "status": status}) is expected
+
+
+# --------------------------------------------------------------------------
+# meta: the project's x-sgivu mapping
+# --------------------------------------------------------------------------
+BARE = {"services": {"web": {}, "api": {}, "db": {}}}
+
+
+def test_meta_defaults_env_keys_to_empty():
+    assert meta(BARE)["env_keys"] == {}
+
+
+def test_meta_defaults_waves_to_one_wave_of_every_service_sorted():
+    assert meta(BARE)["waves"] == [["api", "db", "web"]]
+
+
+def test_meta_defaults_deadlines_to_empty():
+    assert meta(BARE)["deadlines"] == {}
+
+
+def test_meta_keeps_what_the_project_says():
+    assert meta(PROJECT) == PROJECT["x-sgivu"]
+
+
+def test_meta_fills_a_partial_mapping_without_changing_the_project():
+    project = {"services": {"api": {}}, "x-sgivu": {"waves": [["api"]]}}
+    meta(project)
+    assert project == {"services": {"api": {}}, "x-sgivu": {"waves": [["api"]]}}
+
+
+# --------------------------------------------------------------------------
+# Compose: the argv, and errors without secrets
+# --------------------------------------------------------------------------
+def test_compose_passes_name_directory_file_and_no_env_file():
+    run = FakeRun()
+    Compose(run, ROOT, "sgivu").compose("up", "--detach")
+    assert run.calls == [["docker", "compose", "-p", "sgivu", "--project-directory", ROOT,
+                          "-f", ROOT + "/compose.yml", "--env-file", "/dev/null", "up", "--detach"]]
+
+
+def test_compose_in_another_directory_takes_its_file_from_there():
+    run = FakeRun()
+    Compose(run, ROOT, "sgivu").compose("config", "--quiet", root=ROOT + "/.stage", file="compose.next.yml")
+    assert run.calls[0][:10] == ["docker", "compose", "-p", "sgivu", "--project-directory", ROOT + "/.stage",
+                                 "-f", ROOT + "/.stage/compose.next.yml", "--env-file", "/dev/null"]
+
+
+def test_compose_returns_what_the_command_printed():
+    assert Compose(FakeRun((0, "out", "err")), ROOT, "sgivu").compose("ps") == (0, "out", "err")
+
+
+def test_compose_without_check_returns_a_failure():
+    assert Compose(FakeRun((1, "", "boom")), ROOT, "sgivu").compose("ps", check=False)[0] == 1
+
+
+def test_a_failing_compose_call_raises_naming_the_call():
+    assert compose_error((1, "", "boom"), [], "up").msg == "docker compose up failed: boom"
+
+
+def test_a_failing_compose_call_says_what_failed_when_told():
+    with pytest.raises(ComposeError, match=r"^Validating the candidate project failed: boom$"):
+        Compose(FakeRun((1, "", "boom")), ROOT, "sgivu").compose("config", what="Validating the candidate project")
+
+
+def test_a_failing_compose_call_masks_the_env_values():
+    error = compose_error((1, "", f"invalid value {SECRET} for DB_PASSWORD"), [SECRET], "up")
+    assert error.msg == f"docker compose up failed: invalid value {MASK} for DB_PASSWORD"
+
+
+def test_a_failing_compose_call_without_stderr_masks_its_stdout():
+    error = compose_error((1, f"value {SECRET}", ""), [SECRET], "up")
+    assert SECRET not in error.msg
+
+
+def test_a_failing_docker_call_masks_the_env_values():
+    with pytest.raises(ComposeError) as info:
+        Compose(FakeRun((1, "", f"no such container {SECRET}")), ROOT, "sgivu", secrets=[SECRET]).docker("rm", "x")
+    assert SECRET not in info.value.msg
+
+
+def test_logs_are_masked():
+    compose = Compose(FakeRun((0, f"api-1  | password={SECRET}\n", "")), ROOT, "sgivu", secrets=[SECRET])
+    assert compose.logs(["api"], 20) == f"api-1  | password={MASK}"
+
+
+def test_version_reads_the_short_version():
+    assert Compose(FakeRun((0, "v2.40.3\n", "")), ROOT, "sgivu").version() == (2, 40, 3)
+
+
+PS_FIELDS = ("id", "state", "status", "service", "hash", "oneoff", "image", "name", "ports")
+
+
+def ps_line(**fields: str) -> str:
+    row = {"id": "c1", "state": "running", "status": "Up 1 minute (healthy)", "service": "api", "hash": "h1",
+           "oneoff": "False", "image": "r/api:1", "name": "sgivu-api-1", "ports": ""}
+    row.update(fields)
+    return "\t".join(row[f] for f in PS_FIELDS)
+
+
+def test_containers_lists_only_the_project_containers():
+    run = FakeRun((0, "", ""))
+    Compose(run, ROOT, "sgivu").containers()
+    assert run.calls[0][:6] == ["docker", "ps", "-a", "--no-trunc",
+                                "--filter", "label=com.docker.compose.project=sgivu"]
+
+
+def test_containers_reads_each_row_of_docker_ps():
+    compose = Compose(FakeRun((0, ps_line(ports="127.0.0.1:8080->8080/tcp") + "\n", "")), ROOT, "sgivu")
+    assert compose.containers() == [{"id": "c1", "state": "running", "status": "Up 1 minute (healthy)",
+                                     "service": "api", "hash": "h1", "oneoff": "False", "image": "r/api:1",
+                                     "name": "sgivu-api-1", "ports": "127.0.0.1:8080->8080/tcp"}]
+
+
+def test_containers_leave_out_one_off_run_containers():
+    out = ps_line(name="sgivu-api-1") + "\n" + ps_line(id="c2", name="sgivu-api-run-1", oneoff="True") + "\n"
+    assert [c["name"] for c in Compose(FakeRun((0, out, "")), ROOT, "sgivu").containers()] == ["sgivu-api-1"]
+
+
+def test_images_leaves_out_an_image_not_on_the_host():
+    def answer(argv: List[str]) -> Answer:
+        if argv[-1] == "r/api:1":
+            return 0, '{"Id": "sha256:1", "RepoDigests": ["r/api@' + DIGEST + '"]}', ""
+        return 1, "", "No such image"
+    found = Compose(FakeRun(answer), ROOT, "sgivu").images(["r/api:1", "r/missing:1"])
+    assert found == {"r/api:1": {"Id": "sha256:1", "RepoDigests": ["r/api@" + DIGEST]}}
+
+
+# --------------------------------------------------------------------------
+# Release: secrets from the host's env files, and what differs from the project
+# --------------------------------------------------------------------------
+def test_a_release_masks_the_values_of_the_live_env_file(tmp_path):
+    (tmp_path / "stack.env").write_text(f"# header\nDB_PASSWORD={SECRET}\n", encoding="utf-8")
+    release = Release(FakeRun((1, "", f"bad {SECRET}")), str(tmp_path), "sgivu")
+    with pytest.raises(ComposeError) as info:
+        release.compose.compose("up")
+    assert SECRET not in info.value.msg
+
+
+def test_a_release_masks_the_values_of_the_candidate_env_file(tmp_path):
+    (tmp_path / "stack.env.next").write_text(f"DB_PASSWORD={SECRET}\n", encoding="utf-8")
+    release = Release(FakeRun((1, "", f"bad {SECRET}")), str(tmp_path), "sgivu")
+    with pytest.raises(ComposeError) as info:
+        release.compose.compose("up")
+    assert SECRET not in info.value.msg
+
+
+LABEL_PROJECT = {"services": {"api": {"image": "r/api:1"}, "web": {"image": "r/web:1"}},
+                 "x-sgivu": {"env_keys": {"api": ["DB_PASSWORD"]}}}
+
+
+def labels_of(tmp_path: Path, env: Dict[str, str], project: Optional[Dict[str, Any]] = None) -> Dict[str, str]:
+    return Release(FakeRun(), str(tmp_path), "sgivu").label(json.loads(json.dumps(project or LABEL_PROJECT)), env)
+
+
+def test_the_config_label_changes_with_the_service_env_values(tmp_path):
+    assert labels_of(tmp_path, {"DB_PASSWORD": "a"})["api"] != labels_of(tmp_path, {"DB_PASSWORD": "b"})["api"]
+
+
+def test_the_config_label_ignores_keys_the_service_does_not_get(tmp_path):
+    assert labels_of(tmp_path, {"DB_PASSWORD": "a"})["web"] == labels_of(tmp_path, {"DB_PASSWORD": "b"})["web"]
+
+
+def test_the_config_label_changes_with_the_image(tmp_path):
+    moved = json.loads(json.dumps(LABEL_PROJECT))
+    moved["services"]["api"]["image"] = "r/api:1@sha256:" + "b" * 64
+    assert labels_of(tmp_path, {"DB_PASSWORD": "a"})["api"] != labels_of(tmp_path, {"DB_PASSWORD": "a"}, moved)["api"]
+
+
+def test_the_config_label_is_keyed_by_the_host_salt_and_never_the_value(tmp_path):
+    labels = labels_of(tmp_path, {"DB_PASSWORD": SECRET})
+    salt = tmp_path / ".config-salt"
+    assert (salt.stat().st_mode & 0o777) == 0o600
+    assert labels["api"] != hashlib.sha256(SECRET.encode()).hexdigest()[:32]
+    assert SECRET not in json.dumps(labels)
+
+
+def test_the_project_carries_the_config_label_of_each_service(tmp_path):
+    project = json.loads(json.dumps(LABEL_PROJECT))
+    labels = Release(FakeRun(), str(tmp_path), "sgivu").label(project, {"DB_PASSWORD": "a"})
+    assert project["services"]["api"]["labels"]["sgivu.deploy.config"] == labels["api"]
+
+
+DIFF_PROJECT = {"services": {"api": {"image": "r/api:1"}, "web": {"image": "r/web:1", "deploy": {"replicas": 2}}}}
+HASHES = {"api": "h-api", "web": "h-web"}
+
+
+def row(service: str, name: str, hash_: str = "", state: str = "running",
+        status: str = "Up 1 minute (healthy)") -> Dict[str, str]:
+    return {"id": name, "state": state, "status": status, "service": service,
+            "hash": hash_ or HASHES.get(service, "h-other"), "oneoff": "False", "image": "", "name": name, "ports": ""}
+
+
+def matching_rows() -> List[Dict[str, str]]:
+    return [row("api", "sgivu-api-1"), row("web", "sgivu-web-1"), row("web", "sgivu-web-2")]
+
+
+def differences(tmp_path: Path, containers: List[Dict[str, str]]) -> Tuple[List[str], List[str]]:
+    return Release(FakeRun(), str(tmp_path), "sgivu").differences(DIFF_PROJECT, HASHES, containers)
+
+
+def test_containers_matching_the_project_differ_in_nothing(tmp_path):
+    assert differences(tmp_path, matching_rows()) == ([], [])
+
+
+def test_a_container_with_another_config_hash_is_changed(tmp_path):
+    rows = matching_rows()
+    rows[0] = row("api", "sgivu-api-1", hash_="h-old")
+    assert differences(tmp_path, rows) == (["api"], [])
+
+
+def test_a_missing_replica_is_changed(tmp_path):
+    assert differences(tmp_path, matching_rows()[:2]) == (["web"], [])
+
+
+def test_a_service_without_a_container_is_changed(tmp_path):
+    assert differences(tmp_path, matching_rows()[1:]) == (["api"], [])
+
+
+def test_an_unhealthy_container_is_changed(tmp_path):
+    rows = matching_rows()
+    rows[0] = row("api", "sgivu-api-1", status="Up 2 minutes (unhealthy)")
+    assert differences(tmp_path, rows) == (["api"], [])
+
+
+def test_a_stopped_container_beside_a_serving_one_is_changed(tmp_path):
+    rows = matching_rows() + [row("api", "sgivu-api-2", state="exited", status="Exited (0) 2 seconds ago")]
+    assert differences(tmp_path, rows) == (["api"], [])
+
+
+def test_a_container_of_a_service_not_in_the_project_is_an_orphan(tmp_path):
+    assert differences(tmp_path, matching_rows() + [row("old", "sgivu-old-1")]) == ([], ["sgivu-old-1"])
