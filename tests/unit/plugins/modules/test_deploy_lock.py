@@ -2,27 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import ansible_cli  # tests/lib
 import pytest
-
-REPO = Path(__file__).resolve().parents[4]
 
 
 def run_module(args: dict, check: bool = False) -> dict:
-    """Run sgivu.deploy.deploy_lock through `ansible localhost -m`, return its JSON result."""
-    command = [
-        os.path.join(os.path.dirname(sys.executable), "ansible"), "localhost", "-c", "local",
-        "-e", f"ansible_python_interpreter={sys.executable}",
-        "-m", "sgivu.deploy.deploy_lock", "-a", json.dumps(args),
-    ] + (["--check"] if check else [])
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json")
-    out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, check=False).stdout
-    return json.loads(out)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return ansible_cli.run_module("deploy_lock", args, check)
 
 
 @pytest.fixture

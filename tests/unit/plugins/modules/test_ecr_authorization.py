@@ -1,18 +1,16 @@
 """The ECR login module, run as Ansible runs it, against a real moto server on loopback."""
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
+import ansible_cli  # tests/lib
 import pytest
 
-REPO = Path(__file__).resolve().parents[4]
 BIN = os.path.dirname(sys.executable)
 
 
@@ -38,14 +36,8 @@ def moto_url():
 
 
 def run_module(args: dict) -> dict:
-    command = [os.path.join(BIN, "ansible"), "localhost", "-c", "local",
-               "-e", f"ansible_python_interpreter={sys.executable}",
-               "-m", "sgivu.deploy.ecr_authorization", "-a", json.dumps(args)]
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
-               ANSIBLE_STDOUT_CALLBACK="ansible.builtin.json",
-               AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
-    out = subprocess.run(command, capture_output=True, text=True, env=env, cwd=REPO, check=False).stdout
-    return json.loads(out)["plays"][0]["tasks"][0]["hosts"]["localhost"]
+    return ansible_cli.run_module("ecr_authorization", args,
+                                  env={"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
 
 
 def test_returns_a_docker_login_for_the_registry(moto_url):
