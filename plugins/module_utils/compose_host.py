@@ -569,7 +569,12 @@ class Release:
         return {"compose_sha256": sha256_file(self.path(CANDIDATE)), "env_sha256": sha256_file(self.path(ENV_CANDIDATE))}
 
     def promote_planned(self, expect: Mapping[str, Any]) -> Dict[str, Any]:
-        """Promote the planned candidate, once: refuse when the host or the candidate moved since the plan."""
+        """Promote the planned candidate, once: refuse when the host or the candidate moved since the plan.
+
+        In check mode the plan wrote no candidate: nothing is compared or promoted, and the running
+        project (or an empty one) stands for what would run."""
+        if self.check_mode:
+            return load_project(self.path(LIVE)) if os.path.exists(self.path(LIVE)) else {"services": {}}
         live, candidate = self.live_hashes(), self.candidate_hashes()
         if dict(expect.get("candidate") or {}) != candidate:
             raise ComposeError("the candidate files changed since this run planned (another run planned since); "
@@ -602,11 +607,11 @@ class Release:
         removed again, so the old ones keep serving, and ComposeError names it with its log lines.
         """
         project = self.promote_planned(expect)
-        wanted = replicas(project["services"][service])
         old = [c["id"] for c in self.compose.containers() if c["service"] == service and c["state"] == "running"]
-        wait = timeout or int(meta(project)["deadlines"].get(service, 120))
         if self.check_mode:
             return {"old": old, "new": [], "containers": self.summaries()}
+        wanted = replicas(project["services"][service])
+        wait = timeout or int(meta(project)["deadlines"].get(service, 120))
         rc, out, err = self.compose.compose("up", "--detach", "--no-deps", "--no-recreate", "--pull", "never",
                                             "--quiet-pull", "--scale", f"{service}={len(old) + wanted}", service,
                                             check=False)

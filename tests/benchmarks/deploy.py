@@ -43,7 +43,7 @@ def converge() -> float:
     return timed("molecule", "converge", "-s", SCENARIO, "--", "--limit", HOST)
 
 
-def main() -> None:
+def main() -> dict:
     sh("molecule", "destroy", "-s", SCENARIO, check=False)
     sh("molecule", "create", "-s", SCENARIO)
     sh("molecule", "prepare", "-s", SCENARIO)
@@ -51,11 +51,11 @@ def main() -> None:
         fresh = converge()
         noop = converge()
         stack = "/opt/sgivu"
-        down = f"docker compose --project-directory {stack} -f {stack}/compose.yml down"
-        on_host(down)
+        compose = f"docker compose -p sgivu --project-directory {stack} -f {stack}/compose.yml --env-file /dev/null"
+        on_host(f"{compose} down")
         ours = converge()
-        on_host(down)
-        raw = on_host(f"docker compose --project-directory {stack} -f {stack}/compose.yml up -d --wait")
+        on_host(f"{compose} down")
+        raw = on_host(f"{compose} up -d --wait")
     finally:
         sh("molecule", "destroy", "-s", SCENARIO, check=False)
     print()
@@ -65,6 +65,7 @@ def main() -> None:
     print(f"  stack down, images present: deploy.yml                      {ours:7.1f} s")
     print(f"  stack down, images present: docker compose up -d --wait     {raw:7.1f} s")
     print(f"  ratio deploy.yml / raw compose                              {ours / raw:7.2f} x")
+    return {"fresh": fresh, "noop": noop, "down": ours, "raw_up": raw}
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@
 On one bench host with the SGIVU stack deployed, a probe sends a request through Nginx every
 20 ms during each operation (bounded in count and time; the target is the bench host). Prints:
   - update of sgivu-gateway with update.yml (start-first swap): time, failed requests;
+  - the same swap scripted by hand as docker-rollout does it (tests/benchmarks/start_first_swap.sh:
+    scale to two, wait healthy, Nginx to the new one, stop the old): time, failed requests, and
+    the ratio of the two;
   - the same update the upstream way (pull, then `docker compose up -d --no-deps
     --force-recreate`): time, failed requests;
   - an update to a release that never gets healthy (deadline 20 s): time until update.yml has
@@ -24,6 +27,7 @@ from sgivu_probe import Probe  # shared with the Molecule verifiers
 
 SCENARIO = "update"
 HOST = "sgivu-update-deb12"
+CATALOG_TAG = "1.0.0"  # the gateway's tag in the catalog (inventories/prod/group_vars/all/stack.yml)
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -49,20 +53,33 @@ def watched(url: str, action) -> tuple[float, Probe]:
     return elapsed, probe
 
 
-def main() -> None:
+def main() -> dict:
     sh("molecule", "destroy", "-s", SCENARIO, check=False)
     sh("molecule", "create", "-s", SCENARIO)
     sh("molecule", "prepare", "-s", SCENARIO)
     sh("molecule", "converge", "-s", SCENARIO, "--", "--limit", HOST)
     inventory = _inventory_path()
+    registry = f"{os.environ['SGIVU_BENCH_REGISTRY']}/sgivu/sgivu-gateway"
+    swap = os.path.join(ROOT, "tests", "benchmarks", "start_first_swap.sh")
     try:
         address = sh("docker", "inspect", "-f", "{{(index .NetworkSettings.Networks \"sgivu-bench\").IPAddress}}", HOST).stdout.strip()
         url = f"http://{address}/v1/version"
         ours, ours_probe = watched(url, lambda: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", f"version={NEXT}"))
-        compose = "docker compose --project-directory /opt/sgivu -f /opt/sgivu/compose.yml"
-        sh("docker", "exec", HOST, "sed", "-i", f"s#/sgivu-gateway:{NEXT}#/sgivu-gateway:1.0.0#", "/opt/sgivu/compose.yml")
+        set_image = os.path.join(ROOT, "tests", "benchmarks", "set_image.py")
+
+        def point_gateway_at(tag: str) -> None:
+            sh("bash", "-c", f"docker exec -i {HOST} python3 - /opt/sgivu/compose.yml sgivu-gateway {registry}:{tag} < {set_image}")
+
+        # The same work by hand, start-first as docker-rollout does it: the gateway to the catalog's tag.
+        point_gateway_at(CATALOG_TAG)
+        script, script_probe = watched(url, lambda: sh("bash", "-c", f"docker exec -i {HOST} bash -s -- /opt/sgivu sgivu "
+                                                               f"sgivu-gateway 8080 < {swap}"))
+        playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", f"version={NEXT}")
+        # The upstream way (the seed's rebuild-service): pull, then recreate in place.
+        compose = "docker compose -p sgivu --project-directory /opt/sgivu -f /opt/sgivu/compose.yml --env-file /dev/null"
+        point_gateway_at(CATALOG_TAG)
         raw, raw_probe = watched(url, lambda: sh("docker", "exec", HOST, "bash", "-c",
-                                                 f"{compose} pull sgivu-gateway && {compose} up -d --no-deps --force-recreate sgivu-gateway"))
+                                                 f"{compose} pull -q sgivu-gateway && {compose} up -d --no-deps --force-recreate sgivu-gateway"))
         # Put the project back under the collection's management before the next steps.
         playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", f"version={NEXT}")
         bad, bad_probe = watched(url, lambda: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway",
@@ -76,11 +93,14 @@ def main() -> None:
 
     print()
     print(f"Updating sgivu-gateway on one bench host ({HOST}), a request through Nginx every 20 ms")
-    print(row("update.yml (start-first swap, health-gated)", ours, ours_probe))
+    print(row("update.yml (start-first swap, health-gated, recorded)", ours, ours_probe))
+    print(row("scripted start-first swap (docker-rollout's way, by hand)", script, script_probe))
+    print(f"  {'time ratio update.yml / scripted start-first swap':<58} {ours / script:7.2f} x")
     print(row("pull + docker compose up -d --no-deps --force-recreate", raw, raw_probe))
-    print(f"  {'time ratio update.yml / force-recreate':<58} {ours / raw:7.2f} x")
     print(row("never-healthy release: failed deadline -> old one serving", bad, bad_probe))
     print(row("rollback.yml -e service=sgivu-gateway (by digest)", back, back_probe))
+    return {"update": ours, "scripted_swap": script, "update_failed": len(ours_probe.failures),
+            "scripted_failed": len(script_probe.failures)}
 
 
 def _inventory_path() -> str:
