@@ -101,12 +101,10 @@ options:
     description: Last log lines returned for each service that did not become healthy.
     type: int
     default: 20
-attributes:
-  check_mode:
-    support: full
-    details: C(planned) pulls nothing and writes no candidate; C(applied) and C(restored) change nothing.
-  diff_mode:
-    support: none
+extends_documentation_fragment:
+  - sgivu.deploy.attributes
+notes:
+  - In check mode C(planned) pulls nothing and writes no candidate; the other states change nothing.
 """
 
 EXAMPLES = r"""

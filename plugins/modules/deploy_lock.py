@@ -38,11 +38,8 @@ options:
     description: Identifies this run; C(released) only removes a lock that this token took.
     type: str
     required: true
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+extends_documentation_fragment:
+  - sgivu.deploy.attributes
 """
 
 EXAMPLES = r"""

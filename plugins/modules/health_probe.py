@@ -53,11 +53,8 @@ options:
     description: Last log lines read for each container of a late service.
     type: int
     default: 20
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+extends_documentation_fragment:
+  - sgivu.deploy.attributes
 """
 
 EXAMPLES = r"""

@@ -50,11 +50,8 @@ options:
     description: Releases kept; older ones and their archives are removed.
     type: int
     default: 20
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: none
+extends_documentation_fragment:
+  - sgivu.deploy.attributes
 """
 
 EXAMPLES = r"""
