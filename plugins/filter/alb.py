@@ -9,11 +9,10 @@ documented in its sidecar YAML file beside this one.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Sequence
-
-from ansible.errors import AnsibleFilterError
+from typing import Any, Callable, Dict, List, Mapping, Sequence
 
 from ansible_collections.sgivu.deploy.plugins.module_utils.alb import leave_refusals, member_groups
+from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, operator_errors
 
 
 def alb_member_groups(groups: Sequence[Mapping[str, Any]], target_id: str) -> List[str]:
@@ -21,19 +20,14 @@ def alb_member_groups(groups: Sequence[Mapping[str, Any]], target_id: str) -> Li
     return member_groups(groups, target_id)
 
 
+@operator_errors(ValueError, KeyError)
 def alb_leave_refusals(groups: Sequence[Mapping[str, Any]], target_id: str, fleet_size: int) -> List[str]:
     """Return why the target must not leave its groups now (empty: it may)."""
-    try:
-        return leave_refusals(groups, target_id, int(fleet_size))
-    except (ValueError, KeyError) as exc:
-        raise AnsibleFilterError(f"alb_leave_refusals: {exc}") from exc
+    return leave_refusals(groups, target_id, int(fleet_size))
 
 
 class FilterModule:
     """Load balancer filters of sgivu.deploy."""
 
-    def filters(self) -> Dict[str, Any]:
-        return {
-            "alb_member_groups": alb_member_groups,
-            "alb_leave_refusals": alb_leave_refusals,
-        }
+    def filters(self) -> Dict[str, Callable[..., Any]]:
+        return filters(alb_member_groups, alb_leave_refusals)

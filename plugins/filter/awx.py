@@ -9,34 +9,19 @@ documented in its sidecar YAML file beside this one.
 
 from __future__ import annotations
 
-from functools import wraps
 from typing import Any, Callable, Dict, List, Optional
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.sgivu.deploy.plugins.module_utils.awx import job_templates, survey_extra_vars
+from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, operator_errors
 
 
-def _refusals_fail(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn the ValueError naming every problem into a filter error with the same text."""
-
-    @wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except ValueError as exc:
-            raise AnsibleFilterError(str(exc)) from exc
-
-    return wrapper
-
-
-@_refusals_fail
+@operator_errors(ValueError)
 def awx_job_templates(services: Any, templates: Any) -> List[Dict[str, Any]]:
     """Return the job templates with their surveys, choices taken from the catalog."""
     return job_templates(templates, services)
 
 
-@_refusals_fail
+@operator_errors(ValueError)
 def awx_survey_extra_vars(spec: Any, answers: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Return the extra vars AWX sends for these survey answers; fail as AWX would refuse them."""
     return survey_extra_vars(spec, answers)
@@ -46,7 +31,4 @@ class FilterModule:
     """AWX filters of sgivu.deploy."""
 
     def filters(self) -> Dict[str, Callable[..., Any]]:
-        return {
-            "awx_job_templates": awx_job_templates,
-            "awx_survey_extra_vars": awx_survey_extra_vars,
-        }
+        return filters(awx_job_templates, awx_survey_extra_vars)

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import (
     CatalogError,
     enabled_routes,
@@ -21,47 +19,35 @@ from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import (
     start_waves,
     validate_catalog,
 )
+from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, operator_errors
 
 
+@operator_errors(CatalogError)
 def catalog_validate(services: Any, routes: Any = None, env_invariants: Any = None) -> Dict[str, Dict[str, Any]]:
     """Return ``stack_services`` normalised; fail naming every problem."""
-    try:
-        return validate_catalog(services, routes, env_invariants)
-    except CatalogError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return validate_catalog(services, routes, env_invariants)
 
 
+@operator_errors(CatalogError)
 def catalog_waves(services: Any) -> List[List[str]]:
     """Return the enabled services grouped into start-up waves."""
-    try:
-        return start_waves(services)
-    except CatalogError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return start_waves(services)
 
 
+@operator_errors(CatalogError)
 def catalog_env_keys(services: Any) -> List[str]:
     """Return the sorted env keys that enabled services require."""
-    try:
-        return env_keys(services)
-    except CatalogError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return env_keys(services)
 
 
+@operator_errors(CatalogError)
 def catalog_routes(routes: Any, services: Any) -> List[Dict[str, Any]]:
     """Return the routes to enabled services, with defaults filled in."""
-    try:
-        return enabled_routes(routes, services)
-    except CatalogError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return enabled_routes(routes, services)
 
 
 class FilterModule:
     """Catalog filters of sgivu.deploy."""
 
     def filters(self) -> Dict[str, Callable[..., Any]]:
-        return {
-            "catalog_validate": catalog_validate,
-            "catalog_waves": catalog_waves,
-            "catalog_env_keys": catalog_env_keys,
-            "catalog_routes": catalog_routes,
-        }
+        return filters(catalog_validate, catalog_waves, catalog_env_keys, catalog_routes)

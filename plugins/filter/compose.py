@@ -9,9 +9,7 @@ documented in its sidecar YAML file beside this one.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
-
-from ansible.errors import AnsibleFilterError
+from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import CatalogError, start_waves, validate_services
 from ansible_collections.sgivu.deploy.plugins.module_utils.compose import (
@@ -22,8 +20,10 @@ from ansible_collections.sgivu.deploy.plugins.module_utils.compose import (
     update_targets,
     upstreams,
 )
+from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, operator_errors
 
 
+@operator_errors(CatalogError, ValueError)
 def compose_project(
     services: Any,
     name: str,
@@ -35,67 +35,47 @@ def compose_project(
     wait_margin: int = 30,
 ) -> Dict[str, Any]:
     """Return the compose project of the catalog as a dict."""
-    try:
-        catalog = validate_services(services)
-        return render_project(catalog, name, subnet, public_hostname, restart, log_options, images,
-                              waves=start_waves(catalog), wait_margin=wait_margin)
-    except (CatalogError, ValueError) as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    catalog = validate_services(services)
+    return render_project(catalog, name, subnet, public_hostname, restart, log_options, images,
+                          waves=start_waves(catalog), wait_margin=wait_margin)
 
 
+@operator_errors(CatalogError, ValueError)
 def compose_upstreams(services: Any, subnet: str) -> Dict[str, List[str]]:
     """Return where host Nginx reaches each public service."""
-    try:
-        return upstreams(validate_services(services), subnet)
-    except (CatalogError, ValueError) as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return upstreams(validate_services(services), subnet)
 
 
+@operator_errors(CatalogError, ValueError)
 def compose_images(services: Any, pins: Optional[Dict[str, Any]] = None, overrides: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     """Return the image each enabled service should run: catalog, host pins, overrides."""
-    try:
-        return effective_images(validate_services(services), pins, overrides)
-    except (CatalogError, ValueError) as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return effective_images(validate_services(services), pins, overrides)
 
 
+@operator_errors(CatalogError, ValueError)
 def compose_live_upstreams(
     services: Any, containers: List[Dict[str, Any]], subnet: str, exclude: Optional[List[str]] = None
 ) -> Dict[str, List[str]]:
     """Return where Nginx should send each public service's traffic, from the running containers."""
-    try:
-        return live_upstreams(validate_services(services), containers, subnet, exclude)
-    except (CatalogError, ValueError) as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return live_upstreams(validate_services(services), containers, subnet, exclude)
 
 
+@operator_errors(CatalogError, ValueError)
 def compose_update_targets(
     services: Any, names: List[str], version: str, current: Dict[str, str], explicit: Optional[Dict[str, str]] = None
 ) -> Dict[str, str]:
     """Return the image each named service moves to in an update."""
-    try:
-        return update_targets(validate_services(services), names, version, current, explicit)
-    except (CatalogError, ValueError) as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return update_targets(validate_services(services), names, version, current, explicit)
 
 
+@operator_errors(CatalogError)
 def compose_pins(services: Any, targets: Dict[str, str]) -> Dict[str, Dict[str, str]]:
     """Return host pins for updated services (image and the catalog tag it overrides)."""
-    try:
-        return pins_for(validate_services(services), targets)
-    except CatalogError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return pins_for(validate_services(services), targets)
 
 
 class FilterModule:
     """Compose filters of sgivu.deploy."""
 
-    def filters(self) -> Dict[str, Any]:
-        return {
-            "compose_project": compose_project,
-            "compose_upstreams": compose_upstreams,
-            "compose_images": compose_images,
-            "compose_live_upstreams": compose_live_upstreams,
-            "compose_update_targets": compose_update_targets,
-            "compose_pins": compose_pins,
-        }
+    def filters(self) -> Dict[str, Callable[..., Any]]:
+        return filters(compose_project, compose_upstreams, compose_images, compose_live_upstreams, compose_update_targets, compose_pins)

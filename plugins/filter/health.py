@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import CatalogError
 from ansible_collections.sgivu.deploy.plugins.module_utils.health import (
     HealthError,
@@ -21,40 +19,31 @@ from ansible_collections.sgivu.deploy.plugins.module_utils.health import (
     health_report as _health_report,
     health_table as _health_table,
 )
+from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, operator_errors
 
 
+@operator_errors(CatalogError, HealthError)
 def health_report(containers: Any, services: Any, only: Any = None, elapsed: Optional[float] = None) -> Dict[str, Any]:
     """Return whether the selected services are ready, which are late, and one row per container."""
-    try:
-        return _health_report(containers, services, only, elapsed)
-    except (CatalogError, HealthError) as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return _health_report(containers, services, only, elapsed)
 
 
+@operator_errors(HealthError)
 def health_table(report: Any, routes: Any = None) -> List[str]:
     """Return the summary table of a health report as a list of lines."""
-    try:
-        return _health_table(report, routes)
-    except HealthError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return _health_table(report, routes)
 
 
+@operator_errors(HealthError, TypeError, ValueError)
 def health_failure(
     report: Any, logs: Any = None, routes: Any = None, lines: int = 20, project: Optional[str] = None
 ) -> str:
     """Return the failure message naming each late service with its last log lines."""
-    try:
-        return failure_message(report, logs, routes, int(lines), project)
-    except (HealthError, TypeError, ValueError) as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return failure_message(report, logs, routes, int(lines), project)
 
 
 class FilterModule:
     """Health filters of sgivu.deploy."""
 
     def filters(self) -> Dict[str, Callable[..., Any]]:
-        return {
-            "health_report": health_report,
-            "health_table": health_table,
-            "health_failure": health_failure,
-        }
+        return filters(health_report, health_table, health_failure)

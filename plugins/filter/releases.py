@@ -9,9 +9,7 @@ documented in its sidecar YAML file beside this one.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
-
-from ansible.errors import AnsibleFilterError
+from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.sgivu.deploy.plugins.module_utils.releases import (
     service_names,
@@ -19,30 +17,25 @@ from ansible_collections.sgivu.deploy.plugins.module_utils.releases import (
     stack_rollback,
     status_lines,
 )
+from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, operator_errors
 
 
+@operator_errors(ValueError)
 def release_service_names(value: Any) -> List[str]:
     """Return the service names an operator gave (comma- or newline-separated text, or a list)."""
-    try:
-        return service_names(value)
-    except ValueError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return service_names(value)
 
 
+@operator_errors(ValueError)
 def release_service_rollback(history: Dict[str, Any], service: str, release_id: Optional[str] = None) -> Dict[str, Any]:
     """Return where a service goes back to: the release and its image by digest."""
-    try:
-        return service_rollback(history, service, release_id or None)
-    except ValueError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return service_rollback(history, service, release_id or None)
 
 
+@operator_errors(ValueError)
 def release_stack_rollback(history: Dict[str, Any], release_id: Optional[str] = None) -> Dict[str, Any]:
     """Return the release the stack goes back to, its images by digest and the dump to restore."""
-    try:
-        return stack_rollback(history, release_id or None)
-    except ValueError as exc:
-        raise AnsibleFilterError(str(exc)) from exc
+    return stack_rollback(history, release_id or None)
 
 
 def release_status(history: Dict[str, Any], containers: List[Dict[str, Any]], newest: int = 10) -> List[str]:
@@ -53,10 +46,5 @@ def release_status(history: Dict[str, Any], containers: List[Dict[str, Any]], ne
 class FilterModule:
     """Release history filters of sgivu.deploy."""
 
-    def filters(self) -> Dict[str, Any]:
-        return {
-            "release_service_names": release_service_names,
-            "release_service_rollback": release_service_rollback,
-            "release_stack_rollback": release_stack_rollback,
-            "release_status": release_status,
-        }
+    def filters(self) -> Dict[str, Callable[..., Any]]:
+        return filters(release_service_names, release_service_rollback, release_stack_rollback, release_status)

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict
 
-from ansible.errors import AnsibleFilterError
-
 from ansible_collections.sgivu.deploy.plugins.module_utils.ssm_env import (
     SsmEnvError,
     build_env,
     render_env_file,
 )
+from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, operator_errors
 
 
+@operator_errors(SsmEnvError)
 def ssm_env(
     parameters: Any,
     path: Any,
@@ -30,26 +30,17 @@ def ssm_env(
     plain: Any = None,
 ) -> Dict[str, str]:
     """Return the checked env (KEY -> value) built from the parameters under ``path``."""
-    try:
-        return build_env(parameters, path, required_keys, equal_keys, key_map, plain)
-    except SsmEnvError as exc:
-        # `from None`: the chained traceback would carry the filter's arguments.
-        raise AnsibleFilterError(str(exc)) from None
+    return build_env(parameters, path, required_keys, equal_keys, key_map, plain)
 
 
+@operator_errors(SsmEnvError)
 def env_file_content(env: Any) -> str:
     """Return the text of a compose env file holding ``env``."""
-    try:
-        return render_env_file(env)
-    except SsmEnvError as exc:
-        raise AnsibleFilterError(str(exc)) from None
+    return render_env_file(env)
 
 
 class FilterModule:
     """Env file filters of sgivu.deploy."""
 
     def filters(self) -> Dict[str, Callable[..., Any]]:
-        return {
-            "ssm_env": ssm_env,
-            "env_file_content": env_file_content,
-        }
+        return filters(ssm_env, env_file_content)
