@@ -28,7 +28,6 @@ extends_documentation_fragment:
   - amazon.aws.common.modules
   - amazon.aws.region.modules
   - amazon.aws.boto3
-extends_documentation_fragment:
   - sgivu.deploy.attributes
 """
 
