@@ -95,9 +95,9 @@ def run_playbook():
             ANSIBLE_FORCE_COLOR="0",
             ANSIBLE_NOCOLOR="1",
         )
-        if background:
+        if background:  # its own process group, so that a test can kill the run and everything it started
             return subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True)
+                                    stderr=subprocess.STDOUT, text=True, start_new_session=True)
         return subprocess.run(command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, timeout=1200, check=False)
 

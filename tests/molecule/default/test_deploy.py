@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import time
 import urllib.error
 import urllib.request
@@ -328,6 +329,38 @@ def test_a_changing_deploy_dumps_first_and_a_concurrent_one_fails_fast(host, run
     dump = host.file(latest["backup"])
     assert (dump.user, dump.mode) == ("root", 0o600)
     assert second_deploy["marker"] in host.check_output(f"zcat {latest['backup']}")
+
+
+def test_a_killed_deploy_leaves_a_lock_only_its_run_can_be_cleared_of_and_the_next_deploy_mends_the_host(
+        host, run_playbook, first_host, stack, ansible_vars, via_nginx):
+    """A deploy killed while it applies (as a cancelled AWX job is): later runs are refused naming it,
+    unlock.yml clears that run's lock and no other, and the next deploy puts the host in order."""
+    if host.backend.get_hostname() != first_host:
+        pytest.skip("the killed deploy runs on the first host")
+    image = f"{ansible_vars['stack_registry']}/sgivu-ml:{NEXT}"
+    first = run_playbook("deploy.yml", "--limit", first_host, "-e", json.dumps({"compose_stack_images": {"sgivu-ml": image}}),
+                         background=True)
+    seen = []
+    for line in first.stdout:  # kill it once it is applying, as an operator's Ctrl-C or an AWX cancel would
+        seen.append(line)
+        if "Start the release wave by wave" in line:
+            break
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=60)
+    assert any("Start the release wave by wave" in line for line in seen), "".join(seen)[-3000:]
+    refused = run_playbook("deploy.yml", "--limit", first_host)
+    assert refused.returncode != 0 and "another deploy holds the lock" in refused.stdout
+    run_id = re.search(r"run (\w{8})\. Nothing was changed", refused.stdout).group(1)
+    wrong = run_playbook("unlock.yml", "--limit", first_host, "-e", "force=true", "-e", "holder=zzzzzzzz")
+    assert wrong.returncode != 0 and f"held by run {run_id}" in wrong.stdout
+    assert host.file(f"/opt/{stack}/.deploy.lock").exists
+    cleared = run_playbook("unlock.yml", "--limit", first_host, "-e", "force=true", "-e", f"holder={run_id}")
+    assert cleared.returncode == 0, cleared.stdout[-3000:]
+    mended = run_playbook("deploy.yml", "--limit", first_host)
+    assert mended.returncode == 0, mended.stdout[-3000:]
+    assert via_nginx("/v1/version")[0] == 200
+    latest = json.loads(host.file(f"/opt/{stack}/releases.json").content_string)["releases"][-1]
+    assert latest["status"] == "good" and ":1.0.0@sha256:" in latest["services"]["sgivu-ml"]["image"]
 
 
 def test_the_catalog_version_comes_back_with_a_plain_deploy(host, run_playbook, first_host, stack):

@@ -69,15 +69,15 @@ def test_filter_module_exposes_the_awx_filters():
 
 
 def test_there_is_a_template_per_top_level_playbook(templates):
-    assert sorted(templates) == ["deploy.yml", "rollback.yml", "status.yml", "update.yml"]
+    assert sorted(templates) == ["deploy.yml", "rollback.yml", "status.yml", "unlock.yml", "update.yml"]
 
 
-@pytest.mark.parametrize("playbook", ["deploy.yml", "update.yml", "rollback.yml", "status.yml"])
+@pytest.mark.parametrize("playbook", ["deploy.yml", "update.yml", "rollback.yml", "status.yml", "unlock.yml"])
 def test_the_playbook_of_each_template_is_in_the_project_root(templates, playbook):
     assert (REPO / templates[playbook]["playbook"]).is_file()
 
 
-@pytest.mark.parametrize("playbook", ["deploy.yml", "update.yml", "rollback.yml", "status.yml"])
+@pytest.mark.parametrize("playbook", ["deploy.yml", "update.yml", "rollback.yml", "status.yml", "unlock.yml"])
 def test_no_template_runs_twice_at_once(templates, playbook):
     assert templates[playbook]["allow_simultaneous"] is False
 
@@ -174,6 +174,12 @@ def test_the_templates_through_ansible(tmp_path, repo_root, collections_root):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert [t["name"] for t in data["templates"]] == ["sgivu deploy", "sgivu update", "sgivu rollback", "sgivu status"]
+    assert [t["name"] for t in data["templates"]] == ["sgivu deploy", "sgivu update", "sgivu rollback", "sgivu status", "sgivu unlock"]
     assert data["templates"][1]["survey_spec"]["name"] == "sgivu update"
     assert data["sent"] == {"service": ["sgivu-gateway", "sgivu-auth"], "health_timeout": 90}
+
+
+def test_the_unlock_survey_needs_the_run_and_an_explicit_yes(questions):
+    asked = questions("unlock.yml")
+    assert asked["holder"]["required"] is True and asked["holder"]["min"] == 8
+    assert asked["force"]["required"] is True and asked["force"]["choices"] in ("true", ["true"])
