@@ -300,6 +300,13 @@ check "the site defines no upstream after the move" sh -c "! docker exec $host g
 expect_backend gateway /v1/new-layout
 
 # --- SPA from an S3 website endpoint (played by the auth echo backend) ----------------------------------
+printf '%s\n' 'nginx_spa_mode: s3' 'nginx_spa_s3_website_endpoint: "http://127.0.0.1:19000/"' > "$work/s3-no-resolver.yml"
+site_before=$(on_host sha256sum "$site")
+if out=$(play good.yml -e "@$work/s3-no-resolver.yml"); then
+  fail "the SPA on S3 without a resolver is refused" "the run succeeded"
+elif grep -q "nginx_spa_mode=s3 needs nginx_resolvers" <<<"$out"; then pass "the SPA on S3 without a resolver is refused"
+else fail "the SPA on S3 without a resolver is refused" "$(tail -n 15 <<<"$out")"; fi
+check "the refused S3 settings left the site as it was" test "$(on_host sha256sum "$site")" = "$site_before"
 printf '%s\n' 'nginx_spa_mode: s3' 'nginx_spa_s3_website_endpoint: "http://127.0.0.1:19000/"' \
   'nginx_resolvers: ["127.0.0.53"]' > "$work/s3.yml"
 if out=$(play good.yml -e "@$work/s3.yml"); then pass "a run with the SPA on S3 applies"; else

@@ -294,6 +294,15 @@ def test_a_tag_that_does_not_exist_fails_naming_the_image_and_changes_nothing(
 
 
 # --- a deploy that changes the running stack dumps the databases first ---------------------------
+def test_a_stack_name_compose_would_rewrite_is_refused_before_anything_changes(host, run_playbook, first_host, unchanged):
+    if host.backend.get_hostname() != first_host:
+        pytest.skip("bad-input runs use the first host")
+    before = unchanged()
+    output = failing_run(run_playbook, first_host, "-e", "stack_name='Sgivu Prod'")
+    assert 'stack_name "Sgivu Prod" is not a Compose project name' in output
+    assert unchanged() == before
+
+
 def test_a_route_nginx_would_refuse_fails_before_the_stack_changes(host, run_playbook, first_host, unchanged):
     if host.backend.get_hostname() != first_host:
         pytest.skip("bad-input runs use the first host")
