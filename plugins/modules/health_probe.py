@@ -53,6 +53,11 @@ options:
     description: Last log lines read for each container of a late service.
     type: int
     default: 20
+  env_file:
+    description:
+      - The stack's env file on the host; every value in it (of 4 characters or more) is masked in the log lines and
+        messages returned, so a service that logs a secret does not put it in the play's output (a missing file masks nothing).
+    type: path
 extends_documentation_fragment:
   - sgivu.deploy.attributes
 """
@@ -88,11 +93,13 @@ elapsed:
 """
 
 import json
+import os
 import time
 import urllib.error
 import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose_host import read_env, scrub
 from ansible_collections.sgivu.deploy.plugins.module_utils.health import HealthError, health_report
 
 
@@ -138,10 +145,17 @@ def main() -> None:
             base_url=dict(type="str", default="http://127.0.0.1"),
             poll_interval=dict(type="int", default=2),
             log_lines=dict(type="int", default=20),
+            env_file=dict(type="path"),
         ),
         supports_check_mode=True,
     )
     p = module.params
+    secrets = []
+    if p["env_file"] and os.path.exists(p["env_file"]):
+        try:
+            secrets = list(read_env(p["env_file"]).values())
+        except (OSError, UnicodeDecodeError):
+            module.fail_json(msg=f"cannot read {p['env_file']} to mask its values in what the containers logged")
     start = time.monotonic()
     try:
         while True:
@@ -164,12 +178,12 @@ def main() -> None:
                 if 100 <= status < 500 or time.monotonic() >= deadline:
                     break
                 time.sleep(max(1, p["poll_interval"]))
-            routes.append({"path": route["path"], "service": route.get("service"), "status": status, "msg": detail})
+            routes.append({"path": route["path"], "service": route.get("service"), "status": status, "msg": scrub(detail, secrets)})
 
     logs = {}
     for container in final["unhealthy"]:
         rc, out, err = module.run_command(["docker", "logs", "--tail", str(p["log_lines"]), "--timestamps", container["id"]])
-        logs[container["id"]] = {"rc": rc, "stdout": out, "stderr": err}
+        logs[container["id"]] = {"rc": rc, "stdout": scrub(out, secrets), "stderr": scrub(err, secrets)}
     module.exit_json(changed=False, containers=containers, routes=routes, logs=logs, elapsed=round(time.monotonic() - start, 1))
 
 
