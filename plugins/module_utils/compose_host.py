@@ -324,21 +324,47 @@ class Release:
                 "Docker Compose {0} is too old: the stack needs {1} or later (env files in format raw). "
                 "Nothing was changed.".format(".".join(map(str, version)), ".".join(map(str, MIN_COMPOSE))))
 
-    def pull(self, project: Mapping[str, Any], policy: str, directory: str) -> bool:
-        """Pull the images of the project staged in ``directory`` (``policy`` missing or always).
+    def keep_running_digests(self, project: Dict[str, Any], policy: str) -> List[str]:
+        """Decide where each tag's digest comes from; return the services to ask the registry for.
 
-        True when an image changed (a new image, or a tag whose digest moved)."""
+        With ``policy`` missing, a service whose tag is the one it runs keeps the digest it runs
+        (tags are immutable releases; a local tag is never trusted, since a pull that a failed or
+        unapplied change made may have moved it). Any other tag, and every tag with ``policy``
+        always, is pulled fresh: its digest is the one the registry gives now. References that
+        already name a digest are taken as they are.
+        """
+        live = load_project(self.path(LIVE)) if os.path.exists(self.path(LIVE)) else {"services": {}}
+        running = {name: svc.get("image", "") for name, svc in live.get("services", {}).items()}
+        fetch = []
+        for name, svc in project["services"].items():
+            ref = svc["image"]
+            if "@" in ref:
+                continue
+            current = running.get(name, "")
+            if policy == "missing" and "@" in current and current.split("@", 1)[0] == ref:
+                svc["image"] = current
+            else:
+                fetch.append(name)
+        return fetch
+
+    def pull(self, project: Mapping[str, Any], fetch: Sequence[str], directory: str) -> bool:
+        """Pull, in the project staged in ``directory``, the services in ``fetch`` fresh from the
+        registry and any image by digest the host lacks. True when an image changed (a new image,
+        or a tag whose digest moved)."""
         refs = [svc["image"] for svc in project["services"].values()]
         before = {ref: info["Id"] for ref, info in self.compose.images(refs).items()}
+        missing = [name for name, svc in project["services"].items() if name not in fetch and svc["image"] not in before]
         if self.check_mode:
-            return any(ref not in before for ref in refs) or policy == "always"
-        if policy == "missing" and all(ref in before for ref in refs):
-            return False
-        rc, out, err = self.compose.compose("pull", "--quiet", "--policy", policy, root=directory, check=False)
-        if rc != 0:
-            raise ComposeError(
-                "Pulling the stack's images failed, so nothing was started or stopped. Images: {0}. Docker said: {1}".format(
-                    ", ".join(sorted(set(refs))), brief(err or out, self.compose.secrets, 900)))
+            return bool(fetch or missing)
+        for policy, services in (("always", list(fetch)), ("missing", missing)):
+            if not services:
+                continue
+            rc, out, err = self.compose.compose("pull", "--quiet", "--policy", policy, *services, root=directory, check=False)
+            if rc != 0:
+                raise ComposeError(
+                    "Pulling the stack's images failed, so nothing was started or stopped. Images: {0}. Docker said: {1}".format(
+                        ", ".join(sorted(project["services"][s]["image"] for s in services)),
+                        brief(err or out, self.compose.secrets, 900)))
         after = {ref: info["Id"] for ref, info in self.compose.images(refs).items()}
         return after != before
 
@@ -448,10 +474,11 @@ class Release:
         missing = sorted({k for keys in (env_keys.get(s) or [] for s in project["services"]) for k in keys} - set(env))
         if missing:
             raise ComposeError("the env file {0} lacks {1}. Nothing was changed.".format(env_path, ", ".join(missing)))
+        fetch = self.keep_running_digests(project, policy)
         directory = self.scratch()
         try:
             self.stage(project, env, directory)
-            pulled = self.pull(project, policy, directory)
+            pulled = self.pull(project, fetch, directory)
             images = self.pin_digests(project)
             labels = self.label(project, env)
             self.stage(project, env, directory)
@@ -657,7 +684,7 @@ class Release:
         directory = self.scratch()
         try:
             self.stage(project, env, directory)
-            self.pull(project, "missing", directory)
+            self.pull(project, [], directory)
         finally:
             shutil.rmtree(directory, ignore_errors=True)
         project = self.promote(os.path.join(folder, LIVE), os.path.join(folder, ENV_LIVE))

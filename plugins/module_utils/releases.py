@@ -69,6 +69,15 @@ def restorable(release: Mapping[str, Any]) -> bool:
     return release.get("status", "good") == "good" and release.get("format") == FORMAT
 
 
+def _not_restorable(history: Mapping[str, Any], release: Mapping[str, Any]) -> str:
+    """Why a release cannot be gone back to, and which ones can."""
+    why = ("it failed (it never passed its health checks) and was undone" if release.get("status") == "failed"
+           else "it was recorded by a version before 2.0, whose files this version cannot restore")
+    good = [r["id"] for r in history.get("releases", []) if restorable(r)]
+    return "release {0} cannot be gone back to: {1}. The good releases are: {2}".format(
+        release.get("id"), why, ", ".join(good) or "none")
+
+
 def last_good(history: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     """The newest restorable release, or None."""
     return next((dict(r) for r in reversed(history.get("releases", [])) if restorable(r)), None)
@@ -140,7 +149,7 @@ def service_rollback(history: Mapping[str, Any], service: str, release_id: Optio
     if release_id:
         target = find(history, release_id)
         if not restorable(target):
-            raise ValueError(f"release {release_id} is not a good release this version can restore")
+            raise ValueError(_not_restorable(history, target))
         if service not in target["services"]:
             raise ValueError(f"{service} did not run in release {release_id}")
     else:
@@ -163,7 +172,7 @@ def stack_rollback(history: Mapping[str, Any], release_id: Optional[str] = None)
     if release_id:
         target = find(history, release_id)
         if not restorable(target):
-            raise ValueError(f"release {release_id} is not a good release this version can restore")
+            raise ValueError(_not_restorable(history, target))
     else:
         if len(good) < 2:
             raise ValueError(f"the history holds {len(good)} good release(s) this version can restore; "

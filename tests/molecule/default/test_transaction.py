@@ -16,6 +16,7 @@ import string
 import boto3
 import pytest
 from bench_images import NEVER_HEALTHY  # tests/lib (bench/images.yml), on the path from conftest.py
+from bench_registry import MovedTags
 from sgivu_probe import Probe
 
 GOOD_PATH = "/sgivu/bench"
@@ -234,3 +235,32 @@ def test_a_deploy_after_the_failure_changes_nothing(run_playbook, first_host, fa
 
 def test_no_second_postgres_ever_mounted_the_data_volume(host, stack):
     assert postgres_mounts(host) == [f"{stack}-sgivu-postgres-1"]
+
+
+# --- a failed re-pull leaves nothing behind for the next deploy ------------------------------------
+@pytest.fixture(scope="module")
+def vehicle_tag_moved(host, registry, run_playbook, first_host, stack, ansible_vars):
+    """sgivu-vehicle's catalog tag re-pushed with the never-healthy image, then a re-pull update of it."""
+    tag = str(ansible_vars["stack_services"]["sgivu-vehicle"]["tag"])
+    before = running_digests(host, stack)["sgivu-vehicle"]
+    moved = MovedTags(registry, "sgivu/sgivu-vehicle")
+    try:
+        moved.move(tag, NEVER_HEALTHY)
+        update = run_playbook("update.yml", "--limit", first_host, "-e", "service=sgivu-vehicle", "-e", "health_timeout=20")
+        deploy = run_playbook("deploy.yml", "--limit", first_host)
+        yield {"before": before, "update": update, "deploy": deploy}
+    finally:
+        moved.put_back()
+
+
+def test_a_repull_of_a_moved_tag_that_never_gets_healthy_fails(vehicle_tag_moved):
+    assert vehicle_tag_moved["update"].returncode != 0
+    assert "sgivu-vehicle" in vehicle_tag_moved["update"].stdout and "did not become healthy" in vehicle_tag_moved["update"].stdout
+
+
+def test_a_deploy_after_it_keeps_the_digest_and_does_not_pick_up_the_rejected_image(host, vehicle_tag_moved, stack,
+                                                                                 changed_counts):
+    """The failed re-pull moved the host's local tag; a deploy never trusts a local tag over the digest it runs."""
+    assert vehicle_tag_moved["deploy"].returncode == 0, vehicle_tag_moved["deploy"].stdout[-3000:]
+    assert changed_counts(vehicle_tag_moved["deploy"].stdout) == [0]
+    assert running_digests(host, stack)["sgivu-vehicle"] == vehicle_tag_moved["before"]

@@ -517,3 +517,39 @@ def test_a_stopped_container_beside_a_serving_one_is_changed(tmp_path):
 
 def test_a_container_of_a_service_not_in_the_project_is_an_orphan(tmp_path):
     assert differences(tmp_path, matching_rows() + [row("old", "sgivu-old-1")]) == ([], ["sgivu-old-1"])
+
+
+DIGEST_A, DIGEST_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+
+
+def decide(tmp_path: Path, policy: str, wanted: Dict[str, str], running: Dict[str, str]) -> Tuple[Dict[str, str], List[str]]:
+    """(the image each service gets, the services to ask the registry for), with `running` live on the host."""
+    (tmp_path / "compose.yml").write_text(project_text({"services": {n: {"image": i} for n, i in running.items()}}),
+                                          encoding="utf-8")
+    project = {"services": {n: {"image": i} for n, i in wanted.items()}}
+    fetch = Release(FakeRun(), str(tmp_path), "sgivu").keep_running_digests(project, policy)
+    return {n: s["image"] for n, s in project["services"].items()}, fetch
+
+
+def test_a_deploy_keeps_the_digest_a_service_runs_for_the_tag_it_runs(tmp_path):
+    """A local tag a failed update re-pulled may point at a rejected image: it is never trusted."""
+    images, fetch = decide(tmp_path, "missing", {"api": "r/api:1.0"}, {"api": f"r/api:1.0@{DIGEST_A}"})
+    assert (images, fetch) == ({"api": f"r/api:1.0@{DIGEST_A}"}, [])
+
+
+def test_a_tag_the_service_does_not_run_is_asked_of_the_registry(tmp_path):
+    images, fetch = decide(tmp_path, "missing", {"api": "r/api:1.1"}, {"api": f"r/api:1.0@{DIGEST_A}"})
+    assert (images, fetch) == ({"api": "r/api:1.1"}, ["api"])
+
+
+def test_a_repull_asks_the_registry_even_for_the_tag_it_runs(tmp_path):
+    assert decide(tmp_path, "always", {"api": "r/api:1.0"}, {"api": f"r/api:1.0@{DIGEST_A}"})[1] == ["api"]
+
+
+def test_a_reference_by_digest_is_taken_as_it_is(tmp_path):
+    images, fetch = decide(tmp_path, "always", {"api": f"r/api:1.0@{DIGEST_B}"}, {"api": f"r/api:1.0@{DIGEST_A}"})
+    assert (images, fetch) == ({"api": f"r/api:1.0@{DIGEST_B}"}, [])
+
+
+def test_a_new_service_is_asked_of_the_registry(tmp_path):
+    assert decide(tmp_path, "missing", {"api": "r/api:1.0", "web": "r/web:1.0"}, {"api": f"r/api:1.0@{DIGEST_A}"})[1] == ["web"]
