@@ -94,6 +94,8 @@ def run_playbook():
             ANSIBLE_COLLECTIONS_PATH=os.path.join(REPO_ROOT, "collections"),
             ANSIBLE_FORCE_COLOR="0",
             ANSIBLE_NOCOLOR="1",
+            # Line by line, so that a test reading a background run sees each task as it starts.
+            PYTHONUNBUFFERED="1",
         )
         if background:  # its own process group, so that a test can kill the run and everything it started
             return subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,

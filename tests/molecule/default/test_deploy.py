@@ -357,6 +357,7 @@ def test_a_killed_deploy_leaves_a_lock_only_its_run_can_be_cleared_of_and_the_ne
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=60)
     assert any("Start the release wave by wave" in line for line in seen), "".join(seen)[-3000:]
+    assert host.file(f"/opt/{stack}/.deploy.lock").exists, "the run was killed after it gave its lock back"
     refused = run_playbook("deploy.yml", "--limit", first_host)
     assert refused.returncode != 0 and "another deploy holds the lock" in refused.stdout
     run_id = re.search(r"run (\w{8})\. Nothing was changed", refused.stdout).group(1)
