@@ -554,33 +554,33 @@ class Release:
 
     def up(self, project: Mapping[str, Any], only: Optional[Sequence[str]], log_lines: int,
            timeout: int = 0) -> List[str]:
-        """Start the project wave by wave, each health-gated; return the services started.
+        """Start the project (or ``only`` some services, without their dependencies), health-gated;
+        return the services started, in start-up order.
 
-        ``only`` limits the start to some services (without their dependencies); ``timeout``
-        (seconds, 0: each service's own deadline) bounds each wave's wait."""
-        started: List[str] = []
+        The whole project goes up in one Compose call: every ``depends_on`` waits for its service
+        to be healthy, so Compose starts each service as soon as what it needs is ready, in the
+        order of the start-up waves, without waiting for the slowest service of a wave. The wait
+        is bounded by ``timeout`` seconds, or by the sum of each wave's longest deadline.
+        """
+        waves = [[s for s in wave if s in project["services"] and (not only or s in only)] for wave in meta(project)["waves"]]
+        waves = [wave for wave in waves if wave]
+        services = [s for wave in waves for s in wave]
+        if not services or self.check_mode:
+            return services
         deadlines = meta(project)["deadlines"]
-        for wave in meta(project)["waves"]:
-            services = [s for s in wave if s in project["services"] and (not only or s in only)]
-            if not services:
-                continue
-            wait = timeout or max(int(deadlines.get(s, 120)) for s in services)
-            if self.check_mode:
-                started += services
-                continue
-            args = ["up", "--detach", "--wait", "--wait-timeout", str(wait), "--pull", "never", "--quiet-pull"]
-            if only:
-                args.append("--no-deps")
-            rc, out, err = self.compose.compose(*args, *services, check=False)
-            # Compose was once seen returning success for a container still starting: ask Docker too.
-            late = self.wait_healthy(services, project, time.monotonic() + (5 if rc == 0 else 0))
-            if rc != 0 or late:
-                why = "did not become healthy within {0} s".format(wait)
-                if rc != 0 and not late:
-                    why = "Compose could not start them ({0})".format(brief(err or out, self.compose.secrets, 600))
-                raise self.failure(late or services, log_lines, "wave " + ", ".join(services) + " " + why)
-            started += services
-        return started
+        wait = timeout or sum(max(int(deadlines.get(s, 120)) for s in wave) for wave in waves)
+        args = ["up", "--detach", "--wait", "--wait-timeout", str(wait), "--pull", "never", "--quiet-pull"]
+        if only:
+            args += ["--no-deps", *services]
+        rc, out, err = self.compose.compose(*args, check=False)
+        # Compose was once seen returning success for a container still starting: ask Docker too.
+        late = self.wait_healthy(services, project, time.monotonic() + (5 if rc == 0 else 0))
+        if rc != 0 or late:
+            why = "did not become healthy within {0} s".format(wait)
+            if rc != 0 and not late:
+                why = "could not be started: Compose said {0}".format(brief(err or out, self.compose.secrets, 600))
+            raise self.failure(late or services, log_lines, ("the release" if not only else ", ".join(services)) + " " + why)
+        return services
 
     def remove_orphans(self, project: Mapping[str, Any]) -> List[str]:
         orphans = [c for c in self.compose.containers() if c["service"] not in project["services"]]
