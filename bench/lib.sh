@@ -180,8 +180,15 @@ bench_registry_credentials() {
 }
 
 bench_network() {
-  docker network inspect "$SGIVU_BENCH_NETWORK" >/dev/null 2>&1 \
-    || docker network create --label "$BENCH_LABEL" "$SGIVU_BENCH_NETWORK" >/dev/null
+  # A network Molecule created itself (a scenario run before the bench was up) is one the next
+  # `molecule destroy` removes, cutting the registry and moto off: only the bench's own will do.
+  local labels
+  if labels=$(docker network inspect -f '{{json .Labels}}' "$SGIVU_BENCH_NETWORK" 2>/dev/null); then
+    case "$labels" in *'"sgivu.bench"'*) return 0 ;; esac
+    docker network rm "$SGIVU_BENCH_NETWORK" >/dev/null 2>&1 \
+      || die "network $SGIVU_BENCH_NETWORK was not made by the bench and has containers on it: run bench/deploy --down (or molecule destroy) first"
+  fi
+  docker network create --label "$BENCH_LABEL" "$SGIVU_BENCH_NETWORK" >/dev/null
 }
 
 bench_registry() {

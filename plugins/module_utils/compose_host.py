@@ -434,7 +434,12 @@ class Release:
         changed = []
         for name, svc in project["services"].items():
             mine = [c for c in containers if c["service"] == name]
-            good = [c for c in mine if c["hash"] == labels.get(name) and serving(c)]
+            # The label says which configuration a container was made from; the image it runs
+            # must be the pinned digest too: a container recreated by hand from an edited project
+            # (the seed's rebuild-service) keeps the old label but runs another image.
+            digest = str(svc.get("image", "")).rpartition("@")[2] if "@" in str(svc.get("image", "")) else ""
+            good = [c for c in mine if c["hash"] == labels.get(name) and serving(c)
+                    and (not digest or c["image"].endswith("@" + digest))]
             # Exactly its replicas, each of this config and serving: an extra one (a swap cut
             # short before the old containers were retired) is a change too.
             if len(good) != replicas(svc) or len(mine) != len(good):

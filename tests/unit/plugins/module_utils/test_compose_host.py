@@ -515,6 +515,18 @@ def test_a_stopped_container_beside_a_serving_one_is_changed(tmp_path):
     assert differences(tmp_path, rows) == (["api"], [])
 
 
+def test_a_container_running_another_image_than_the_pinned_digest_is_changed(tmp_path):
+    """A container recreated by hand from an edited project keeps its config label but runs another image."""
+    pinned = {"services": {"api": {"image": "r/api:2@sha256:" + "a" * 64}}}
+    release = Release(FakeRun(), str(tmp_path), "sgivu")
+    by_tag = dict(row("api", "sgivu-api-1"), image="r/api:1")
+    other = dict(row("api", "sgivu-api-1"), image="r/api:2@sha256:" + "b" * 64)
+    same = dict(row("api", "sgivu-api-1"), image="r/api:2@sha256:" + "a" * 64)
+    assert release.differences(pinned, HASHES, [by_tag]) == (["api"], [])
+    assert release.differences(pinned, HASHES, [other]) == (["api"], [])
+    assert release.differences(pinned, HASHES, [same]) == ([], [])
+
+
 def test_a_container_of_a_service_not_in_the_project_is_an_orphan(tmp_path):
     assert differences(tmp_path, matching_rows() + [row("old", "sgivu-old-1")]) == ([], ["sgivu-old-1"])
 
