@@ -242,6 +242,18 @@ out=$(swap next.yml) || true
 n=$(changed_count "$out")
 if [ "$n" = "0" ]; then pass "a second identical narrow run changes nothing"; else
   fail "a second identical narrow run changes nothing" "changed=$n"; fi
+# A swap asks for a reload even with the same file: Nginx's workers are replaced (new PIDs), so
+# none keeps the failure marks of connections refused before the new backend started.
+workers_before=$(on_host pgrep -d, -f 'nginx: worker process')
+file_before=$(on_host md5sum $ups)
+out=$(swap next.yml -e nginx_upstreams_reload=true) || true
+workers_after=$(on_host pgrep -d, -f 'nginx: worker process')
+if [ "$(changed_count "$out")" = "1" ] && [ -n "$workers_after" ] && [ "$workers_before" != "$workers_after" ] \
+   && [ "$(on_host md5sum $ups)" = "$file_before" ]; then
+  pass "the narrow entry with nginx_upstreams_reload reloads Nginx on the same file"
+else fail "the narrow entry with nginx_upstreams_reload reloads Nginx on the same file" \
+  "changed=$(changed_count "$out") workers $workers_before -> $workers_after"; fi
+expect_backend gateway-next /v1/after-the-forced-reload
 ups_before=$(on_host md5sum $ups)
 out=$(swap good.yml --check) || true
 n=$(changed_count "$out")
