@@ -437,7 +437,7 @@ class Release:
             # The label says which configuration a container was made from; the image it runs
             # must be the pinned digest too: a container recreated by hand from an edited project
             # (the seed's rebuild-service) keeps the old label but runs another image.
-            digest = str(svc.get("image", "")).rpartition("@")[2] if "@" in str(svc.get("image", "")) else ""
+            digest = str(svc.get("image", "")).partition("@")[2]
             good = [c for c in mine if c["hash"] == labels.get(name) and serving(c)
                     and (not digest or c["image"].endswith("@" + digest))]
             # Exactly its replicas, each of this config and serving: an extra one (a swap cut

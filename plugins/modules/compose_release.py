@@ -19,8 +19,8 @@ description:
     env file, or containers that do not match them). Nothing that runs is touched.
   - C(applied) makes the planned candidate the running project (and the env file written beside it by
     the ssm_secrets role the running env file), writes each service's own env file, and starts the
-    project in start-up order (each service once what it depends on is healthy), health-gated; it fails naming the services that did not become
-    healthy, with their last log lines.
+    project in start-up order (each service once what it depends on is healthy), health-gated; it
+    fails naming the services that did not become healthy, with their last log lines.
   - C(started_beside) is the start-first half of a swap - it promotes the planned candidate and starts new
     containers of one service next to the running ones (twice its replicas in all, without recreating
     the running ones), and returns once the new ones are healthy; new containers that do not become
