@@ -248,6 +248,20 @@ class Compose:
         rc, out, err = self.compose("logs", "--no-color", "--tail", str(lines), *services, check=False)
         return self.scrub(out + err).strip()
 
+    def container_logs(self, containers: Sequence[Mapping[str, str]], lines: int) -> str:
+        """The last ``lines`` log lines of each given container (rows of ``containers()``), masked.
+
+        Each line is prefixed with the container's name, as ``docker compose logs`` does; used
+        where the service also has containers that are not at fault (a start-first swap).
+        """
+        if lines <= 0:
+            return ""
+        text = []
+        for row in containers:
+            rc, out, err = self._run(["docker", "logs", "--tail", str(lines), row["id"]])
+            text.extend(f"{row['name']}  | {line}" for line in (out + err).splitlines() if line.strip())
+        return self.scrub("\n".join(text)).strip()
+
 
 def health_of(row: Mapping[str, str]) -> str:
     """healthy / unhealthy / starting / none (no healthcheck), from `docker ps` status text."""
@@ -547,14 +561,23 @@ class Release:
                 return late
             time.sleep(1)
 
-    def failure(self, services: Sequence[str], log_lines: int, why: str) -> ComposeError:
-        rows = self.compose.containers()
+    def failure(self, services: Sequence[str], log_lines: int, why: str,
+                only: Optional[Sequence[str]] = None) -> ComposeError:
+        """ComposeError naming each service's containers, their state and their last log lines.
+
+        ``only``: ids of the containers at fault (the new ones of a start-first swap); the
+        service's other containers are then left out of the states and the logs.
+        """
+        rows = [r for r in self.compose.containers() if only is None or r["id"] in only]
         states = []
         for service in services:
             mine = [r for r in rows if r["service"] == service]
             text = "; ".join(f"{r['name']}: {r['state']}, health {health_of(r)}" for r in mine) or "no container"
             states.append(f"{service} ({text})")
-        logs = self.compose.logs(list(services), log_lines)
+        if only is None:
+            logs = self.compose.logs(list(services), log_lines)
+        else:
+            logs = self.compose.container_logs([r for r in rows if r["service"] in services], log_lines)
         return ComposeError(f"{why}: {', '.join(states)}.", failed_services=list(services), logs=logs.splitlines())
 
     def up(self, project: Mapping[str, Any], only: Optional[Sequence[str]], log_lines: int,
@@ -656,7 +679,8 @@ class Release:
             time.sleep(1)
         if rc != 0 or len(ready) < wanted:
             error = self.failure([service], log_lines, "the new {0} did not become healthy within {1} s{2}".format(
-                service, wait, "" if rc == 0 else " (" + brief(err or out, self.compose.secrets, 400) + ")"))
+                service, wait, "" if rc == 0 else " (" + brief(err or out, self.compose.secrets, 400) + ")"),
+                only=[c["id"] for c in new])
             if new:
                 self.compose.docker("rm", "--force", *[c["id"] for c in new], what="removing the new containers")
             error.msg += " They were removed; the running ones never stopped."

@@ -93,6 +93,10 @@ def test_a_never_healthy_release_is_undone_by_itself_and_drops_no_request(host, 
     assert run.returncode != 0
     assert "sgivu-gateway" in run.stdout and "did not become healthy" in run.stdout
     assert "listening on" in run.stdout, "the failure should show the service's last log lines"
+    # The step is named as written, and only the new container is blamed and quoted: the old one serves.
+    assert "Start the new containers beside the running ones" in run.stdout
+    assert f"{NEVER_HEALTHY} starting" in run.stdout
+    assert not [c["Name"] for c in gateway_containers(host, stack) if c["Name"].lstrip("/") in run.stdout]
     assert watch.failures == []
     assert watch.versions == {NEXT}
     assert [c["Id"] for c in gateway_containers(host, stack)] == before

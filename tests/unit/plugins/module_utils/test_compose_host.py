@@ -527,6 +527,30 @@ def test_a_container_running_another_image_than_the_pinned_digest_is_changed(tmp
     assert release.differences(pinned, HASHES, [same]) == ([], [])
 
 
+def test_container_logs_prefix_each_line_with_the_container_name_and_mask_values():
+    run = FakeRun((0, f"starting\npassword={SECRET}\n", "warn\n"))
+    text = Compose(run, ROOT, "sgivu", secrets=[SECRET]).container_logs([row("api", "sgivu-api-2")], 5)
+    assert run.calls == [["docker", "logs", "--tail", "5", "sgivu-api-2"]]
+    assert text.splitlines() == ["sgivu-api-2  | starting", f"sgivu-api-2  | password={MASK}", "sgivu-api-2  | warn"]
+
+
+def test_a_failure_limited_to_the_new_containers_leaves_the_serving_ones_out(tmp_path):
+    """A start-first swap that fails names the new container only: the old one serves and is not at fault."""
+    ps = ps_line(id="old", name="sgivu-api-1") + "\n" + ps_line(
+        id="new", name="sgivu-api-2", status="Up 9 seconds (health: starting)") + "\n"
+
+    def answer(argv: List[str]) -> Answer:
+        if argv[:2] == ["docker", "ps"]:
+            return 0, ps, ""
+        return 0, f"log of {argv[-1]}\n", ""
+
+    run = FakeRun(answer)
+    error = Release(run, str(tmp_path), "sgivu").failure(["api"], 20, "the new api did not become healthy", only=["new"])
+    assert error.msg == "the new api did not become healthy: api (sgivu-api-2: running, health starting)."
+    assert error.details["logs"] == ["sgivu-api-2  | log of new"]
+    assert not any(call[:3] == ["docker", "logs", "--tail"] and call[-1] == "old" for call in run.calls)
+
+
 def test_a_container_of_a_service_not_in_the_project_is_an_orphan(tmp_path):
     assert differences(tmp_path, matching_rows() + [row("old", "sgivu-old-1")]) == ([], ["sgivu-old-1"])
 
