@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.sgivu.deploy.plugins.module_utils.releases import (
+    event,
     service_names,
     service_rollback,
     stack_rollback,
@@ -38,6 +39,14 @@ def release_stack_rollback(history: Dict[str, Any], release_id: Optional[str] = 
     return stack_rollback(history, release_id or None)
 
 
+@operator_errors(ValueError)
+def release_event(release: Dict[str, Any], outcome: str, host: str, stack: str, started: str, finished: str,
+                  error: Optional[str] = None, restored: Optional[str] = None,
+                  run: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
+    """Return the notification of one change on one host (outcome, release, digests, who, duration)."""
+    return event(release, outcome, host, stack, started, finished, error, restored, run)
+
+
 def release_status(history: Dict[str, Any], containers: List[Dict[str, Any]], newest: int = 10) -> List[str]:
     """Return the lines status.yml prints: newest releases, then the stack's containers."""
     return status_lines(history, containers, newest)
@@ -47,4 +56,4 @@ class FilterModule:
     """Release history filters of sgivu.deploy."""
 
     def filters(self) -> Dict[str, Callable[..., Any]]:
-        return filters(release_service_names, release_service_rollback, release_stack_rollback, release_status)
+        return filters(release_event, release_service_names, release_service_rollback, release_stack_rollback, release_status)

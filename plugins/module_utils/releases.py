@@ -22,12 +22,18 @@ choice here compares digests.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
 
 __all__ = ["service_names", "load", "dumps", "same_state", "append", "find", "restorable", "last_good", "service_rollback",
-           "stack_rollback", "status_lines", "unique_id"]
+           "stack_rollback", "status_lines", "unique_id", "event", "OUTCOMES"]
 
 _STATE_KEYS = ("services", "compose_sha256", "env_sha256")
+# How a change ended on a host: applied and healthy; failed and the last good release put back;
+# failed and not put back (nothing had changed yet, no good release to go to, or the restore failed).
+OUTCOMES = ("ok", "rolled_back", "failed")
+EVENT_SCHEMA = 1
+_ERROR_CHARS = 1000
 FORMAT = 2
 
 
@@ -214,3 +220,46 @@ def status_lines(history: Mapping[str, Any], containers: List[Mapping[str, Any]]
         name = (container.get("Names") or ["?"])[0].lstrip("/")
         lines.append(f"{name:<32} {container.get('Image', '?'):<60} {container.get('Status', '?')}")
     return lines
+
+
+def _instant(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 time: {value!r}") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def event(release: Mapping[str, Any], outcome: str, host: str, stack: str, started: str, finished: str,
+          error: Optional[str] = None, restored: Optional[str] = None, run: Optional[Mapping[str, Any]] = None
+          ) -> Dict[str, Any]:
+    """The notification of one change on one host: a flat JSON-ready dict, no secret in it.
+
+    ``release`` is the record the history gets (id, who, purpose, services by digest); ``started``
+    and ``finished`` are ISO 8601 times (UTC when no offset); ``error`` is the operator's message
+    of a failed change (already masked by the modules that made it), cut to 1000 characters;
+    ``restored`` the good release put back; ``run`` what identifies the controller's run (AWX job
+    id and template). Raises ValueError on an unknown outcome or a time that is not ISO 8601.
+    """
+    if outcome not in OUTCOMES:
+        raise ValueError(f"outcome must be one of {', '.join(OUTCOMES)}, not {outcome!r}")
+    begin, end = _instant(started), _instant(finished)
+    services = release.get("services") or {}
+    text = (error or "").strip()
+    return {
+        "event": "sgivu.deploy.release",
+        "schema": EVENT_SCHEMA,
+        "stack": stack,
+        "host": host,
+        "outcome": outcome,
+        "release": release.get("id"),
+        "purpose": release.get("purpose"),
+        "who": release.get("who"),
+        "images": {name: entry.get("image") for name, entry in sorted(services.items())},
+        "restored": restored or None,
+        "started": begin.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "finished": end.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "duration_s": round(max((end - begin).total_seconds(), 0.0), 1),
+        "error": (text[: _ERROR_CHARS - 3] + "...") if len(text) > _ERROR_CHARS else (text or None),
+        "run": {k: v for k, v in sorted((run or {}).items()) if v not in (None, "")},
+    }

@@ -172,3 +172,63 @@ def test_status_lines_show_newest_first_with_what_changed_and_the_containers():
     assert lines[2].startswith("r1") and lines[2].endswith("api") and " good " in lines[2]
     assert lines[3].startswith("r0") and lines[3].endswith("(first shown)")
     assert any(line.startswith("s-api-1") and "(healthy)" in line for line in lines)
+
+
+# --------------------------------------------------------------------------
+# event: the notification of one change on one host
+# --------------------------------------------------------------------------
+def change_event(**kwargs) -> dict:
+    record = dict(release("20261130T120000Z", tag="1.1.0"), purpose="update api 1.1.0")
+    arguments = dict(outcome="ok", host="web-1", stack="sgivu", started="2026-11-30T12:00:00+00:00",
+                     finished="2026-11-30T12:00:42.46+00:00")
+    arguments.update(kwargs)
+    return releases.event(record, **arguments)
+
+
+def test_an_event_names_the_release_its_images_by_digest_who_and_where():
+    event = change_event()
+    assert event["event"] == "sgivu.deploy.release" and event["schema"] == 1
+    assert (event["stack"], event["host"], event["outcome"]) == ("sgivu", "web-1", "ok")
+    assert (event["release"], event["purpose"], event["who"]) == ("20261130T120000Z", "update api 1.1.0", "ops")
+    assert event["images"] == {"api": "r/api:1.1.0@sha256:1.1.0"}
+    assert event["error"] is None and event["restored"] is None
+
+
+def test_an_event_gives_times_in_utc_and_the_duration_in_seconds():
+    event = change_event(started="2026-11-30T13:00:00+01:00", finished="2026-11-30T12:01:05Z")
+    assert (event["started"], event["finished"], event["duration_s"]) == ("2026-11-30T12:00:00Z", "2026-11-30T12:01:05Z", 65.0)
+
+
+def test_an_event_reads_a_time_without_offset_as_utc():
+    assert change_event(started="2026-11-30T12:00:00", finished="2026-11-30T12:00:01")["duration_s"] == 1.0
+
+
+def test_a_rolled_back_event_names_the_release_put_back_and_what_went_wrong():
+    event = change_event(outcome="rolled_back", error="  the new api did not become healthy  ", restored="20261129T090000Z")
+    assert (event["outcome"], event["restored"], event["error"]) == (
+        "rolled_back", "20261129T090000Z", "the new api did not become healthy")
+
+
+def test_an_event_cuts_a_long_error_to_a_thousand_characters():
+    assert len(change_event(outcome="failed", error="x" * 5000)["error"]) == 1000
+
+
+def test_an_event_keeps_only_the_run_facts_that_have_a_value():
+    assert change_event(run={"awx_job_id": 42, "awx_job_template": None})["run"] == {"awx_job_id": 42}
+
+
+@pytest.mark.parametrize("outcome", ["OK", "success", "", "rolled back"])
+def test_an_unknown_outcome_is_refused_naming_the_known_ones(outcome):
+    with pytest.raises(ValueError, match="ok, rolled_back, failed"):
+        change_event(outcome=outcome)
+
+
+def test_a_time_that_is_not_iso_8601_is_refused_naming_it():
+    with pytest.raises(ValueError, match="yesterday"):
+        change_event(started="yesterday")
+
+
+def test_an_event_holds_nothing_of_the_record_but_what_it_lists():
+    """The record may gain fields (a backup path, hashes); the event carries only its own keys."""
+    event = change_event()
+    assert "backup" not in event and "env_sha256" not in event and "compose_sha256" not in event
