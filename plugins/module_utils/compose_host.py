@@ -184,6 +184,14 @@ def digest_of(ref: str) -> Optional[str]:
     return f"{repository(ref)}@{ref.split('@', 1)[1]}" if "@" in ref else None
 
 
+def clear_docker_environment() -> None:
+    """Drop every variable that could steer Compose or the Docker CLI (COMPOSE_*, DOCKER_*,
+    BUILDKIT_*) from this process's environment: only explicit arguments decide what they do."""
+    for key in list(os.environ):
+        if key.startswith(("COMPOSE_", "DOCKER_", "BUILDKIT_")):
+            del os.environ[key]
+
+
 # --- the Compose CLI ----------------------------------------------------------------------
 class Compose:
     """``docker compose`` for one project, with nothing but explicit arguments deciding what it does."""
@@ -202,6 +210,11 @@ class Compose:
         if check and rc != 0:
             raise ComposeError(f"{what or 'docker ' + args[0]} failed: {brief(err or out, self.secrets, 1500)}")
         return out
+
+    def attempt(self, *args: str) -> Optional[str]:
+        """Run ``docker <args>``; None when it worked, else what it printed (masked)."""
+        rc, out, err = self._run(["docker", *args])
+        return None if rc == 0 else brief(err or out, self.secrets, 600)
 
     def compose(self, *args: str, file: str = LIVE, root: Optional[str] = None, check: bool = True,
                 what: str = "") -> Tuple[int, str, str]:
@@ -686,6 +699,63 @@ class Release:
             error.msg += " They were removed; the running ones never stopped."
             raise error
         return {"old": old, "new": [c["id"] for c in new], "containers": self.summaries()}
+
+    def stack_images(self, repositories: Sequence[str]) -> List[Dict[str, Any]]:
+        """Every image on the host with a reference in one of ``repositories``, from ``docker image inspect``:
+        ``{id, tags, digests, size}`` (size in bytes). Images of other repositories are left out."""
+        ids = sorted(set(self.compose.docker("image", "ls", "--quiet", "--no-trunc", what="listing the images").split()))
+        if not ids:
+            return []
+        out = self.compose.docker("image", "inspect", "--format", "{{json .}}", *ids, what="inspecting the images")
+        wanted, found = set(repositories), []
+        for line in out.splitlines():
+            if not line.strip():
+                continue
+            info = json.loads(line)
+            tags, digests = info.get("RepoTags") or [], info.get("RepoDigests") or []
+            if any(repository(ref) in wanted for ref in tags + digests):
+                found.append({"id": info["Id"], "tags": tags, "digests": digests, "size": int(info.get("Size") or 0)})
+        return found
+
+    def prune_images(self, digests: Sequence[str], repositories: Sequence[str]) -> Dict[str, Any]:
+        """Remove the stack's images that nothing keeps; report what the stack's images take.
+
+        An image of ``repositories`` stays when one of its RepoDigests is in ``digests`` (a kept
+        release names it), or when a container uses it that is running or belongs to another
+        project. Otherwise it goes, by each of its references (no ``--force``), together with the
+        stopped containers of this project that still hold it (leftovers of an old release). An
+        untagged image that still has a digest is removed only when no kept release names that
+        digest: a moved tag never takes a rollback target with it. In check mode nothing is removed.
+        A reference Docker refuses to remove is reported in ``errors``; it never raises.
+        """
+        keep = set(digests)
+        fmt = "\t".join(["{{.ID}}", "{{.State}}", '{{.Label "com.docker.compose.project"}}'])
+        containers = [dict(zip(("id", "state", "project"), line.split("\t")))
+                      for line in self.compose.docker("ps", "--all", "--no-trunc", "--format", fmt,
+                                                      what="listing the containers").splitlines() if line.strip()]
+        image_of: Dict[str, str] = {}
+        if containers:
+            out = self.compose.docker("container", "inspect", "--format", "{{.Id}} {{.Image}}",
+                                      *[c["id"] for c in containers], what="inspecting the containers")
+            image_of = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
+        kept, removed, errors = [], [], []
+        for image in self.stack_images(repositories):
+            users = [c for c in containers if image_of.get(c["id"]) == image["id"]]
+            held = [c for c in users if c["state"] == "running" or c["project"] != self.name]
+            if held or any(d in keep for d in image["digests"]):
+                kept.append(image)
+                continue
+            refs = image["tags"] + image["digests"]
+            if not self.check_mode:
+                error = self.compose.attempt("container", "rm", *[c["id"] for c in users]) if users else None
+                error = error or self.compose.attempt("image", "rm", *refs)
+                if error:
+                    errors.append(error)
+                    kept.append(image)
+                    continue
+            removed.append({"refs": refs, "size": image["size"], "containers": [c["id"][:12] for c in users]})
+        return {"removed": removed, "errors": errors, "images": len(kept),
+                "images_bytes": sum(i["size"] for i in kept), "reclaimed_bytes": sum(r["size"] for r in removed)}
 
     def retire(self, containers: Sequence[str], grace: int = 30) -> Dict[str, Any]:
         """Stop containers gracefully (SIGTERM, then ``grace`` seconds to finish) and remove them."""

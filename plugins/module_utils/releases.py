@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
 
 __all__ = ["service_names", "load", "dumps", "same_state", "append", "find", "restorable", "last_good", "service_rollback",
-           "stack_rollback", "status_lines", "unique_id", "event", "OUTCOMES"]
+           "stack_rollback", "status_lines", "unique_id", "event", "OUTCOMES", "image_retention"]
 
 _STATE_KEYS = ("services", "compose_sha256", "env_sha256")
 # How a change ended on a host: applied and healthy; failed and the last good release put back;
@@ -263,3 +263,37 @@ def event(release: Mapping[str, Any], outcome: str, host: str, stack: str, start
         "error": (text[: _ERROR_CHARS - 3] + "...") if len(text) > _ERROR_CHARS else (text or None),
         "run": {k: v for k, v in sorted((run or {}).items()) if v not in (None, "")},
     }
+
+
+def _repository(ref: str) -> str:
+    ref = ref.split("@", 1)[0]
+    head, _, last = ref.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+
+
+def image_retention(history: Mapping[str, Any], keep: int) -> Dict[str, List[str]]:
+    """What image pruning keeps: the digests of the newest ``keep`` restorable releases.
+
+    Returns ``{"digests": ["repo@sha256:...", ...], "repositories": [...], "releases": [ids]}``:
+    every image a kept release names, by digest, and every repository any recorded release
+    used (the images of the stack; an image of another repository is never the stack's to
+    remove). Failed releases are never rolled back to, so they keep nothing. Raises ValueError
+    when ``keep`` is below 1: pruning must always leave the last good release's images.
+    """
+    if int(keep) < 1:
+        raise ValueError(f"image pruning keeps at least the last good release (keep >= 1), not {keep}")
+    good = [r for r in history.get("releases", []) if restorable(r)]
+    kept = good[-int(keep):]
+    digests, repositories = set(), set()
+    for release in history.get("releases", []):
+        for entry in (release.get("services") or {}).values():
+            image = entry.get("image") or ""
+            if image:
+                repositories.add(_repository(image))
+    for release in kept:
+        for entry in (release.get("services") or {}).values():
+            image = entry.get("image") or ""
+            digest = entry.get("digest") or (f"{_repository(image)}@{image.split('@', 1)[1]}" if "@" in image else "")
+            if digest:
+                digests.add(digest)
+    return {"digests": sorted(digests), "repositories": sorted(repositories), "releases": [r["id"] for r in kept]}

@@ -192,10 +192,8 @@ logs:
   elements: str
 """
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.sgivu.deploy.plugins.module_utils.compose_host import ComposeError, Release
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose_host import ComposeError, Release, clear_docker_environment
 
 
 def main() -> None:
@@ -219,10 +217,7 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
-    # Nothing in this process's environment may steer Compose or the Docker CLI.
-    for key in list(os.environ):
-        if key.startswith(("COMPOSE_", "DOCKER_", "BUILDKIT_")):
-            del os.environ[key]
+    clear_docker_environment()
     release = Release(module.run_command, p["root"], p["name"], check_mode=module.check_mode)
     try:
         if p["state"] == "planned":

@@ -589,3 +589,88 @@ def test_a_reference_by_digest_is_taken_as_it_is(tmp_path):
 
 def test_a_new_service_is_asked_of_the_registry(tmp_path):
     assert decide(tmp_path, "missing", {"api": "r/api:1.0", "web": "r/web:1.0"}, {"api": f"r/api:1.0@{DIGEST_A}"})[1] == ["web"]
+
+
+# --------------------------------------------------------------------------
+# prune_images: the stack's images nothing keeps
+# --------------------------------------------------------------------------
+def image_json(iid: str, tags: List[str], digests: List[str], size: int = 100) -> str:
+    return json.dumps({"Id": iid, "RepoTags": tags, "RepoDigests": digests, "Size": size})
+
+
+class DockerHost:
+    """A fake Docker: images, containers (id, state, project, image id), and what was removed."""
+
+    def __init__(self, images: List[str], containers: List[Tuple[str, str, str, str]], refuse: str = "") -> None:
+        self.images, self.containers, self.refuse = images, containers, refuse
+        self.removed: List[List[str]] = []
+
+    def __call__(self, argv: List[str], **kwargs: Any) -> Answer:
+        if argv[1:3] == ["image", "ls"]:
+            return 0, "\n".join(json.loads(i)["Id"] for i in self.images) + "\n", ""
+        if argv[1:3] == ["image", "inspect"]:
+            return 0, "\n".join(self.images) + "\n", ""
+        if argv[1] == "ps":
+            return 0, "".join(f"{c[0]}\t{c[1]}\t{c[2]}\n" for c in self.containers), ""
+        if argv[1:3] == ["container", "inspect"]:
+            return 0, "".join(f"{c[0]} {c[3]}\n" for c in self.containers), ""
+        if argv[2] == "rm":
+            if self.refuse and self.refuse in argv:
+                return 1, "", f"Error response from daemon: conflict: unable to remove {self.refuse}"
+            self.removed.append(argv[1:])
+            return 0, "", ""
+        raise AssertionError(argv)
+
+
+API = "reg/s/api"
+KEPT = image_json("sha256:new", [f"{API}:2"], [f"{API}@sha256:d2"], 300)
+OLD = image_json("sha256:old", [f"{API}:1"], [f"{API}@sha256:d1"], 200)
+MOVED = image_json("sha256:moved", [], [f"{API}@sha256:d0"], 150)  # its tag moved on; only the digest is left
+OTHER = image_json("sha256:other", ["elsewhere/app:1"], ["elsewhere/app@sha256:e"], 999)
+
+
+def prune(tmp_path: Path, docker: DockerHost, keep: List[str], check_mode: bool = False) -> Dict[str, Any]:
+    return Release(docker, str(tmp_path), "sgivu", check_mode=check_mode).prune_images(keep, [API])
+
+
+def test_pruning_keeps_the_images_kept_releases_name_and_removes_the_others_by_reference(tmp_path):
+    docker = DockerHost([KEPT, OLD, MOVED, OTHER], [("c1", "running", "sgivu", "sha256:new")])
+    result = prune(tmp_path, docker, [f"{API}@sha256:d2", f"{API}@sha256:d0"])
+    assert docker.removed == [["image", "rm", f"{API}:1", f"{API}@sha256:d1"]]
+    assert (result["images"], result["images_bytes"], result["reclaimed_bytes"]) == (2, 450, 200)
+
+
+def test_pruning_removes_an_untagged_image_no_kept_release_names(tmp_path):
+    docker = DockerHost([KEPT, MOVED], [])
+    prune(tmp_path, docker, [f"{API}@sha256:d2"])
+    assert docker.removed == [["image", "rm", f"{API}@sha256:d0"]]
+
+
+def test_pruning_never_touches_another_repository(tmp_path):
+    docker = DockerHost([OTHER], [])
+    assert prune(tmp_path, docker, [])["removed"] == [] and docker.removed == []
+
+
+def test_pruning_keeps_an_image_a_running_container_or_another_project_uses(tmp_path):
+    docker = DockerHost([OLD, MOVED], [("c1", "running", "sgivu", "sha256:old"), ("c2", "exited", "tools", "sha256:moved")])
+    assert prune(tmp_path, docker, [])["removed"] == [] and docker.removed == []
+
+
+def test_pruning_removes_the_stopped_containers_of_the_stack_that_hold_an_old_image(tmp_path):
+    docker = DockerHost([OLD], [("c9", "exited", "sgivu", "sha256:old")])
+    result = prune(tmp_path, docker, [])
+    assert docker.removed == [["container", "rm", "c9"], ["image", "rm", f"{API}:1", f"{API}@sha256:d1"]]
+    assert result["removed"][0]["containers"] == ["c9"]
+
+
+def test_pruning_in_check_mode_reports_and_removes_nothing(tmp_path):
+    docker = DockerHost([KEPT, OLD], [])
+    result = prune(tmp_path, docker, [f"{API}@sha256:d2"], check_mode=True)
+    assert docker.removed == [] and result["reclaimed_bytes"] == 200 and result["images"] == 1
+
+
+def test_an_image_docker_refuses_to_remove_is_reported_and_counted_as_kept(tmp_path):
+    docker = DockerHost([OLD], [], refuse=f"{API}:1")
+    result = prune(tmp_path, docker, [])
+    assert result["removed"] == [] and result["images"] == 1
+    assert "unable to remove" in result["errors"][0]

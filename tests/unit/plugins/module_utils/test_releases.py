@@ -232,3 +232,39 @@ def test_an_event_holds_nothing_of_the_record_but_what_it_lists():
     """The record may gain fields (a backup path, hashes); the event carries only its own keys."""
     event = change_event()
     assert "backup" not in event and "env_sha256" not in event and "compose_sha256" not in event
+
+
+# --------------------------------------------------------------------------
+# image_retention: which images pruning keeps
+# --------------------------------------------------------------------------
+def history_of(*entries: dict) -> dict:
+    return {"stack": "s", "releases": list(entries)}
+
+
+def test_retention_keeps_the_digests_of_the_newest_good_releases():
+    kept = releases.image_retention(history_of(release("r1", digest="d1"), release("r2", digest="d2"),
+                                               release("r3", digest="d3")), keep=2)
+    assert kept["digests"] == ["r/api@sha256:d2", "r/api@sha256:d3"] and kept["releases"] == ["r2", "r3"]
+
+
+def test_retention_keeps_nothing_for_a_failed_release():
+    kept = releases.image_retention(history_of(release("r1", digest="d1"), release("r2", digest="d2", status="failed")),
+                                    keep=1)
+    assert kept["digests"] == ["r/api@sha256:d1"]
+
+
+def test_retention_names_every_repository_any_release_used():
+    old = release("r1", digest="d1")
+    old["services"]["gone"] = {"image": "reg:5000/s/gone:1@sha256:g", "digest": "reg:5000/s/gone@sha256:g"}
+    kept = releases.image_retention(history_of(old, release("r2", digest="d2")), keep=1)
+    assert kept["repositories"] == ["r/api", "reg:5000/s/gone"] and kept["digests"] == ["r/api@sha256:d2"]
+
+
+def test_retention_with_fewer_good_releases_keeps_them_all():
+    assert releases.image_retention(history_of(release("r1", digest="d1")), keep=5)["releases"] == ["r1"]
+
+
+@pytest.mark.parametrize("keep", [0, -1])
+def test_retention_always_keeps_the_last_good_release(keep):
+    with pytest.raises(ValueError, match="keep >= 1"):
+        releases.image_retention(history_of(release("r1")), keep=keep)
