@@ -16,6 +16,8 @@ Template entry (``awx_templates[]``)::
     playbook     str, required   path in the project (deploy.yml, update.yml, ...)
     description  str = ""
     survey       list = []       questions, in the order AWX shows them
+    callback     bool = false    a provisioning callback: a new instance asks AWX (with the
+                                 template's host config key) to run the template limited to it
 
 Question entry (``survey[]``)::
 
@@ -74,7 +76,7 @@ TEXT_TYPES = ("text", "textarea", "password")
 # ``choices_from`` value: the enabled services of the catalog.
 CATALOG = "catalog"
 
-TEMPLATE_KEYS = frozenset(("name", "playbook", "description", "survey"))
+TEMPLATE_KEYS = frozenset(("name", "playbook", "description", "survey", "callback"))
 QUESTION_KEYS = frozenset(
     ("variable", "question", "description", "type", "required", "default", "min", "max", "choices", "choices_from")
 )
@@ -165,9 +167,10 @@ def survey_spec(name: str, description: str, questions: Any, service_names: Sequ
 
 def job_templates(templates: Any, services: Any) -> List[Dict[str, Any]]:
     """Arguments of ``awx.awx.job_template`` for each template (project, inventory and the
-    like are the caller's): name, description, playbook, the survey, and the rules every
-    template of this stack follows (jobs of one template queue, never run side by side;
-    no free extra vars, only the survey).
+    like are the caller's): name, description, playbook, the survey, whether it takes
+    provisioning callbacks, and the rules every template of this stack follows (jobs of one
+    template queue, never run side by side, so instances that call back at once are configured
+    one after another; no free extra vars, only the survey).
     """
     if not isinstance(templates, list) or not templates:
         raise AwxError("the job templates are invalid", ["awx_templates must be a non-empty list"])
@@ -186,6 +189,9 @@ def job_templates(templates: Any, services: Any) -> List[Dict[str, Any]]:
             if not (isinstance(raw.get(key), str) and raw[key]):
                 problems.append("{0}: {1} is required (a non-empty string)".format(where, key))
         description = raw.get("description") or ""
+        callback = raw.get("callback", False)
+        if not isinstance(callback, bool):
+            problems.append("{0}: callback must be true or false, got {1!r}".format(where, callback))
         try:
             spec = survey_spec(str(raw.get("name", "")), str(description), raw.get("survey"), service_names)
         except AwxError as exc:
@@ -201,6 +207,7 @@ def job_templates(templates: Any, services: Any) -> List[Dict[str, Any]]:
                 "ask_variables_on_launch": False,
                 "survey_enabled": bool(spec),
                 "survey_spec": spec,
+                "callback": callback is True,
             }
         )
     names = [t["name"] for t in result]

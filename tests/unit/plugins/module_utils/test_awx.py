@@ -238,3 +238,24 @@ def test_an_invalid_spec_is_refused_before_any_answer():
         awx.survey_extra_vars({"name": "t", "description": "", "spec": []}, {})
     with pytest.raises(awx.AwxError, match="description must be a string"):
         awx.validate_survey_spec({"name": "t", "spec": [{}]})
+
+
+# --------------------------------------------------------------------------
+# provisioning callbacks
+# --------------------------------------------------------------------------
+def test_a_template_takes_callbacks_only_when_it_says_so():
+    joined = templates(dict(STATUS, name="s join", playbook="deploy.yml", callback=True))
+    assert [t["callback"] for t in joined] == [False, False, False, True]
+
+
+def test_a_callback_template_still_queues_its_jobs():
+    """Instances an Auto Scaling group launches together call back together: one deploy at a time."""
+    joined = templates(dict(STATUS, name="s join", playbook="deploy.yml", callback=True))[-1]
+    assert joined["allow_simultaneous"] is False and joined["ask_variables_on_launch"] is False
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_a_callback_that_is_not_a_boolean_is_refused(value):
+    with pytest.raises(awx.AwxError) as info:
+        templates(dict(STATUS, name="s join", callback=value))
+    assert any("callback must be true or false" in p for p in info.value.problems)
