@@ -738,22 +738,28 @@ class Release:
             out = self.compose.docker("container", "inspect", "--format", "{{.Id}} {{.Image}}",
                                       *[c["id"] for c in containers], what="inspecting the containers")
             image_of = dict(line.split(" ", 1) for line in out.splitlines() if " " in line)
-        kept, removed, errors = [], [], []
+        kept, removed, errors, wanted = [], [], [], set(repositories)
         for image in self.stack_images(repositories):
             users = [c for c in containers if image_of.get(c["id"]) == image["id"]]
             held = [c for c in users if c["state"] == "running" or c["project"] != self.name]
-            if held or any(d in keep for d in image["digests"]):
+            if held or any(r in keep for r in image["digests"] + image["tags"]):
                 kept.append(image)
                 continue
-            refs = image["tags"] + image["digests"]
+            mine = [r for r in image["tags"] + image["digests"] if repository(r) in wanted]
+            shared = len(mine) < len(image["tags"]) + len(image["digests"])  # another repository names it too
+            tagged = {repository(t) for t in image["tags"] if t in mine}
+            # Removing a repository's last tag drops its digest references too: name those only when untagged.
+            refs = [r for r in mine if "@" not in r or repository(r) not in tagged]
+            users = [] if shared else users
             if not self.check_mode:
                 error = self.compose.attempt("container", "rm", *[c["id"] for c in users]) if users else None
                 error = error or self.compose.attempt("image", "rm", *refs)
-                if error:
+                if error and self.compose.attempt("image", "inspect", "--format", "{{.Id}}", image["id"]) is None:
                     errors.append(error)
                     kept.append(image)
                     continue
-            removed.append({"refs": refs, "size": image["size"], "containers": [c["id"][:12] for c in users]})
+            removed.append({"refs": refs, "size": 0 if shared else image["size"],
+                            "containers": [c["id"][:12] for c in users]})
         return {"removed": removed, "errors": errors, "images": len(kept),
                 "images_bytes": sum(i["size"] for i in kept), "reclaimed_bytes": sum(r["size"] for r in removed)}
 

@@ -296,4 +296,6 @@ def image_retention(history: Mapping[str, Any], keep: int) -> Dict[str, List[str
             digest = entry.get("digest") or (f"{_repository(image)}@{image.split('@', 1)[1]}" if "@" in image else "")
             if digest:
                 digests.add(digest)
+            elif image:  # no digest recorded (a loaded or locally built image): keep it by its tag
+                digests.add(image if ":" in image.rpartition("/")[2] else image + ":latest")
     return {"digests": sorted(digests), "repositories": sorted(repositories), "releases": [r["id"] for r in kept]}

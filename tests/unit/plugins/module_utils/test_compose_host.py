@@ -636,7 +636,7 @@ def prune(tmp_path: Path, docker: DockerHost, keep: List[str], check_mode: bool 
 def test_pruning_keeps_the_images_kept_releases_name_and_removes_the_others_by_reference(tmp_path):
     docker = DockerHost([KEPT, OLD, MOVED, OTHER], [("c1", "running", "sgivu", "sha256:new")])
     result = prune(tmp_path, docker, [f"{API}@sha256:d2", f"{API}@sha256:d0"])
-    assert docker.removed == [["image", "rm", f"{API}:1", f"{API}@sha256:d1"]]
+    assert docker.removed == [["image", "rm", f"{API}:1"]]  # the tag takes its repository's digest refs along
     assert (result["images"], result["images_bytes"], result["reclaimed_bytes"]) == (2, 450, 200)
 
 
@@ -659,7 +659,7 @@ def test_pruning_keeps_an_image_a_running_container_or_another_project_uses(tmp_
 def test_pruning_removes_the_stopped_containers_of_the_stack_that_hold_an_old_image(tmp_path):
     docker = DockerHost([OLD], [("c9", "exited", "sgivu", "sha256:old")])
     result = prune(tmp_path, docker, [])
-    assert docker.removed == [["container", "rm", "c9"], ["image", "rm", f"{API}:1", f"{API}@sha256:d1"]]
+    assert docker.removed == [["container", "rm", "c9"], ["image", "rm", f"{API}:1"]]
     assert result["removed"][0]["containers"] == ["c9"]
 
 
@@ -674,3 +674,10 @@ def test_an_image_docker_refuses_to_remove_is_reported_and_counted_as_kept(tmp_p
     result = prune(tmp_path, docker, [])
     assert result["removed"] == [] and result["images"] == 1
     assert "unable to remove" in result["errors"][0]
+
+
+def test_pruning_only_untags_an_image_another_repository_also_names(tmp_path):
+    shared = image_json("sha256:old", [f"{API}:1", "backup/api:1"], [f"{API}@sha256:d1"], 200)
+    docker = DockerHost([shared], [("c9", "exited", "sgivu", "sha256:old")])
+    result = prune(tmp_path, docker, [])
+    assert docker.removed == [["image", "rm", f"{API}:1"]] and result["reclaimed_bytes"] == 0

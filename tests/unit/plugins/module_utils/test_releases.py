@@ -268,3 +268,9 @@ def test_retention_with_fewer_good_releases_keeps_them_all():
 def test_retention_always_keeps_the_last_good_release(keep):
     with pytest.raises(ValueError, match="keep >= 1"):
         releases.image_retention(history_of(release("r1")), keep=keep)
+
+
+def test_image_retention_keeps_an_image_recorded_without_a_digest_by_its_tag():
+    history = {"releases": [{"id": "a", "status": "good", "format": 2,
+                             "services": {"job": {"image": "reg/s/job:1", "digest": None}, "web": {"image": "reg/s/web"}}}]}
+    assert releases.image_retention(history, 1)["digests"] == ["reg/s/job:1", "reg/s/web:latest"]
