@@ -25,6 +25,8 @@ import json
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
 
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose_host import digest_of, repository
+
 __all__ = ["service_names", "load", "dumps", "same_state", "append", "find", "restorable", "last_good", "service_rollback",
            "stack_rollback", "status_lines", "unique_id", "event", "OUTCOMES", "image_retention"]
 
@@ -265,12 +267,6 @@ def event(release: Mapping[str, Any], outcome: str, host: str, stack: str, start
     }
 
 
-def _repository(ref: str) -> str:
-    ref = ref.split("@", 1)[0]
-    head, _, last = ref.rpartition("/")
-    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
-
-
 def image_retention(history: Mapping[str, Any], keep: int) -> Dict[str, List[str]]:
     """What image pruning keeps: the digests of the newest ``keep`` restorable releases.
 
@@ -289,11 +285,11 @@ def image_retention(history: Mapping[str, Any], keep: int) -> Dict[str, List[str
         for entry in (release.get("services") or {}).values():
             image = entry.get("image") or ""
             if image:
-                repositories.add(_repository(image))
+                repositories.add(repository(image))
     for release in kept:
         for entry in (release.get("services") or {}).values():
             image = entry.get("image") or ""
-            digest = entry.get("digest") or (f"{_repository(image)}@{image.split('@', 1)[1]}" if "@" in image else "")
+            digest = entry.get("digest") or digest_of(image)
             if digest:
                 digests.add(digest)
             elif image:  # no digest recorded (a loaded or locally built image): keep it by its tag
