@@ -4,7 +4,8 @@ The hosts are found by tags through the aws_ec2 inventory (moto's EC2), the jobs
 through ansible-runner with the extra vars a survey sends, and a watcher describes the
 target group every 50 ms while they run. The tests run in file order and build on each
 other: the gateway moves to the next release on every host, then a never-healthy release stops the roll
-on the first host, then a host out of service blocks the next roll before it starts.
+on the first host, a daemon.json change restarts Docker one host at a time (and one the daemon
+refuses is undone on the first host), then a host out of service blocks the next roll before it starts.
 """
 from __future__ import annotations
 
@@ -66,6 +67,36 @@ def served_version(name: str) -> str:
     out = subprocess.run(["docker", "exec", name, "curl", "-fsS", "http://127.0.0.1/v1/version"],
                          capture_output=True, text=True, timeout=30, check=True)
     return json.loads(out.stdout)["version"]
+
+
+def docker_daemon(name: str) -> dict:
+    """What a host's Docker daemon runs with, asked on the host: its main PID (a restart changes
+    it), /etc/docker/daemon.json, the running containers (live-restore keeps them across a
+    restart) and whether a configuration is still kept for a restart to come."""
+    def run(cmd: str) -> str:
+        return subprocess.run(["docker", "exec", name, "sh", "-c", cmd],
+                              capture_output=True, text=True, timeout=30, check=True).stdout
+    return {
+        "pid": run("systemctl show docker --property MainPID --value").strip(),
+        "config": json.loads(run("cat /etc/docker/daemon.json")),
+        "containers": sorted(run("docker ps --quiet --no-trunc").split()),
+        "kept": run("test -e /etc/docker/daemon.json.last-loaded && echo yes || echo no").strip(),
+    }
+
+
+def last_event(name: str, inventory: dict) -> dict:
+    """The newest event in a host's audit log (/opt/<stack>/audit.log, JSON lines)."""
+    stack = inventory["_meta"]["hostvars"][name]["stack_name"]
+    out = subprocess.run(["docker", "exec", name, "tail", "-n", "1", f"/opt/{stack}/audit.log"],
+                         capture_output=True, text=True, timeout=30, check=True)
+    return json.loads(out.stdout)
+
+
+def task_order(job, host: str, *tasks: str) -> list[int]:
+    """Where each task (by the end of its name) first finished on a host, as positions in the job's events."""
+    finished = [e["event_data"].get("task", "") for e in job.events
+                if e.get("event") == "runner_on_ok" and e.get("event_data", {}).get("host") == host]
+    return [next((i for i, task in enumerate(finished) if task.endswith(name)), -1) for name in tasks]
 
 
 def assert_no_secret_in(job, secrets) -> None:
@@ -155,6 +186,62 @@ def test_a_failing_host_stops_the_roll_and_the_others_stay_untouched(fleet, ids,
 
 def test_the_failed_host_serves_again_and_is_back_in_the_group(ids):
     assert target_states(target_group_arn()) == {i: "healthy" for i in ids.values()}
+
+
+DAEMON_STEPS = ("Take the host out and wait until its connections have drained",
+                "restart | Restart the Docker daemon",
+                "Put the host in its target groups and wait until it is healthy")
+
+
+def test_a_daemon_change_restarts_docker_one_host_at_a_time(fleet, ids, secrets, inventory):
+    before = {name: docker_daemon(name) for name in fleet}
+    size = "31m" if before[fleet[0]]["config"]["log-opts"]["max-size"] != "31m" else "29m"
+    with TargetWatcher(list(ids.values())) as watch:
+        job = run_job("deploy.yml", {"docker_host_log_max_size": size})
+    assert job.status == "successful", job.stdout[-3000:]
+    after = {name: docker_daemon(name) for name in fleet}
+    assert not watch.errors
+    assert watch.most_out == 1
+    assert watch.ever_out == set(ids.values())
+    for name in fleet:
+        out, restarted, back = task_order(job, name, *DAEMON_STEPS)
+        assert -1 < out < restarted < back, f"{name} did not restart its daemon between leaving and rejoining the group"
+    assert [name for name in fleet if after[name]["pid"] == before[name]["pid"]] == [], "a daemon did not restart"
+    assert {name: after[name]["config"]["log-opts"]["max-size"] for name in fleet} == {name: size for name in fleet}
+    # live-restore: the stack's containers ran on through the restart.
+    assert {name: after[name]["containers"] for name in fleet} == {name: before[name]["containers"] for name in fleet}
+    assert {name: after[name]["kept"] for name in fleet} == {name: "no" for name in fleet}
+    assert {name: served_version(name) for name in fleet} == {name: NEXT for name in fleet}
+    assert target_states(watch.arn) == {i: "healthy" for i in ids.values()}
+    events = {name: last_event(name, inventory) for name in fleet}
+    assert {name: (e["outcome"], e["purpose"]) for name, e in events.items()} == \
+        {name: ("ok", "restart the Docker daemon to load a changed daemon.json") for name in fleet}
+    assert_no_secret_in(job, secrets)
+
+
+def test_a_daemon_json_the_daemon_refuses_is_undone_on_the_first_host_only(fleet, ids, run_order, inventory):
+    first = run_order[0]
+    before = {name: docker_daemon(name) for name in fleet}
+    with TargetWatcher(list(ids.values())) as watch:
+        job = run_job("deploy.yml", {"docker_host_log_max_size": before[first]["config"]["log-opts"]["max-size"],
+                                     "docker_host_daemon_options": {"sgivu-no-such-option": True}})
+    assert job.status == "failed"
+    assert set(job.stats["failures"]) == {first}
+    assert "don't match any configuration option: sgivu-no-such-option" in job.stdout, \
+        "the daemon's own error is not in the job output"
+    assert "The previous daemon.json is back and the daemon runs with it again" in job.stdout
+    assert "before any stack changed" in job.stdout
+    after = {name: docker_daemon(name) for name in fleet}
+    assert {name: after[name]["config"] for name in fleet} == {name: before[name]["config"] for name in fleet}
+    assert after[first]["pid"] != before[first]["pid"], "the first host's daemon was not restarted with its old file"
+    assert {name: after[name]["pid"] for name in fleet if name != first} == \
+        {name: before[name]["pid"] for name in fleet if name != first}, "the roll went on past the failing host"
+    assert {name: after[name]["kept"] for name in fleet} == {name: "no" for name in fleet}
+    assert watch.ever_out == {ids[first]}
+    assert {name: served_version(name) for name in fleet} == {name: NEXT for name in fleet}
+    assert target_states(watch.arn) == {i: "healthy" for i in ids.values()}
+    event = last_event(first, inventory)
+    assert event["outcome"] == "rolled_back" and "sgivu-no-such-option" in event["error"]
 
 
 def test_a_host_out_of_service_blocks_the_next_roll_before_anything_changes(fleet, ids, run_order):
