@@ -4,7 +4,7 @@
 No SGIVU image can be pulled here, so every application service of a catalog becomes the
 stand-in image (tests/bench/images/standin) with that service's name, port, health path and
 required env keys baked in, the way a real service image carries its own configuration; its
-version is its tag. Tags pushed per application service: the catalog's own tag and every
+version is its tag. A sidecar that provides AWS_XRAY_DAEMON_ADDRESS plays the X-Ray daemon. Tags pushed per application service: the catalog's own tag and every
 stand-in release of bench/images.yml (`next`, `never_healthy`, ...). Database services get the
 bench's PostgreSQL and Redis images under the catalog's repository and tag.
 
@@ -74,6 +74,9 @@ def service_env(name: str, svc: dict, services: dict) -> Dict[str, str]:
         )
     if redis and "REDIS_PASSWORD" in (svc.get("env_keys") or []):
         env["STANDIN_REDIS_URL"] = f"redis://:${{REDIS_PASSWORD}}@{redis}:{services[redis]['port']}/0"
+    if svc.get("kind") == "sidecar" and "AWS_XRAY_DAEMON_ADDRESS" in (svc.get("provides_env") or {}):
+        # The X-Ray daemon: segments over UDP on its port, listed at GET /segments on the same TCP port.
+        env["STANDIN_XRAY_DAEMON"] = "true"
     return env
 
 

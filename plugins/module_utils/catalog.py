@@ -14,7 +14,7 @@ Service entry (``stack_services[<name>]``, the name is the compose service name)
     tag         str, required   an unquoted integer is accepted and turned into a string
     port        int, required   container port (health path and Nginx upstream use it)
     enabled     bool  = true    disabled services stay in the catalog but are not deployed
-    kind        str   = service database | service
+    kind        str   = service database | service | sidecar
     public      bool  = false   reached by host Nginx (routes may target it)
     publish     bool  = public  published on 127.0.0.1:<host_port>; a public service with
                                 publish: false is reached at a fixed address on the stack
@@ -28,6 +28,8 @@ Service entry (``stack_services[<name>]``, the name is the compose service name)
     env_keys    list  = []      keys the service needs from the stack's env file (secrets)
     env         dict  = {}      plain, non-secret environment; values become strings
     databases   list  = []      databases the service owns (for backups)
+    provides_env dict = {}      kind: sidecar only: plain environment every other enabled
+                                service gets (AWS_XRAY_DAEMON_ADDRESS: "xray-daemon:2000")
 
 Route entry (``stack_routes[]``)::
 
@@ -56,6 +58,16 @@ Rules beyond types:
 * Routes: unique (path, match) pairs, and the target must be public. A route to
   a disabled service is valid but is left out of :func:`enabled_routes`, so the
   debug-only routes (``/zipkin/``) can stay in the catalog while Zipkin is off.
+
+Sidecars (decision):
+
+* ``kind: sidecar`` is a daemon the services on the host send to (the X-Ray daemon, a log or
+  metrics agent): one container per host (``replicas: 1``), never public. Its ``provides_env``
+  is how the others find it: while the sidecar is enabled, every other enabled service gets
+  those keys in its ``env`` (the normalised catalog carries them, so Compose renders them); a
+  service that sets a key itself keeps its own value. A disabled sidecar provides nothing. Two
+  enabled sidecars may not provide the same key. On ECS the sidecar runs beside each task; on
+  EC2 one per host serves every service, which is what the Fargate article's tracing needs.
 
 Replicas (decision):
 
@@ -91,7 +103,7 @@ __all__ = [
     "validate_services",
 ]
 
-KINDS = ("database", "service")
+KINDS = ("database", "service", "sidecar")
 MATCHES = ("prefix", "exact", "regex")
 NGINX_PORTS = (80, 443)
 
@@ -112,6 +124,7 @@ SERVICE_KEYS = frozenset(
         "env_keys",
         "env",
         "databases",
+        "provides_env",
     )
 )
 REQUIRED_SERVICE_KEYS = ("image", "tag", "port", "health")
@@ -222,16 +235,18 @@ def _normalize_health(name: str, raw: Any, problems: List[str]) -> Optional[Dict
     return health
 
 
-def _normalize_env(name: str, raw: Any, problems: List[str]) -> Dict[str, str]:
+def _normalize_env(name: str, raw: Any, problems: List[str], field: str = "env") -> Dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
-        problems.append("service {0!r}: env must be a mapping of NAME: value, got {1}".format(name, type(raw).__name__))
+        problems.append(
+            "service {0!r}: {1} must be a mapping of NAME: value, got {2}".format(name, field, type(raw).__name__)
+        )
         return {}
     env: Dict[str, str] = {}
     for key, value in raw.items():
         if not (isinstance(key, str) and _ENV_KEY.match(key)):
-            problems.append("service {0!r}: env key {1!r} is not a valid variable name".format(name, key))
+            problems.append("service {0!r}: {1} key {2!r} is not a valid variable name".format(name, field, key))
             continue
         if isinstance(value, bool):
             env[key] = "true" if value else "false"
@@ -239,8 +254,8 @@ def _normalize_env(name: str, raw: Any, problems: List[str]) -> Dict[str, str]:
             env[key] = str(value)
         else:
             problems.append(
-                "service {0!r}: env {1} must be a plain value (string, number, boolean), got {2}".format(
-                    name, key, type(value).__name__
+                "service {0!r}: {1} {2} must be a plain value (string, number, boolean), got {3}".format(
+                    name, field, key, type(value).__name__
                 )
             )
     return env
@@ -383,6 +398,19 @@ def _normalize_service(name: Any, raw: Any, problems: List[str]) -> Optional[Dic
         if not _DB_NAME.match(db):
             problems.append("service {0!r}: database name {1!r} is not a plain identifier".format(name, db))
     svc["databases"] = list(databases)
+
+    provides = raw.get("provides_env")
+    if provides not in (None, {}) and kind != "sidecar":
+        problems.append(
+            "service {0!r}: provides_env is for kind: sidecar (a daemon the other services send to), "
+            "not kind: {1}".format(name, kind)
+        )
+    svc["provides_env"] = _normalize_env(name, provides, problems, "provides_env") if kind == "sidecar" else {}
+    if kind == "sidecar":
+        if svc["public"] is True:
+            problems.append("service {0!r}: a sidecar is not public (services reach it on the stack network)".format(name))
+        if _is_int(replicas) and replicas != 1:
+            problems.append("service {0!r}: a sidecar runs one container per host, not replicas: {1}".format(name, replicas))
 
     # Replicas: only stateless services scale (see the module docstring).
     if _is_int(replicas) and replicas > 1:
@@ -538,7 +566,33 @@ def _validate_services(services: Any, problems: List[str]) -> Dict[str, Dict[str
                         name_a, name_b, name_a, _fmt_range(span_a), name_b, _fmt_range(span_b), hint
                     )
                 )
+
+    _provide_sidecar_env(normalised, problems)
     return normalised
+
+
+def _provide_sidecar_env(normalised: Dict[str, Dict[str, Any]], problems: List[str]) -> None:
+    """Give every other enabled service the env of the enabled sidecars (its own value wins)."""
+    provided: Dict[str, Tuple[str, str]] = {}
+    for name, svc in normalised.items():
+        if svc["kind"] != "sidecar" or svc["enabled"] is not True:
+            continue
+        for key, value in sorted(svc["provides_env"].items()):
+            if key in provided:
+                problems.append(
+                    "sidecars {0!r} and {1!r} both provide {2}; only one may".format(provided[key][0], name, key)
+                )
+                continue
+            provided[key] = (name, value)
+    for svc in normalised.values():
+        # A sidecar does not send to itself or to another sidecar.
+        if svc["enabled"] is not True or svc["kind"] == "sidecar":
+            continue
+        own = set(svc["env"]) | set(svc["env_keys"])
+        for key, (_, value) in provided.items():
+            if key not in own:
+                svc["env"][key] = value
+        svc["env"] = dict(sorted(svc["env"].items()))
 
 
 # --------------------------------------------------------------------------

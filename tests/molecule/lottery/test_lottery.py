@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import time
+import uuid
 
 import pytest
 
@@ -31,7 +33,7 @@ def test_other_paths_are_not_routed_to_the_app(host):
     assert get(host, "/v1/anything")[0] == 404
 
 
-@pytest.mark.parametrize("service", ["ticket", "printer"])
+@pytest.mark.parametrize("service", ["ticket", "printer", "xray-daemon"])
 def test_internal_services_publish_nothing(host, ansible_vars, service):
     ports = host.check_output(
         f"docker ps --filter label=com.docker.compose.service={service} --format '{{{{.Ports}}}}'"
@@ -48,3 +50,31 @@ def test_the_settings_from_parameter_store_reach_the_env_file(host, ansible_vars
     env = host.file(f"/opt/{ansible_vars['stack_name']}/stack.env")
     assert env.mode == 0o600
     assert "LOTTERY_TABLE=lottery-tickets" in env.content_string.splitlines()
+
+
+def container_of(host, stack: str, service: str) -> str:
+    ids = host.check_output(
+        f"docker ps -q --filter label=com.docker.compose.project={stack} --filter label=com.docker.compose.service={service}"
+    ).split()
+    assert len(ids) == 1, f"{service}: {len(ids)} containers run, one expected"
+    return ids[0]
+
+
+@pytest.mark.parametrize("service", ["ticket", "printer", "lottery"])
+def test_each_service_is_pointed_at_the_tracing_daemon(host, ansible_vars, service):
+    env = json.loads(host.check_output(
+        f"docker inspect --format '{{{{json .Config.Env}}}}' {container_of(host, ansible_vars['stack_name'], service)}"))
+    assert "AWS_XRAY_DAEMON_ADDRESS=xray-daemon:2000" in env
+
+
+def test_a_lottery_api_call_sends_its_trace_segment_to_the_daemon(host, ansible_vars):
+    path = f"/bbb-lotto/lottery/{uuid.uuid4().hex}"
+    assert get(host, path)[0] == 200
+    daemon = container_of(host, ansible_vars["stack_name"], "xray-daemon")
+    for _ in range(50):
+        seen = json.loads(host.check_output(f"docker exec {daemon} curl -fsS http://127.0.0.1:2000/segments"))
+        ours = [s for s in seen["segments"] if s["http"]["request"]["url"] == path]
+        if ours:
+            break
+        time.sleep(0.1)
+    assert [(s["name"], s["http"]["response"]["status"]) for s in ours] == [("lottery", 200)]

@@ -73,3 +73,12 @@ def test_check_fails_naming_a_missing_image(tmp_path):
                           capture_output=True, text=True, check=False)
     assert done.returncode == 1
     assert "missing: image sgivu-bench/ghost:never-built is not in this machine's Docker engine" in done.stderr
+
+
+def test_the_lottery_tracing_sidecar_plays_the_xray_daemon_and_nothing_else_does():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from stack_images import service_env
+
+    played = {(stack, name) for stack in BENCH.stacks() for name, svc in BENCH.catalog(stack).items()
+              if service_env(name, svc, BENCH.catalog(stack)).get("STANDIN_XRAY_DAEMON") == "true"}
+    assert played == {("lottery", "xray-daemon")}

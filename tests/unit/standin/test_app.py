@@ -232,3 +232,49 @@ def test_sigterm_finishes_in_flight_request(standin):
     assert '"path": "/in-flight"' in response
     s.proc.communicate(timeout=10)
     assert s.proc.returncode == 0
+
+
+def segments_seen(daemon, want, timeout=5):
+    """Poll the stand-in X-Ray daemon's /segments until `want` segments arrived."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, _, body = get(daemon.port, "/segments")
+        assert status == 200
+        seen = json.loads(body)
+        if seen["received"] >= want or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.05)
+
+
+def test_a_traced_service_sends_one_segment_per_request_to_the_xray_daemon(standin):
+    daemon = standin(STANDIN_SERVICE="xray-daemon", STANDIN_XRAY_DAEMON="true")
+    app = standin(STANDIN_SERVICE="lottery", STANDIN_VERSION="1.0.0",
+                  AWS_XRAY_DAEMON_ADDRESS="tcp:127.0.0.1:%d udp:127.0.0.1:%d" % (daemon.port, daemon.port))
+    assert get(app.port, "/bbb-lotto/lottery")[0] == 200
+    assert get(app.port, "/actuator/health")[0] == 200  # not traced
+    seen = segments_seen(daemon, 1)
+    time.sleep(0.3)  # a segment of the health check would have arrived by now
+    seen = segments_seen(daemon, 2, timeout=0)
+    assert seen["received"] == 1
+    segment = seen["segments"][0]
+    assert (segment["name"], segment["http"]) == (
+        "lottery", {"request": {"method": "GET", "url": "/bbb-lotto/lottery"}, "response": {"status": 200}})
+    assert segment["trace_id"].startswith("1-") and len(segment["trace_id"]) == 35
+    assert segment["start_time"] <= segment["end_time"]
+
+
+def test_the_xray_daemon_drops_datagrams_that_are_not_segments(standin):
+    daemon = standin(STANDIN_SERVICE="xray-daemon", STANDIN_XRAY_DAEMON="true")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.sendto(b"not a segment", ("127.0.0.1", daemon.port))
+        sock.sendto(b'{"format": "xml"}\n{"name": "x"}', ("127.0.0.1", daemon.port))
+        sock.sendto(b'{"format": "json", "version": 1}\n{"name": "ok"}', ("127.0.0.1", daemon.port))
+    seen = segments_seen(daemon, 1)
+    time.sleep(0.3)
+    assert segments_seen(daemon, 2, timeout=0) == {"received": 1, "segments": [{"name": "ok"}]}
+
+
+def test_an_untraced_service_has_no_segments_endpoint(standin):
+    s = standin(STANDIN_SERVICE="ticket")
+    status, _, body = get(s.port, "/segments")
+    assert status == 200 and json.loads(body)["path"] == "/segments"  # the echo, nothing else

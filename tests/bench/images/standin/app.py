@@ -16,6 +16,11 @@ name, port and health path. Configuration comes only from the environment:
   STANDIN_DATABASE_URL   optional postgresql://user:pass@host:5432/db
   STANDIN_REDIS_URL      optional redis://:pass@host:6379/0
   STANDIN_DB_WAIT        seconds to keep retrying the first DB connection (default 60)
+  STANDIN_XRAY_DAEMON    "true": also play the AWS X-Ray daemon - take segment documents on
+                         UDP STANDIN_PORT (its wire format: a JSON header line, then the
+                         segment) and list the ones received at GET /segments (newest 1000)
+  AWS_XRAY_DAEMON_ADDRESS  host:port of the X-Ray daemon (what the X-Ray SDK reads): every
+                         request but the health check sends one segment there over UDP
 
 A file named NEVER_HEALTHY next to this script (baked by the NEVER_HEALTHY=1
 build arg) makes the health endpoint answer 503 whatever the environment says.
@@ -24,6 +29,8 @@ Only the Python standard library is needed unless a database or Redis URL is
 set (then psycopg2 / redis, imported lazily).
 """
 
+import binascii
+import collections
 import datetime
 import json
 import os
@@ -79,6 +86,89 @@ class Config:
         self.redis_url = _expand(env.get("STANDIN_REDIS_URL"), env)
         self.db_wait = float(env.get("STANDIN_DB_WAIT") or 60)
         self.hostname = socket.gethostname()
+        self.xray_daemon = (env.get("STANDIN_XRAY_DAEMON") or "").strip().lower() in ("true", "1", "yes", "on")
+        self.xray_address = _xray_address(env.get("AWS_XRAY_DAEMON_ADDRESS"))
+
+
+XRAY_HEADER = b'{"format": "json", "version": 1}\n'
+
+
+def _xray_address(value):
+    """(host, port) of the UDP daemon from AWS_XRAY_DAEMON_ADDRESS ("host:port", or the SDK's
+    "tcp:host:port udp:host:port" form); None when unset or unreadable."""
+    if not value:
+        return None
+    parts = value.split()
+    udp = next((p[4:] for p in parts if p.startswith("udp:")), parts[0])
+    host, _, port = udp.rpartition(":")
+    return (host, int(port)) if host and port.isdigit() else None
+
+
+def xray_segment(cfg, method, path, status, started, ended):
+    """One X-Ray segment document of a request, as the X-Ray SDK writes it (trace id: 1-<epoch hex>-<96 bits>)."""
+    return {
+        "name": cfg.service,
+        "id": binascii.hexlify(os.urandom(8)).decode(),
+        "trace_id": "1-%08x-%s" % (int(started), binascii.hexlify(os.urandom(12)).decode()),
+        "start_time": started,
+        "end_time": ended,
+        "http": {"request": {"method": method, "url": path}, "response": {"status": status}},
+        "service": {"version": cfg.version},
+    }
+
+
+def send_segment(cfg, segment):
+    """Send a segment to the daemon, fire and forget (a lost datagram is never the request's problem)."""
+    if not cfg.xray_address:
+        return
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.sendto(XRAY_HEADER + json.dumps(segment).encode(), cfg.xray_address)
+    except OSError:
+        pass
+
+
+class SegmentStore:
+    """What the stand-in X-Ray daemon received: the newest segments, parsed."""
+
+    def __init__(self, keep=1000):
+        self._segments = collections.deque(maxlen=keep)
+        self._lock = threading.Lock()
+        self.received = 0
+
+    def add(self, datagram):
+        header, _, body = datagram.partition(b"\n")
+        try:
+            if json.loads(header.decode()).get("format") != "json":
+                return False
+            segment = json.loads(body.decode())
+        except (ValueError, UnicodeDecodeError, AttributeError):
+            return False
+        with self._lock:
+            self._segments.append(segment)
+            self.received += 1
+        return True
+
+    def snapshot(self):
+        with self._lock:
+            return {"received": self.received, "segments": list(self._segments)}
+
+
+def serve_segments(cfg, store):
+    """The daemon's UDP side: take datagrams on cfg.port until STOP."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((cfg.bind, cfg.port))
+    sock.settimeout(0.5)
+    log("%s: taking X-Ray segments on udp %s:%d" % (cfg.service, cfg.bind, cfg.port))
+    with sock:
+        while not STOP.is_set():
+            try:
+                datagram = sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            store.add(datagram)
 
 
 def missing_required(env):
@@ -184,7 +274,7 @@ def _one_line(exc):
     return " ".join(str(exc).split()) or exc.__class__.__name__
 
 
-def make_handler(cfg, backends):
+def make_handler(cfg, backends, segments=None):
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "sgivu-standin/" + cfg.version
@@ -219,6 +309,19 @@ def make_handler(cfg, backends):
         def log_message(self, fmt, *args):
             log("%s %s %s" % (cfg.service, self.address_string(), fmt % args))
 
+        def handle_one_request(self):
+            # Trace every request but the health check, as an instrumented service does.
+            self._started = time.time()
+            self._status = None
+            BaseHTTPRequestHandler.handle_one_request(self)
+            path = urlsplit(self.path).path if getattr(self, "path", None) else ""
+            if self._status is not None and path != cfg.health_path:
+                send_segment(cfg, xray_segment(cfg, self.command, path, self._status, self._started, time.time()))
+
+        def send_response(self, code, message=None):
+            self._status = code
+            BaseHTTPRequestHandler.send_response(self, code, message)
+
         # --- routes --------------------------------------------------------
         def _health(self):
             comps = backends.check()
@@ -235,6 +338,8 @@ def make_handler(cfg, backends):
                 return self._health()
             if path == "/version":
                 return self._send(200, cfg.version + "\n", "text/plain; charset=utf-8")
+            if path == "/segments" and segments is not None:
+                return self._send(200, segments.snapshot())
             if path == "/actuator/env":
                 return self._send(200, {"activeProfiles": ["standin"], "propertySources": [],
                                         "service": cfg.service})
@@ -331,7 +436,10 @@ def main():
     if STOP.is_set():
         return 0
 
-    server = Server((cfg.bind, cfg.port), make_handler(cfg, backends))
+    segments = SegmentStore() if cfg.xray_daemon else None
+    if segments is not None:
+        threading.Thread(target=serve_segments, args=(cfg, segments), daemon=True).start()
+    server = Server((cfg.bind, cfg.port), make_handler(cfg, backends, segments))
     server_box["server"] = server
     log("%s %s listening on %s:%d" % (cfg.service, cfg.version, cfg.bind, cfg.port))
     if STOP.is_set():  # signal arrived between bind and serve_forever

@@ -139,7 +139,7 @@ PROBE = """\
                 ["sgivu-ml"],
             ],
         ),
-        ("lottery", [["printer", "ticket"], ["lottery"]]),
+        ("lottery", [["printer", "ticket", "xray-daemon"], ["lottery"]]),
     ],
 )
 def test_filters_in_a_playbook_on_the_shipped_inventory(

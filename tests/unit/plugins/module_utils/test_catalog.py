@@ -68,6 +68,7 @@ def test_minimal_service_gets_every_default():
             "env_keys": [],
             "env": {},
             "databases": [],
+            "provides_env": {},
         }
     }
 
@@ -509,7 +510,7 @@ def test_waves_of_the_sgivu_catalog(stack_vars):
 
 
 def test_waves_of_the_lottery_catalog(stack_vars):
-    assert start_waves(stack_vars("lottery")["stack_services"]) == [["printer", "ticket"], ["lottery"]]
+    assert start_waves(stack_vars("lottery")["stack_services"]) == [["printer", "ticket", "xray-daemon"], ["lottery"]]
 
 
 # --------------------------------------------------------------------------
@@ -609,3 +610,60 @@ def test_publish_without_public_is_refused_naming_the_service():
 def test_host_port_on_an_unpublished_service_is_refused_naming_the_service():
     with pytest.raises(CatalogError, match="service 'web': host_port is set but publish is false"):
         validate_services({"web": svc(public=True, publish=False, host_port=18080)})
+
+
+# --------------------------------------------------------------------------
+# sidecars
+# --------------------------------------------------------------------------
+def xray(**overrides: Any) -> Dict[str, Any]:
+    return svc(**{"kind": "sidecar", "port": 2000, "health": {"command": ["curl", "-s", "http://127.0.0.1:2000/"]},
+                  "provides_env": {"AWS_XRAY_DAEMON_ADDRESS": "xray-daemon:2000"}, **overrides})
+
+
+def test_every_other_enabled_service_gets_what_a_sidecar_provides():
+    out = validate_services({"xray-daemon": xray(), "ticket": svc(), "web": svc(public=True, env={"A": "1"}),
+                             "postgres": db()})
+    assert {name: s["env"].get("AWS_XRAY_DAEMON_ADDRESS") for name, s in out.items()} == {
+        "xray-daemon": None, "ticket": "xray-daemon:2000", "web": "xray-daemon:2000", "postgres": "xray-daemon:2000"}
+    assert out["web"]["env"]["A"] == "1"
+
+
+def test_a_service_that_sets_the_key_itself_keeps_its_own_value():
+    out = validate_services({"xray-daemon": xray(), "a": svc(env={"AWS_XRAY_DAEMON_ADDRESS": "elsewhere:2000"}),
+                             "b": svc(env_keys=["AWS_XRAY_DAEMON_ADDRESS"])})
+    assert out["a"]["env"]["AWS_XRAY_DAEMON_ADDRESS"] == "elsewhere:2000"
+    assert "AWS_XRAY_DAEMON_ADDRESS" not in out["b"]["env"]
+
+
+def test_a_disabled_sidecar_provides_nothing():
+    out = validate_services({"xray-daemon": xray(enabled=False), "a": svc()})
+    assert out["a"]["env"] == {}
+
+
+def test_a_disabled_service_gets_nothing():
+    assert validate_services({"xray-daemon": xray(), "a": svc(enabled=False)})["a"]["env"] == {}
+
+
+def test_the_normalised_catalog_validates_to_itself():
+    once = validate_services({"xray-daemon": xray(), "a": svc()})
+    assert validate_services(copy.deepcopy(once)) == once
+
+
+def test_two_sidecars_may_not_provide_one_key():
+    problem = one_problem({"xray-a": xray(), "xray-b": xray(), "a": svc()})
+    assert problem == "sidecars 'xray-a' and 'xray-b' both provide AWS_XRAY_DAEMON_ADDRESS; only one may"
+
+
+def test_provides_env_is_for_sidecars_only():
+    problem = one_problem({"a": svc(provides_env={"X": "y"})})
+    assert problem.startswith("service 'a': provides_env is for kind: sidecar")
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ({"public": True}, "service 'xray-daemon': a sidecar is not public (services reach it on the stack network)"),
+    ({"replicas": 2}, "service 'xray-daemon': a sidecar runs one container per host, not replicas: 2"),
+    ({"provides_env": {"1BAD": "x"}}, "service 'xray-daemon': provides_env key '1BAD' is not a valid variable name"),
+    ({"provides_env": ["A=b"]}, "service 'xray-daemon': provides_env must be a mapping of NAME: value, got list"),
+])
+def test_a_sidecar_is_checked(overrides, expected):
+    assert one_problem({"xray-daemon": xray(**overrides)}) == expected
