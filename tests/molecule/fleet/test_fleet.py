@@ -3,8 +3,9 @@
 The hosts are found by tags through the aws_ec2 inventory (moto's EC2), the jobs run
 through ansible-runner with the extra vars a survey sends, and a watcher describes the
 target group every 50 ms while they run. The tests run in file order and build on each
-other: the gateway moves to the next release on every host, then a never-healthy release stops the roll
-on the first host, a daemon.json change restarts Docker one host at a time (and one the daemon
+other: the gateway moves to the next release on every host, then a never-healthy release stops
+the roll on the first host, a new instance joins the running fleet with one deploy limited to it
+(running the fleet's gateway, not the catalog's), a daemon.json change restarts Docker one host at a time (and one the daemon
 refuses is undone on the first host), then a host out of service blocks the next roll before it starts.
 """
 from __future__ import annotations
@@ -186,6 +187,37 @@ def test_a_failing_host_stops_the_roll_and_the_others_stay_untouched(fleet, ids,
 
 def test_the_failed_host_serves_again_and_is_back_in_the_group(ids):
     assert target_states(target_group_arn()) == {i: "healthy" for i in ids.values()}
+
+
+def test_a_new_instance_joins_the_running_fleet_with_one_limited_deploy(fleet, ids, run_order, inventory):
+    """What AWX's provisioning callback runs for an instance the Auto Scaling group launched
+    ("<stack> deploy new instance": deploy.yml limited to it). The instance is the last host made
+    new: out of the target group, no containers, volumes, images or /opt/<stack> (Docker and
+    Nginx stay, as on an AMI that has them). The fleet runs the gateway the update moved to, not
+    the catalog's tag: the new instance must run that too, and keep it pinned."""
+    new = run_order[-1]
+    others = [name for name in fleet if name != new]
+    if ids[new] in target_states(target_group_arn()):
+        aws("elbv2").deregister_targets(TargetGroupArn=target_group_arn(), Targets=[{"Id": ids[new], "Port": 80}])
+    root = f"/opt/{inventory['_meta']['hostvars'][new]['stack_name']}"
+    subprocess.run(["docker", "exec", new, "sh", "-c",
+                    "docker ps -aq | xargs -r docker rm -f >/dev/null && docker system prune -af --volumes >/dev/null"
+                    f" && rm -rf {root}"], check=True, timeout=300)
+    before = {name: gateway_containers(name) for name in others}
+    with TargetWatcher(list(ids.values())) as watch:
+        job = run_job("deploy.yml", limit=new)
+    assert job.status == "successful", job.stdout[-3000:]
+    assert job.hosts == {new}
+    assert {name: gateway_containers(name) for name in others} == before
+    assert watch.ever_out == {ids[new]}, "a host of the running fleet left the target group"
+    healthy, registered = task_order(job, new, "report | Show the health of every selected service",
+                                     "register | Put the host in its target groups and wait until it is healthy")
+    assert -1 < healthy < registered, "the new instance joined the target group before its stack was healthy"
+    assert target_states(target_group_arn()) == {i: "healthy" for i in ids.values()}
+    assert {name: served_version(name) for name in fleet} == {name: NEXT for name in fleet}
+    pins = {name: subprocess.run(["docker", "exec", name, "cat", f"{root}/pins.json"], capture_output=True,
+                                 text=True, timeout=30, check=True).stdout for name in (new, others[0])}
+    assert json.loads(pins[new]) == json.loads(pins[others[0]])
 
 
 DAEMON_STEPS = ("Take the host out and wait until its connections have drained",
