@@ -4,7 +4,8 @@
 No SGIVU image can be pulled here, so every application service of a catalog becomes the
 stand-in image (tests/bench/images/standin) with that service's name, port, health path and
 required env keys baked in, the way a real service image carries its own configuration; its
-version is its tag. A sidecar that provides AWS_XRAY_DAEMON_ADDRESS plays the X-Ray daemon. Tags pushed per application service: the catalog's own tag and every
+version is its tag. A sidecar that provides AWS_XRAY_DAEMON_ADDRESS plays the X-Ray daemon.
+Tags pushed per application service: the catalog's own tag and every
 stand-in release of bench/images.yml (`next`, `never_healthy`, ...). Database services get the
 bench's PostgreSQL and Redis images under the catalog's repository and tag.
 

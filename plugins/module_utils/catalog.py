@@ -63,10 +63,12 @@ Sidecars (decision):
 
 * ``kind: sidecar`` is a daemon the services on the host send to (the X-Ray daemon, a log or
   metrics agent): one container per host (``replicas: 1``), never public. Its ``provides_env``
-  is how the others find it: while the sidecar is enabled, every other enabled service gets
-  those keys in its ``env`` (the normalised catalog carries them, so Compose renders them); a
-  service that sets a key itself keeps its own value. A disabled sidecar provides nothing. Two
-  enabled sidecars may not provide the same key. On ECS the sidecar runs beside each task; on
+  is how the others find it: while the sidecar is enabled, every enabled ``kind: service`` gets
+  those keys in its ``env`` (the normalised catalog carries them, so Compose renders them;
+  databases are left alone, as a changed env would recreate them); a service that sets a key
+  itself keeps its own value. A disabled sidecar provides nothing. Two enabled sidecars may not
+  provide the same key, nor a key an enabled service reads from the env file (``env_keys``) or
+  one of the container's own (``PATH``, ``HOME``, ...). On ECS the sidecar runs beside each task; on
   EC2 one per host serves every service, which is what the Fargate article's tracing needs.
 
 Replicas (decision):
@@ -104,6 +106,8 @@ __all__ = [
 ]
 
 KINDS = ("database", "service", "sidecar")
+# Keys a sidecar may not hand to the services: the container's own environment.
+RESERVED_ENV = frozenset(("PATH", "HOME", "HOSTNAME", "USER", "LANG", "PWD", "SHELL"))
 MATCHES = ("prefix", "exact", "regex")
 NGINX_PORTS = (80, 443)
 
@@ -584,9 +588,20 @@ def _provide_sidecar_env(normalised: Dict[str, Dict[str, Any]], problems: List[s
                 )
                 continue
             provided[key] = (name, value)
+    secret_keys = {key for svc in normalised.values() if svc["enabled"] is True for key in svc["env_keys"]}
+    for key in sorted(provided):
+        if key in secret_keys or key in RESERVED_ENV:
+            problems.append(
+                "sidecar {0!r}: provides_env {1} {2}".format(
+                    provided[key][0], key,
+                    "is an env key services read from the env file; a sidecar may not replace it"
+                    if key in secret_keys else "is the container's own; a sidecar may not set it",
+                )
+            )
     for svc in normalised.values():
-        # A sidecar does not send to itself or to another sidecar.
-        if svc["enabled"] is not True or svc["kind"] == "sidecar":
+        # Only application services send to a sidecar: a database (whose container a changed env
+        # recreates) or another sidecar does not.
+        if svc["enabled"] is not True or svc["kind"] != "service":
             continue
         own = set(svc["env"]) | set(svc["env_keys"])
         for key, (_, value) in provided.items():

@@ -64,7 +64,8 @@ def container_of(host, stack: str, service: str) -> str:
 def test_each_service_is_pointed_at_the_tracing_daemon(host, ansible_vars, service):
     env = json.loads(host.check_output(
         f"docker inspect --format '{{{{json .Config.Env}}}}' {container_of(host, ansible_vars['stack_name'], service)}"))
-    assert "AWS_XRAY_DAEMON_ADDRESS=xray-daemon:2000" in env
+    address = ansible_vars["stack_services"]["xray-daemon"]["provides_env"]["AWS_XRAY_DAEMON_ADDRESS"]
+    assert f"AWS_XRAY_DAEMON_ADDRESS={address}" in env
 
 
 def test_a_lottery_api_call_sends_its_trace_segment_to_the_daemon(host, ansible_vars):

@@ -29,7 +29,7 @@ def free_port():
 
 def base_env(**extra):
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith("STANDIN_")}
+           if not k.startswith("STANDIN_") and k != "AWS_XRAY_DAEMON_ADDRESS"}
     env.update({"STANDIN_BIND": "127.0.0.1", "PYTHONUNBUFFERED": "1"})
     env.update(extra)
     return env
@@ -268,6 +268,8 @@ def test_the_xray_daemon_drops_datagrams_that_are_not_segments(standin):
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.sendto(b"not a segment", ("127.0.0.1", daemon.port))
         sock.sendto(b'{"format": "xml"}\n{"name": "x"}', ("127.0.0.1", daemon.port))
+        sock.sendto(b'{"format": "json", "version": 1}\n' + b"[" * 50000, ("127.0.0.1", daemon.port))
+        sock.sendto(b'{"format": "json", "version": 1}\n5', ("127.0.0.1", daemon.port))
         sock.sendto(b'{"format": "json", "version": 1}\n{"name": "ok"}', ("127.0.0.1", daemon.port))
     seen = segments_seen(daemon, 1)
     time.sleep(0.3)
@@ -278,3 +280,17 @@ def test_an_untraced_service_has_no_segments_endpoint(standin):
     s = standin(STANDIN_SERVICE="ticket")
     status, _, body = get(s.port, "/segments")
     assert status == 200 and json.loads(body)["path"] == "/segments"  # the echo, nothing else
+
+
+def test_a_request_that_cannot_be_parsed_sends_no_segment(standin):
+    daemon = standin(STANDIN_SERVICE="xray-daemon", STANDIN_XRAY_DAEMON="true")
+    app = standin(STANDIN_SERVICE="lottery", AWS_XRAY_DAEMON_ADDRESS="127.0.0.1:%d" % daemon.port)
+    with socket.create_connection(("127.0.0.1", app.port), timeout=5) as conn:
+        conn.sendall(b"NOT A REQUEST\r\n\r\n")
+        answer = conn.recv(4096)
+        assert b"Error code: 400" in answer
+    assert get(app.port, "/bbb-lotto/after")[0] == 200
+    seen = segments_seen(daemon, 1)
+    time.sleep(0.3)
+    seen = segments_seen(daemon, 2, timeout=0)
+    assert [s["http"]["request"]["url"] for s in seen["segments"]] == ["/bbb-lotto/after"]

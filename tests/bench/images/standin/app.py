@@ -101,7 +101,7 @@ def _xray_address(value):
     parts = value.split()
     udp = next((p[4:] for p in parts if p.startswith("udp:")), parts[0])
     host, _, port = udp.rpartition(":")
-    return (host, int(port)) if host and port.isdigit() else None
+    return (host, int(port)) if host and port.isdigit() and 0 < int(port) < 65536 else None
 
 
 def xray_segment(cfg, method, path, status, started, ended):
@@ -124,7 +124,7 @@ def send_segment(cfg, segment):
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.sendto(XRAY_HEADER + json.dumps(segment).encode(), cfg.xray_address)
-    except OSError:
+    except Exception:  # noqa: BLE001  (tracing must never fail the request)
         pass
 
 
@@ -142,7 +142,9 @@ class SegmentStore:
             if json.loads(header.decode()).get("format") != "json":
                 return False
             segment = json.loads(body.decode())
-        except (ValueError, UnicodeDecodeError, AttributeError):
+        except Exception:  # noqa: BLE001  (any datagram: bad JSON, deep nesting, not an object)
+            return False
+        if not isinstance(segment, dict):
             return False
         with self._lock:
             self._segments.append(segment)
@@ -168,7 +170,10 @@ def serve_segments(cfg, store):
                 continue
             except OSError:
                 return
-            store.add(datagram)
+            try:
+                store.add(datagram)
+            except Exception as exc:  # noqa: BLE001  (one datagram never stops the daemon)
+                log("%s: dropped a datagram (%s)" % (cfg.service, _one_line(exc)))
 
 
 def missing_required(env):
@@ -309,13 +314,17 @@ def make_handler(cfg, backends, segments=None):
         def log_message(self, fmt, *args):
             log("%s %s %s" % (cfg.service, self.address_string(), fmt % args))
 
-        def handle_one_request(self):
-            # Trace every request but the health check, as an instrumented service does.
+        def parse_request(self):
             self._started = time.time()
-            self._status = None
+            return BaseHTTPRequestHandler.parse_request(self)
+
+        def handle_one_request(self):
+            # Trace every request but the health check, as an instrumented service does; a request
+            # that could not be parsed (400, 414, 505) never reached the application.
+            self.command, self._status = None, None
             BaseHTTPRequestHandler.handle_one_request(self)
-            path = urlsplit(self.path).path if getattr(self, "path", None) else ""
-            if self._status is not None and path != cfg.health_path:
+            path = urlsplit(self.path).path if self.command and getattr(self, "path", None) else ""
+            if self._status is not None and self.command and path != cfg.health_path:
                 send_segment(cfg, xray_segment(cfg, self.command, path, self._status, self._started, time.time()))
 
         def send_response(self, code, message=None):

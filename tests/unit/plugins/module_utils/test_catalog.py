@@ -624,15 +624,24 @@ def test_every_other_enabled_service_gets_what_a_sidecar_provides():
     out = validate_services({"xray-daemon": xray(), "ticket": svc(), "web": svc(public=True, env={"A": "1"}),
                              "postgres": db()})
     assert {name: s["env"].get("AWS_XRAY_DAEMON_ADDRESS") for name, s in out.items()} == {
-        "xray-daemon": None, "ticket": "xray-daemon:2000", "web": "xray-daemon:2000", "postgres": "xray-daemon:2000"}
+        "xray-daemon": None, "ticket": "xray-daemon:2000", "web": "xray-daemon:2000", "postgres": None}
     assert out["web"]["env"]["A"] == "1"
 
 
 def test_a_service_that_sets_the_key_itself_keeps_its_own_value():
-    out = validate_services({"xray-daemon": xray(), "a": svc(env={"AWS_XRAY_DAEMON_ADDRESS": "elsewhere:2000"}),
-                             "b": svc(env_keys=["AWS_XRAY_DAEMON_ADDRESS"])})
+    out = validate_services({"xray-daemon": xray(), "a": svc(env={"AWS_XRAY_DAEMON_ADDRESS": "elsewhere:2000"})})
     assert out["a"]["env"]["AWS_XRAY_DAEMON_ADDRESS"] == "elsewhere:2000"
-    assert "AWS_XRAY_DAEMON_ADDRESS" not in out["b"]["env"]
+
+
+def test_a_sidecar_may_not_replace_a_key_from_the_env_file():
+    problem = one_problem({"xray-daemon": xray(provides_env={"LOTTERY_TABLE": "evil"}), "a": svc(env_keys=["LOTTERY_TABLE"])})
+    assert problem == ("sidecar 'xray-daemon': provides_env LOTTERY_TABLE is an env key services read from the env file; "
+                       "a sidecar may not replace it")
+
+
+def test_a_sidecar_may_not_set_the_containers_own_environment():
+    problem = one_problem({"xray-daemon": xray(provides_env={"PATH": "/evil"}), "a": svc()})
+    assert problem == "sidecar 'xray-daemon': provides_env PATH is the container's own; a sidecar may not set it"
 
 
 def test_a_disabled_sidecar_provides_nothing():
