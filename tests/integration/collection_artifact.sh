@@ -41,4 +41,16 @@ if [ $rc -eq 0 ] || ! grep -q 'docker_host_compose_source=file needs docker_host
 fi
 out=$(ANSIBLE_CONFIG="$work/ansible.cfg" ansible-doc -t role sgivu.deploy.docker_host 2>&1) \
   || { echo "FAIL: ansible-doc cannot read the installed role: $out" >&2; exit 1; }
-echo "collection artifact: $(basename "$tarball") installs; sgivu.deploy.docker_host runs by FQCN"
+# Someone who puts sgivu.deploy into their own EE gets its needs from meta/execution-environment.yml:
+# ansible-builder's introspection of the installed artifact must list exactly those lines.
+want=$(grep -hvE '^\s*(#|$)' "$root/meta/ee-requirements.txt" "$root/meta/ee-bindep.txt" | sed 's/$/  # from collection sgivu.deploy/')
+got=$(ansible-builder introspect --sanitize "$work/collections" 2>/dev/null | sed -n "s/^- '\(.*\)'$/\1/p")
+if [ "$got" != "$want" ]; then
+  printf 'FAIL: ansible-builder introspect does not list meta/execution-environment.yml'"'"'s needs:\nexpected:\n%s\ngot:\n%s\n' "$want" "$got" >&2
+  exit 1
+fi
+if grep -qE '==' <<<"$got"; then
+  echo "FAIL: the collection pins an exact version into other people's EEs: $got" >&2; exit 1
+fi
+echo "collection artifact: $(basename "$tarball") installs; sgivu.deploy.docker_host runs by FQCN;" \
+  "its EE needs are found by ansible-builder introspect"
