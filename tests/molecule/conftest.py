@@ -78,7 +78,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 def run_playbook():
     """Run one of the collection's playbooks against the scenario's hosts, as an operator would.
 
-    Returns the completed process (stdout and stderr together in ``stdout``).
+    Returns the completed process (stdout and stderr together in ``stdout``). With ``in_ee=True``
+    the playbook runs through ansible-navigator inside the bench's execution environment image,
+    which bench/test builds before the scenarios (``bench/ee.py build``).
     """
     import subprocess
 
@@ -86,8 +88,11 @@ def run_playbook():
     if not inventory:
         pytest.fail("MOLECULE_INVENTORY_FILE is not set: run the verifiers through molecule")
 
-    def _run(playbook: str, *args: str, background: bool = False):
+    def _run(playbook: str, *args: str, background: bool = False, in_ee: bool = False):
         command = ["ansible-playbook", "-i", inventory, os.path.join(REPO_ROOT, playbook), *args]
+        if in_ee:  # inside the execution environment image, as AWX runs a job template (bench/ee.py)
+            command = [sys.executable, os.path.join(REPO_ROOT, "bench", "ee.py"), "run", playbook,
+                       "-i", inventory, *args]
         env = dict(
             os.environ,
             ANSIBLE_CONFIG=os.path.join(REPO_ROOT, "ansible.cfg"),
@@ -97,6 +102,11 @@ def run_playbook():
             # Line by line, so that a test reading a background run sees each task as it starts.
             PYTHONUNBUFFERED="1",
         )
+        if in_ee:
+            # As AWX runs a job: the project's own ansible.cfg (in the working directory) and the
+            # EE's collections, none of the ANSIBLE_* settings Molecule gives its verifier.
+            env = {k: v for k, v in env.items() if not k.startswith("ANSIBLE_")}
+            env.update(ANSIBLE_FORCE_COLOR="0", ANSIBLE_NOCOLOR="1")
         if background:  # its own process group, so that a test can kill the run and everything it started
             return subprocess.Popen(command, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)

@@ -48,9 +48,11 @@ def test_nginx_follows_the_new_container(host, ansible_vars, stack):
 
 
 def test_an_internal_service_is_recreated_and_health_gated(host, run_playbook, stack):
+    # From inside the execution environment image, as an AWX job template runs it (issue 14).
     run = run_playbook("update.yml", "--limit", host.backend.get_hostname(),
-                       "-e", "service=sgivu-user", "-e", f"version={NEXT}")
+                       "-e", "service=sgivu-user", "-e", f"version={NEXT}", in_ee=True)
     assert run.returncode == 0, run.stdout[-3000:]
+    assert "ansible-navigator run update.yml" in run.stdout.splitlines()[0]
     version = host.check_output(
         f"docker exec $(docker ps -q --filter label=com.docker.compose.project={stack} "
         f"--filter label=com.docker.compose.service=sgivu-user) curl -fsS http://127.0.0.1:8081/version"
@@ -79,8 +81,10 @@ def test_the_same_update_again_changes_nothing(host, run_playbook, changed_count
 
 
 def test_a_deploy_after_the_update_keeps_the_new_versions(host, run_playbook, changed_counts, via_nginx):
-    run = run_playbook("deploy.yml", "--limit", host.backend.get_hostname())
+    # Also from inside the execution environment: every SSM lookup, compose call and health check.
+    run = run_playbook("deploy.yml", "--limit", host.backend.get_hostname(), in_ee=True)
     assert run.returncode == 0, run.stdout[-3000:]
+    assert "ansible-navigator run deploy.yml" in run.stdout.splitlines()[0]
     assert changed_counts(run.stdout) == [0]
     assert via_nginx("/v1/version")[1]["version"] == NEXT
 

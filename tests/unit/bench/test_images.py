@@ -51,7 +51,8 @@ def test_an_unknown_name_is_refused_naming_it():
 
 @pytest.mark.parametrize("value", sorted({r["ref"] for r in BENCH.data["local"].values()}
                                          | {str(r["tag"]) for r in BENCH.data["standin"]["releases"].values()}
-                                         | set(BENCH.data["pushed"].values())))
+                                         | set(BENCH.data["pushed"].values())
+                                         | {BENCH.data["execution_environment"]["ref"]}))
 def test_no_test_names_a_bench_image_or_release_itself(value):
     """Tests read refs and tags from the list: a second list in a test goes stale (issue 15)."""
     for folder in BENCH_USERS:

@@ -1,0 +1,96 @@
+"""bench/ee.py: the bench's execution environment has the production EE's pins, and runs jobs as AWX does."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[3]
+_SPEC = importlib.util.spec_from_file_location("sgivu_bench_ee", ROOT / "bench" / "ee.py")
+ee = sys.modules.setdefault(_SPEC.name, importlib.util.module_from_spec(_SPEC))
+_SPEC.loader.exec_module(ee)
+
+PRODUCTION = yaml.safe_load((ROOT / "execution-environment.yml").read_text(encoding="utf-8"))
+BASE = ee.base_ref()
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return ee.bench_definition(PRODUCTION, BASE)
+
+
+def test_the_bench_ee_keeps_every_pin_of_the_production_ee(bench):
+    for key in ("ansible_core", "ansible_runner"):
+        assert bench["dependencies"][key] == PRODUCTION["dependencies"][key]
+    # The requirement files are copied under their own names, so the same lines reach pip and bindep.
+    assert bench["dependencies"]["python"] == Path(PRODUCTION["dependencies"]["python"]).name
+    assert bench["dependencies"]["system"] == Path(PRODUCTION["dependencies"]["system"]).name
+
+
+def test_the_bench_ee_builds_on_the_local_debian_base_with_apt_and_no_download_of_collections(bench):
+    assert bench["images"]["base_image"]["name"] == BASE
+    assert bench["options"]["package_manager_path"] == "/usr/bin/apt-get"
+    assert bench["options"]["skip_pip_install"] is True  # Debian's Python has no ensurepip
+    assert "python3-pip" in bench["dependencies"]["python_interpreter"]["package_system"].split()
+    assert bench["build_arg_defaults"]["ANSIBLE_GALAXY_CLI_COLLECTION_OPTS"] == "--offline"
+    assert "RUN apt-get update" in bench["additional_build_steps"]["prepend_base"]
+
+
+@pytest.mark.parametrize("broken", [
+    {"version": 1, "dependencies": PRODUCTION["dependencies"]},
+    {"version": 3, "dependencies": {k: v for k, v in PRODUCTION["dependencies"].items() if k != "python"}},
+])
+def test_a_production_definition_it_cannot_follow_is_refused_naming_it(broken):
+    with pytest.raises(ee.EEError, match="execution-environment.yml is not an ansible-builder version 3"):
+        ee.bench_definition(broken, BASE)
+
+
+def test_the_collections_include_what_they_depend_on():
+    required = [c["name"] for c in yaml.safe_load((ROOT / "requirements.yml").read_text())["collections"]]
+    closure = ee.collection_closure(required)
+    assert set(required) <= set(closure)
+    # community.docker 4 needs it, and an offline install without it fails.
+    assert "community.library_inventory_filtering_v1" in closure
+
+
+def test_a_collection_that_is_not_installed_is_named(tmp_path):
+    with pytest.raises(ee.EEError, match="collection example.ghost is not installed in"):
+        ee.collection_closure(["example.ghost"], source=tmp_path)
+
+
+def test_the_navigator_command_passes_variables_by_name_and_never_pulls(monkeypatch):
+    secret = "p@ss word;$(reboot)'\""
+    env = {"SGIVU_BENCH_REGISTRY_PASSWORD": secret, "AWS_SECRET_ACCESS_KEY": secret, "UNRELATED": "x"}
+    monkeypatch.setattr(ee.shutil, "which", lambda name: "/usr/bin/docker")
+    command = ee.navigator_command("update.yml", ["-i", "inventories/bench", "-e", "service=sgivu-user"],
+                                   "example/ee:1", env)
+    assert command[:3] == ["ansible-navigator", "run", "update.yml"]
+    assert command[-4:] == ["-i", "inventories/bench", "-e", "service=sgivu-user"]
+    assert not [arg for arg in command if secret in arg]
+    passed = command[command.index("--pass-environment-variable") + 1:-4]
+    assert passed == ["SGIVU_BENCH_REGISTRY_PASSWORD", "AWS_SECRET_ACCESS_KEY"]
+    assert command[command.index("--pull-policy") + 1] == "never"
+    assert command[command.index("--execution-environment-image") + 1] == "example/ee:1"
+    assert "--container-options=--network=host" in command
+    assert f"{ee.DOCKER_SOCKET}:{ee.DOCKER_SOCKET}" in command
+
+
+def test_without_a_docker_cli_the_run_is_refused_saying_why(monkeypatch):
+    monkeypatch.setattr(ee.shutil, "which", lambda name: None)
+    with pytest.raises(ee.EEError, match="no docker CLI on PATH"):
+        ee.navigator_command("deploy.yml", [], "example/ee:1", {})
+
+
+def test_a_wrong_command_line_prints_the_usage(capsys):
+    assert ee.main(["frobnicate"]) == 2
+    assert "ee.py build" in capsys.readouterr().err
+
+
+def test_the_runner_event_data_is_taken_out_of_the_log_as_a_terminal_would():
+    line = ("\x1b[Ke30=\x1b[4D\x1b[K\x1b[KeyJ1dWlkIjogIjAy\x1b[16D\x1b[K"
+            "TASK [plan | Give the lock back] ****\n")
+    assert ee.without_event_data(line) == "TASK [plan | Give the lock back] ****\n"
+    assert ee.without_event_data("ok: [sgivu-update-deb12]\n") == "ok: [sgivu-update-deb12]\n"
