@@ -30,7 +30,8 @@ Usage:
                            (ARGS go to ansible-playbook: -i INVENTORY, --limit, -e ...), printing
                            the command first; exits with the playbook's status
 Environment: SGIVU_BENCH_DIR (default .bench). For ``run``, also the bench's AWS and registry
-variables that bench/lib.sh exports (their names are passed, never their values).
+variables that bench/lib.sh exports: their names are on navigator's command line, and navigator
+hands their values to the container through its private data dir (0700, removed when it ends).
 """
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
@@ -51,7 +53,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from images import Images  # noqa: E402  (bench/images.py, beside this file)
+from images import Images, ManifestError  # noqa: E402  (bench/images.py, beside this file)
 
 PRODUCTION_DEFINITION = ROOT / "execution-environment.yml"
 # Collections come from the `ansible` package pinned in requirements.txt, installed in .venv.
@@ -72,18 +74,33 @@ class EEError(Exception):
 
 
 def bench_dir() -> Path:
+    """The bench's working directory: ``$SGIVU_BENCH_DIR``, by default ``.bench`` in the checkout."""
     return Path(os.environ.get("SGIVU_BENCH_DIR") or ROOT / ".bench")
 
 
+def _entry(images: Images | None, key: str) -> str:
+    images = images or Images()
+    try:
+        return str(images.data["execution_environment"][key])
+    except (KeyError, TypeError):
+        raise EEError(f"{images.path} has no execution_environment.{key}: it names the EE image and its base") from None
+
+
 def image_ref(images: Images | None = None) -> str:
-    """The bench EE's image ref (bench/images.yml, ``execution_environment.ref``)."""
-    return (images or Images()).data["execution_environment"]["ref"]
+    """The bench EE's image ref (bench/images.yml, ``execution_environment.ref``). Raises EEError if unset."""
+    return _entry(images, "ref")
 
 
 def base_ref(images: Images | None = None) -> str:
-    """The local image the bench EE builds on (a key under ``local:`` named by ``execution_environment.base``)."""
+    """The local image the bench EE builds on (the ``local:`` key that ``execution_environment.base`` names).
+
+    Raises EEError when either is missing from bench/images.yml.
+    """
     images = images or Images()
-    return images.ref(images.data["execution_environment"]["base"])
+    try:
+        return images.ref(_entry(images, "base"))
+    except ManifestError as error:
+        raise EEError(f"execution_environment.base: {error}") from None
 
 
 def bench_definition(production: dict, base: str) -> dict:
@@ -127,7 +144,9 @@ def bench_definition(production: dict, base: str) -> dict:
                 # mmdebstrap leaves no package lists in the base.
                 "RUN apt-get update",
             ],
-            "append_final": ["RUN rm -rf /var/lib/apt/lists/*"],
+            # The machine's CA bundle served the build only; the image keeps Debian's own.
+            "append_final": ["RUN rm -rf /var/lib/apt/lists/* /etc/ssl/certs/sgivu-build-ca-bundle.crt",
+                             "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt"],
         },
     }
 
@@ -184,7 +203,10 @@ def galaxy_build(collection: Path, out: Path) -> Path:
 def manifest_of(tarball: Path) -> bytes:
     """The MANIFEST.json inside a collection tarball: its name, version and file checksums."""
     with tarfile.open(tarball) as archive:
-        member = archive.extractfile("MANIFEST.json")
+        try:
+            member = archive.extractfile("MANIFEST.json")
+        except KeyError:
+            member = None
         if member is None:
             raise EEError(f"{tarball} holds no MANIFEST.json")
         return member.read()
@@ -194,8 +216,13 @@ def assemble(context: Path, base: str) -> str:
     """Write the bench definition and everything it names into ``context``; returns the content hash.
 
     The hash covers the definition, the copied requirement files, each collection's manifest
-    (its file checksums), the CA bundle and the base image's ID.
+    (its file checksums), the CA bundle, the base image's ID and ansible-builder's version (it
+    writes the Containerfile and its scripts). Deletes ``context`` first. Raises EEError when the
+    CA bundle (``$PIP_CERT``, else Debian's) is not a readable file, or a collection cannot be built.
     """
+    bundle = Path(os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt")
+    if not bundle.is_file():
+        raise EEError(f"the CA bundle for pip in the build, {bundle} (PIP_CERT), is not a file")
     if context.exists():
         shutil.rmtree(context)
     collections = context / "collections"
@@ -204,7 +231,7 @@ def assemble(context: Path, base: str) -> str:
     definition = bench_definition(production, base)
     for key in ("python", "system"):
         shutil.copy(ROOT / production["dependencies"][key], context / definition["dependencies"][key])
-    shutil.copy(os.environ.get("PIP_CERT") or "/etc/ssl/certs/ca-certificates.crt", context / "ca-bundle.crt")
+    shutil.copy(bundle, context / "ca-bundle.crt")
 
     required = [c["name"] for c in yaml.safe_load((ROOT / "requirements.yml").read_text())["collections"]]
     tarballs = []
@@ -223,10 +250,20 @@ def assemble(context: Path, base: str) -> str:
     for tarball in sorted(tarballs):
         digest.update(manifest_of(tarball))
     digest.update(docker("image", "inspect", "-f", "{{.Id}}", base).encode())
+    digest.update(f"ansible-builder {builder_version()}".encode())
     return digest.hexdigest()[:16]
 
 
+def builder_version() -> str:
+    from importlib.metadata import version
+
+    return version("ansible-builder")
+
+
 def docker(*args: str) -> str:
+    """Run the docker CLI; returns its stdout. Raises EEError with docker's own error."""
+    if not shutil.which("docker"):
+        raise EEError("no docker CLI on PATH: the EE is built and run with Docker")
     result = subprocess.run(["docker", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             check=False)
     if result.returncode != 0:
@@ -235,26 +272,30 @@ def docker(*args: str) -> str:
 
 
 def build() -> str:
-    """Build the bench EE image unless one with the same content hash exists; returns its ref."""
+    """Build the bench EE image unless one with the same content hash exists; returns its ref.
+
+    The image, new or cached, is checked (:func:`check`) before its ref is returned, so a broken
+    image never passes on a second try. Raises EEError naming what failed and where its log is.
+    """
     images = Images()
     ref, base = image_ref(images), base_ref(images)
     context = bench_dir() / "ee"
     content = assemble(context, base)
     try:
-        if docker("image", "inspect", "-f", '{{ index .Config.Labels "sgivu.bench.hash" }}', ref) == content:
-            return ref
+        current = docker("image", "inspect", "-f", '{{ index .Config.Labels "sgivu.bench.hash" }}', ref) == content
     except EEError:
-        pass  # not built yet
-    log = bench_dir() / "logs" / "build-ee.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    command = ["ansible-builder", "build", "--container-runtime", "docker", "-v", "3",
-               "-f", str(context / "execution-environment.yml"), "-c", str(context / "context"),
-               "-t", ref, "--extra-build-cli-args", f"--label sgivu.bench.hash={content}"]
-    with open(log, "w", encoding="utf-8") as output:
-        result = subprocess.run(command, cwd=context, stdout=output, stderr=subprocess.STDOUT, check=False)
-    if result.returncode != 0:
-        tail = log.read_text(errors="replace").splitlines()[-25:]
-        raise EEError("ansible-builder build failed (whole log: {}):\n{}".format(log, "\n".join(tail)))
+        current = False  # not built yet
+    if not current:
+        log = bench_dir() / "logs" / "build-ee.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        command = ["ansible-builder", "build", "--container-runtime", "docker", "-v", "3",
+                   "-f", str(context / "execution-environment.yml"), "-c", str(context / "context"),
+                   "-t", ref, "--extra-build-cli-args", f"--label sgivu.bench.hash={content}"]
+        with open(log, "w", encoding="utf-8") as output:
+            result = subprocess.run(command, cwd=context, stdout=output, stderr=subprocess.STDOUT, check=False)
+        if result.returncode != 0:
+            tail = log.read_text(errors="replace").splitlines()[-25:]
+            raise EEError("ansible-builder build failed (whole log: {}):\n{}".format(log, "\n".join(tail)))
     check(ref)
     return ref
 
@@ -262,23 +303,42 @@ def build() -> str:
 # What a job imports on the controller side: the AWS lookups and modules, the Docker connection
 # and modules. A missing one would fail every AWX job, so the build fails instead.
 CONTROLLER_IMPORTS = ("boto3", "botocore", "docker", "requests", "ansible_runner")
+# The script run in the image, through its own entrypoint (as AWX and ansible-navigator run it):
+# each module imported for real, each collection listed by ansible-galaxy, one JSON answer.
+CHECK_SCRIPT = """
+import importlib, json, subprocess, sys
+failed = {}
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception as error:
+        failed[name] = f"{type(error).__name__}: {error}"
+listed = subprocess.run(["ansible-galaxy", "collection", "list", "--format", "json"],
+                        capture_output=True, text=True)
+collections = sorted({c for path in json.loads(listed.stdout or "{}").values() for c in path})
+print(json.dumps({"failed_imports": failed, "collections": collections, "galaxy_error": listed.stderr[-500:]
+                  if listed.returncode else ""}))
+"""
 
 
 def check(ref: str) -> None:
-    """Prove the image holds what a job needs: the Python imports and each collection of requirements.yml.
+    """Prove the image holds what a job needs, by running it as AWX would (its own entrypoint).
 
-    Raises EEError naming what is missing.
+    Every module of CONTROLLER_IMPORTS must import, and ansible-galaxy must list every collection
+    of requirements.yml, their dependencies and sgivu.deploy. Raises EEError naming what is missing.
     """
-    probe = ("import importlib.util, sys\n"
-             "missing = [m for m in sys.argv[1:] if importlib.util.find_spec(m) is None]\n"
-             "print(' '.join(missing))")
-    missing = docker("run", "--rm", "--entrypoint", "python3", ref, "-c", probe, *CONTROLLER_IMPORTS)
-    if missing:
-        raise EEError(f"the EE image {ref} lacks the Python packages {missing}")
-    listed = docker("run", "--rm", "--entrypoint", "ansible-galaxy", ref, "collection", "list", "--format", "json")
-    installed = {name for collections in json.loads(listed).values() for name in collections}
+    answer = docker("run", "--rm", ref, "python3", "-c", CHECK_SCRIPT, *CONTROLLER_IMPORTS).splitlines()
+    try:
+        found = json.loads(answer[-1])
+    except (IndexError, ValueError):
+        raise EEError(f"the EE image {ref} did not run its check: {answer[-5:]}") from None
+    if found["failed_imports"]:
+        raise EEError(f"the EE image {ref} cannot import what jobs need: " + "; ".join(
+            f"{name} ({why})" for name, why in sorted(found["failed_imports"].items())))
+    if found["galaxy_error"]:
+        raise EEError(f"ansible-galaxy in the EE image {ref} failed: {found['galaxy_error']}")
     required = [c["name"] for c in yaml.safe_load((ROOT / "requirements.yml").read_text())["collections"]]
-    absent = sorted(set(required + ["sgivu.deploy"]) - installed)
+    absent = sorted(set(collection_closure(required) + ["sgivu.deploy"]) - set(found["collections"]))
     if absent:
         raise EEError(f"the EE image {ref} lacks the collections {', '.join(absent)}")
 
@@ -287,43 +347,70 @@ def navigator_command(playbook: str, args: List[str], ref: str, env: Dict[str, s
     """The ansible-navigator command that runs ``playbook`` in the EE as AWX would.
 
     - the bench hosts are containers reached by ``docker exec`` (community.docker.docker), so the
-      EE gets the Docker socket and this machine's docker CLI;
+      EE gets the Docker socket (``/var/run/docker.sock``; ``DOCKER_HOST`` is not followed) and
+      this machine's docker CLI;
     - moto listens on this machine's loopback, so the EE shares the host network;
-    - environment variables are passed by name (``--penv``), so no value is on a command line;
-    - the image is never pulled (``--pull-policy never``);
-    - ansible-navigator itself mounts the working directory (the checkout) and each ``-i``
-      inventory at their own paths;
-    - no artifact file or log is written into the checkout.
+    - the variables of PASSED_ENV are passed by name (``--penv``), so no value is on a command
+      line; ansible-navigator itself also passes every ``ANSIBLE_*`` variable;
+    - ansible-navigator mounts the checkout (the working directory) and each ``-i`` inventory at
+      their own paths; a bench directory outside the checkout is mounted read-only;
+    - the image is never pulled, no artifact is written, and navigator logs warnings only
+      (at debug level it would log the passed values) to ``$SGIVU_BENCH_DIR/logs``.
+
+    Raises EEError when there is no docker CLI, ``playbook`` is not a playbook of the checkout,
+    or a passed value holds a line break or NUL (it would add variables to the container's env).
     """
     docker_cli = shutil.which("docker")
     if not docker_cli:
         raise EEError("no docker CLI on PATH: the bench hosts are reached through it")
+    if playbook.startswith("-") or not (ROOT / playbook).is_file():
+        raise EEError(f"{playbook!r} is not a playbook of {ROOT} (usage: ee.py run PLAYBOOK ARGS...)")
+    passed = [name for name in PASSED_ENV if env.get(name)]
+    broken = [name for name in passed if any(c in env[name] for c in "\n\r\0")]
+    if broken:
+        raise EEError(f"{', '.join(broken)} holds a line break or NUL, which cannot be passed to a container")
     command = ["ansible-navigator", "run", playbook, "--mode", "stdout", "--execution-environment", "true",
                "--container-engine", "docker", "--execution-environment-image", ref, "--pull-policy", "never",
-               "--playbook-artifact-enable", "false",
+               "--playbook-artifact-enable", "false", "--log-level", "warning",
                "--log-file", str(bench_dir() / "logs" / "ansible-navigator.log"),
                "--container-options=--network=host",
-               "--execution-environment-volume-mounts", f"{DOCKER_SOCKET}:{DOCKER_SOCKET}",
-               "--execution-environment-volume-mounts", f"{os.path.realpath(docker_cli)}:/usr/local/bin/docker:ro"]
-    passed = [name for name in PASSED_ENV if env.get(name)]
-    if passed:
-        command += ["--pass-environment-variable", *passed]
+               f"--execution-environment-volume-mounts={DOCKER_SOCKET}:{DOCKER_SOCKET}",
+               f"--execution-environment-volume-mounts={os.path.realpath(docker_cli)}:/usr/local/bin/docker:ro"]
+    bench = bench_dir().resolve()
+    if ROOT != bench and ROOT not in bench.parents:
+        command.append(f"--execution-environment-volume-mounts={bench}:{bench}:ro")
+    command += [f"--pass-environment-variable={name}" for name in passed]
     return command + args
 
 
 def run(playbook: str, args: List[str]) -> int:
+    """Run ``playbook`` in the EE through ansible-navigator, its output as a terminal shows it.
+
+    Returns the playbook's exit status (128 + N when a signal N stopped navigator). SIGINT and
+    SIGTERM are passed on to navigator, so that it removes its private data dir, which holds the
+    passed variables. Raises EEError when the image is missing or ansible-navigator is not installed.
+    """
     ref = image_ref()
     try:
         docker("image", "inspect", "-f", "{{.Id}}", ref)
-    except EEError:
-        raise EEError(f"the EE image {ref} is not built: run bench/ee.py build") from None
+    except EEError as error:
+        raise EEError(f"the EE image {ref} cannot be used ({error}): build it with bench/ee.py build") from None
+    if not shutil.which("ansible-navigator"):
+        raise EEError("ansible-navigator is not installed: pip install -r requirements-dev.txt")
     command = navigator_command(playbook, args, ref, dict(os.environ))
     print("$ " + shlex.join(command), flush=True)
-    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) as navigator:
+    navigator = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    forward = lambda signum, _frame: navigator.send_signal(signum)  # noqa: E731
+    previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
         for line in navigator.stdout:
             sys.stdout.write(without_event_data(line.decode("utf-8", "replace")))
             sys.stdout.flush()
-    return navigator.returncode
+        status = navigator.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 - status if status < 0 else status
 
 
 # ansible-runner's display callback wraps each event's JSON, base64-encoded, in cursor moves
@@ -336,20 +423,34 @@ def without_event_data(text: str) -> str:
     return EVENT_DATA.sub("", text)
 
 
+USAGE = "Usage:" + __doc__.split("Usage:")[1].split("Environment:")[0].rstrip()
+
+
 def main(argv: List[str]) -> int:
+    """The command line (see Usage); returns the exit status, never raises for an operator's mistake."""
+    if argv[:1] in (["-h"], ["--help"]):
+        print(USAGE)
+        return 0
     try:
-        if argv[:1] == ["build"] and len(argv) == 1:
+        if argv == ["build"]:
             print(build())
-        elif argv[:1] == ["ref"] and len(argv) == 1:
+        elif argv == ["ref"]:
             print(image_ref())
         elif argv[:1] == ["run"] and len(argv) >= 2:
             return run(argv[1], argv[2:])
         else:
-            print(__doc__.split("Usage:")[1].split("Environment:")[0].rstrip(), file=sys.stderr)
+            wrong = "no command" if not argv else f"unknown command line {shlex.join(argv)!r}"
+            print(f"bench/ee.py: {wrong}\n{USAGE}", file=sys.stderr)
             return 2
-    except EEError as error:
+    except (EEError, ManifestError) as error:
         print(f"bench/ee.py: {error}", file=sys.stderr)
         return 1
+    except OSError as error:
+        print(f"bench/ee.py: {error.strerror or error}: {error.filename or ''}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench/ee.py: interrupted", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -70,23 +70,55 @@ def test_the_navigator_command_passes_variables_by_name_and_never_pulls(monkeypa
     assert command[:3] == ["ansible-navigator", "run", "update.yml"]
     assert command[-4:] == ["-i", "inventories/bench", "-e", "service=sgivu-user"]
     assert not [arg for arg in command if secret in arg]
-    passed = command[command.index("--pass-environment-variable") + 1:-4]
-    assert passed == ["SGIVU_BENCH_REGISTRY_PASSWORD", "AWS_SECRET_ACCESS_KEY"]
+    # One --penv=NAME each: a list form would swallow a bare argument that follows it.
+    assert [a.split("=", 1)[1] for a in command if a.startswith("--pass-environment-variable=")] == [
+        "SGIVU_BENCH_REGISTRY_PASSWORD", "AWS_SECRET_ACCESS_KEY"]
     assert command[command.index("--pull-policy") + 1] == "never"
+    # At debug level navigator would log the passed values.
+    assert command[command.index("--log-level") + 1] == "warning"
     assert command[command.index("--execution-environment-image") + 1] == "example/ee:1"
     assert "--container-options=--network=host" in command
-    assert f"{ee.DOCKER_SOCKET}:{ee.DOCKER_SOCKET}" in command
+    assert f"--execution-environment-volume-mounts={ee.DOCKER_SOCKET}:{ee.DOCKER_SOCKET}" in command
+
+
+@pytest.mark.parametrize("value", ["s3cr3t\nLD_PRELOAD=/tmp/evil.so", "a\rb", "a\0b"])
+def test_a_passed_value_with_a_line_break_is_refused_naming_the_variable_only(monkeypatch, value):
+    monkeypatch.setattr(ee.shutil, "which", lambda name: "/usr/bin/docker")
+    with pytest.raises(ee.EEError, match="AWS_SECRET_ACCESS_KEY holds a line break or NUL") as refused:
+        ee.navigator_command("deploy.yml", [], "example/ee:1", {"AWS_SECRET_ACCESS_KEY": value})
+    assert value not in str(refused.value)
+
+
+@pytest.mark.parametrize("playbook", ["-i", "no-such-playbook.yml"])
+def test_something_that_is_not_a_playbook_of_the_checkout_is_refused(monkeypatch, playbook):
+    monkeypatch.setattr(ee.shutil, "which", lambda name: "/usr/bin/docker")
+    with pytest.raises(ee.EEError, match="is not a playbook of"):
+        ee.navigator_command(playbook, ["deploy.yml"], "example/ee:1", {})
 
 
 def test_without_a_docker_cli_the_run_is_refused_saying_why(monkeypatch):
     monkeypatch.setattr(ee.shutil, "which", lambda name: None)
     with pytest.raises(ee.EEError, match="no docker CLI on PATH"):
         ee.navigator_command("deploy.yml", [], "example/ee:1", {})
+    assert ee.main(["run", "deploy.yml"]) == 1  # the whole command line says so too, without a traceback
 
 
-def test_a_wrong_command_line_prints_the_usage(capsys):
+def test_an_image_list_without_the_ee_is_refused_naming_the_key(tmp_path, capsys, monkeypatch):
+    manifest = yaml.safe_load((ROOT / "bench" / "images.yml").read_text(encoding="utf-8"))
+    del manifest["execution_environment"]
+    path = tmp_path / "images.yml"
+    path.write_text(yaml.safe_dump(manifest), encoding="utf-8")
+    original = ee.Images
+    monkeypatch.setattr(ee, "Images", lambda: original(path))
+    assert ee.main(["ref"]) == 1
+    assert "has no execution_environment.ref" in capsys.readouterr().err
+
+
+def test_a_wrong_command_line_prints_what_was_wrong_and_the_usage(capsys):
     assert ee.main(["frobnicate"]) == 2
-    assert "ee.py build" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown command line 'frobnicate'" in err and "Usage:" in err and "ee.py build" in err
+    assert ee.main(["--help"]) == 0
 
 
 def test_the_runner_event_data_is_taken_out_of_the_log_as_a_terminal_would():
