@@ -164,9 +164,13 @@ def test_each_service_gets_only_its_own_keys_in_a_0600_file(host, hostile_deploy
         assert keys == sorted(svc["env_keys"]), name
 
 
-def test_the_good_parameters_deploy_again(host, run_playbook, first_host, hostile_deploy, stack):
-    run = run_playbook("deploy.yml", "--limit", first_host)
+def test_the_good_parameters_deploy_again(host, run_playbook, first_host, hostile_deploy, stack, changed_counts):
+    # From inside the execution environment image, as an AWX job runs it (issue 14): a deploy that
+    # reads every parameter again and recreates the services whose values changed.
+    run = run_playbook("deploy.yml", "--limit", first_host, in_ee=True)
     assert run.returncode == 0, run.stdout[-3000:]
+    assert "ansible-navigator run deploy.yml" in run.stdout.splitlines()[0]
+    assert changed_counts(run.stdout)[0] > 0
     assert "sgivu-gateway-secret-Canary" not in host.file(f"/opt/{stack}/stack.env").content_string
 
 
