@@ -315,9 +315,12 @@ for name in sys.argv[1:]:
         failed[name] = f"{type(error).__name__}: {error}"
 listed = subprocess.run(["ansible-galaxy", "collection", "list", "--format", "json"],
                         capture_output=True, text=True)
-collections = sorted({c for path in json.loads(listed.stdout or "{}").values() for c in path})
-print(json.dumps({"failed_imports": failed, "collections": collections, "galaxy_error": listed.stderr[-500:]
-                  if listed.returncode else ""}))
+problem = listed.stderr[-500:] if listed.returncode else ""
+try:
+    collections = sorted({c for path in json.loads(listed.stdout or "{}").values() for c in path})
+except (ValueError, AttributeError) as error:
+    collections, problem = [], problem or f"its list is not JSON ({error})"
+print(json.dumps({"failed_imports": failed, "collections": collections, "galaxy_error": problem}))
 """
 
 
@@ -327,11 +330,15 @@ def check(ref: str) -> None:
     Every module of CONTROLLER_IMPORTS must import, and ansible-galaxy must list every collection
     of requirements.yml, their dependencies and sgivu.deploy. Raises EEError naming what is missing.
     """
-    answer = docker("run", "--rm", ref, "python3", "-c", CHECK_SCRIPT, *CONTROLLER_IMPORTS).splitlines()
+    result = subprocess.run(["docker", "run", "--rm", ref, "python3", "-c", CHECK_SCRIPT, *CONTROLLER_IMPORTS],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
+    answer = result.stdout.splitlines()
     try:
         found = json.loads(answer[-1])
-    except (IndexError, ValueError):
-        raise EEError(f"the EE image {ref} did not run its check: {answer[-5:]}") from None
+        found["failed_imports"], found["collections"], found["galaxy_error"]  # noqa: B018 (present)
+    except (IndexError, ValueError, KeyError, TypeError):
+        tail = " | ".join((result.stderr.strip().splitlines() or answer or ["no output"])[-3:])
+        raise EEError(f"the EE image {ref} did not run its check (exit {result.returncode}): {tail}") from None
     if found["failed_imports"]:
         raise EEError(f"the EE image {ref} cannot import what jobs need: " + "; ".join(
             f"{name} ({why})" for name, why in sorted(found["failed_imports"].items())))
@@ -363,7 +370,8 @@ def navigator_command(playbook: str, args: List[str], ref: str, env: Dict[str, s
     docker_cli = shutil.which("docker")
     if not docker_cli:
         raise EEError("no docker CLI on PATH: the bench hosts are reached through it")
-    if playbook.startswith("-") or not (ROOT / playbook).is_file():
+    path = (ROOT / playbook).resolve()
+    if playbook.startswith("-") or (ROOT != path and ROOT not in path.parents) or not path.is_file():
         raise EEError(f"{playbook!r} is not a playbook of {ROOT} (usage: ee.py run PLAYBOOK ARGS...)")
     passed = [name for name in PASSED_ENV if env.get(name)]
     broken = [name for name in passed if any(c in env[name] for c in "\n\r\0")]
@@ -386,8 +394,9 @@ def navigator_command(playbook: str, args: List[str], ref: str, env: Dict[str, s
 def run(playbook: str, args: List[str]) -> int:
     """Run ``playbook`` in the EE through ansible-navigator, its output as a terminal shows it.
 
-    Returns the playbook's exit status (128 + N when a signal N stopped navigator). SIGINT and
-    SIGTERM are passed on to navigator, so that it removes its private data dir, which holds the
+    Returns the playbook's exit status (128 + N when a signal N stopped navigator). Navigator runs
+    in its own session, and SIGINT or SIGTERM to this process reaches it once, as SIGINT: the one
+    signal on which navigator cancels the job and removes its private data dir, which holds the
     passed variables. Raises EEError when the image is missing or ansible-navigator is not installed.
     """
     ref = image_ref()
@@ -399,8 +408,9 @@ def run(playbook: str, args: List[str]) -> int:
         raise EEError("ansible-navigator is not installed: pip install -r requirements-dev.txt")
     command = navigator_command(playbook, args, ref, dict(os.environ))
     print("$ " + shlex.join(command), flush=True)
-    navigator = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    forward = lambda signum, _frame: navigator.send_signal(signum)  # noqa: E731
+    navigator = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                 start_new_session=True, preexec_fn=_default_sigint)
+    forward = lambda _signum, _frame: navigator.send_signal(signal.SIGINT)  # noqa: E731
     previous = {signum: signal.signal(signum, forward) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         for line in navigator.stdout:
@@ -411,6 +421,11 @@ def run(playbook: str, args: List[str]) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return 128 - status if status < 0 else status
+
+
+def _default_sigint() -> None:
+    """In navigator's process before it starts: SIGINT acts, even when this one was started ignoring it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 # ansible-runner's display callback wraps each event's JSON, base64-encoded, in cursor moves

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -89,11 +90,20 @@ def test_a_passed_value_with_a_line_break_is_refused_naming_the_variable_only(mo
     assert value not in str(refused.value)
 
 
-@pytest.mark.parametrize("playbook", ["-i", "no-such-playbook.yml"])
+@pytest.mark.parametrize("playbook", ["-i", "no-such-playbook.yml", "roles"])
 def test_something_that_is_not_a_playbook_of_the_checkout_is_refused(monkeypatch, playbook):
     monkeypatch.setattr(ee.shutil, "which", lambda name: "/usr/bin/docker")
     with pytest.raises(ee.EEError, match="is not a playbook of"):
         ee.navigator_command(playbook, ["deploy.yml"], "example/ee:1", {})
+
+
+def test_a_playbook_outside_the_checkout_is_refused_by_absolute_or_relative_path(monkeypatch, tmp_path):
+    monkeypatch.setattr(ee.shutil, "which", lambda name: "/usr/bin/docker")
+    outside = tmp_path / "play.yml"
+    outside.write_text("- hosts: all\n")
+    for playbook in (str(outside), os.path.relpath(outside, ee.ROOT)):
+        with pytest.raises(ee.EEError, match="is not a playbook of"):
+            ee.navigator_command(playbook, [], "example/ee:1", {})
 
 
 def test_without_a_docker_cli_the_run_is_refused_saying_why(monkeypatch):
