@@ -151,6 +151,11 @@ def bench_definition(production: dict, base: str) -> dict:
     }
 
 
+def required_collections() -> List[str]:
+    """The collections requirements.yml names (without their dependencies)."""
+    return [c["name"] for c in yaml.safe_load((ROOT / "requirements.yml").read_text())["collections"]]
+
+
 def collection_closure(names: Iterable[str], source: Path = VENV_COLLECTIONS) -> List[str]:
     """``names`` and every collection they depend on (MANIFEST.json), as installed under ``source``.
 
@@ -233,10 +238,9 @@ def assemble(context: Path, base: str) -> str:
         shutil.copy(ROOT / production["dependencies"][key], context / definition["dependencies"][key])
     shutil.copy(bundle, context / "ca-bundle.crt")
 
-    required = [c["name"] for c in yaml.safe_load((ROOT / "requirements.yml").read_text())["collections"]]
     tarballs = []
     with tempfile.TemporaryDirectory() as work:
-        for name in collection_closure(required):
+        for name in collection_closure(required_collections()):
             tarballs.append(repack(name, Path(work), collections))
     tarballs.append(galaxy_build(ROOT, collections))
     (context / "requirements.yml").write_text(yaml.safe_dump(
@@ -344,8 +348,7 @@ def check(ref: str) -> None:
             f"{name} ({why})" for name, why in sorted(found["failed_imports"].items())))
     if found["galaxy_error"]:
         raise EEError(f"ansible-galaxy in the EE image {ref} failed: {found['galaxy_error']}")
-    required = [c["name"] for c in yaml.safe_load((ROOT / "requirements.yml").read_text())["collections"]]
-    absent = sorted(set(collection_closure(required) + ["sgivu.deploy"]) - set(found["collections"]))
+    absent = sorted(set(collection_closure(required_collections()) + ["sgivu.deploy"]) - set(found["collections"]))
     if absent:
         raise EEError(f"the EE image {ref} lacks the collections {', '.join(absent)}")
 
