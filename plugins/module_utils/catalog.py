@@ -30,6 +30,10 @@ Service entry (``stack_services[<name>]``, the name is the compose service name)
     databases   list  = []      databases the service owns (for backups)
     provides_env dict = {}      kind: sidecar only: plain environment every other enabled
                                 service gets (AWS_XRAY_DAEMON_ADDRESS: "xray-daemon:2000")
+    rotate      dict  = {}      kind: database only: env keys (of its env_keys) that are a
+                                credential the running database can change in place:
+                                KEY -> {engine: postgres | redis, user: role or ACL user}
+                                (postgres: user required; redis: user = default)
 
 Route entry (``stack_routes[]``)::
 
@@ -129,10 +133,14 @@ SERVICE_KEYS = frozenset(
         "env",
         "databases",
         "provides_env",
+        "rotate",
     )
 )
 REQUIRED_SERVICE_KEYS = ("image", "tag", "port", "health")
 HEALTH_KEYS = frozenset(("path", "command", "interval", "timeout"))
+ROTATE_KEYS = frozenset(("engine", "user"))
+# How a credential changes inside a running database: ALTER ROLE (postgres), ACL SETUSER (redis).
+ROTATE_ENGINES = ("postgres", "redis")
 ROUTE_KEYS = frozenset(("path", "match", "service", "allow", "timeout"))
 INVARIANT_KEYS = frozenset(("equal",))
 
@@ -403,6 +411,8 @@ def _normalize_service(name: Any, raw: Any, problems: List[str]) -> Optional[Dic
             problems.append("service {0!r}: database name {1!r} is not a plain identifier".format(name, db))
     svc["databases"] = list(databases)
 
+    svc["rotate"] = _normalize_rotate(name, raw.get("rotate"), kind, svc["env_keys"], problems)
+
     provides = raw.get("provides_env")
     if provides not in (None, {}) and kind != "sidecar":
         problems.append(
@@ -428,6 +438,42 @@ def _normalize_service(name: Any, raw: Any, problems: List[str]) -> Optional[Dic
                 "only stateless services scale".format(name, replicas, ", ".join(sorted(svc["volumes"])))
             )
     return svc
+
+
+def _normalize_rotate(name: str, raw: Any, kind: str, keys: Sequence[str], problems: List[str]) -> Dict[str, Dict[str, str]]:
+    """``rotate`` of one service: env key -> {engine, user}; problems are appended, never raised."""
+    if raw in (None, {}):
+        return {}
+    if kind != "database":
+        problems.append("service {0!r}: rotate is for kind: database (a credential the database changes in place), "
+                        "not kind: {1}".format(name, kind))
+        return {}
+    if not isinstance(raw, Mapping):
+        problems.append("service {0!r}: rotate must map env keys to {{engine, user}}, got {1!r}".format(name, raw))
+        return {}
+    out = {}
+    for key, spec in sorted(raw.items(), key=lambda item: str(item[0])):
+        where = "service {0!r}: rotate {1}".format(name, key)
+        if key not in keys:
+            problems.append("{0}: not one of the service's env_keys ({1})".format(where, ", ".join(keys) or "none"))
+            continue
+        if not isinstance(spec, Mapping):
+            problems.append("{0}: must be {{engine, user}}, got {1!r}".format(where, spec))
+            continue
+        unknown = sorted(set(map(str, spec)) - ROTATE_KEYS)
+        if unknown:
+            problems.append("{0}: unknown field(s) {1}".format(where, ", ".join(unknown)))
+        engine = spec.get("engine")
+        if engine not in ROTATE_ENGINES:
+            problems.append("{0}: engine must be one of {1}, got {2!r}".format(where, " | ".join(ROTATE_ENGINES), engine))
+            continue
+        user = spec.get("user", "default" if engine == "redis" else None)
+        if not _is_str(user) or not _DB_NAME.match(user):
+            problems.append("{0}: user must be a plain identifier (the {1} whose password it is), got {2!r}".format(
+                where, "role" if engine == "postgres" else "ACL user", user))
+            continue
+        out[str(key)] = {"engine": engine, "user": user}
+    return out
 
 
 # --------------------------------------------------------------------------

@@ -196,6 +196,11 @@ def render_project(
         "waves": [list(wave) for wave in (waves or [sorted(enabled)])],
         "deadlines": {n: int(s["health"].get("timeout", 120)) + int(wait_margin) for n, s in sorted(enabled.items())},
     }
+    rotate = {n: dict(s["rotate"]) for n, s in sorted(enabled.items()) if s.get("rotate")}
+    if rotate:
+        # Credentials the database changes in place (compose_host rotates them): a change of one
+        # does not recreate the database's container.
+        project["x-sgivu"]["rotate"] = rotate
     return project
 
 

@@ -69,6 +69,7 @@ def test_minimal_service_gets_every_default():
             "env": {},
             "databases": [],
             "provides_env": {},
+            "rotate": {},
         }
     }
 
@@ -676,3 +677,40 @@ def test_provides_env_is_for_sidecars_only():
 ])
 def test_a_sidecar_is_checked(overrides, expected):
     assert one_problem({"xray-daemon": xray(**overrides)}) == expected
+
+
+# --------------------------------------------------------------------------
+# credentials a database changes in place (rotate)
+# --------------------------------------------------------------------------
+def test_a_database_names_the_credentials_it_can_change_in_place():
+    out = validate_services({
+        "pg": db(env_keys=["POSTGRES_PASSWORD"], rotate={"POSTGRES_PASSWORD": {"engine": "postgres", "user": "postgres"}}),
+        "redis": db(port=6379, env_keys=["REDIS_PASSWORD"], rotate={"REDIS_PASSWORD": {"engine": "redis"}}),
+    })
+    assert out["pg"]["rotate"] == {"POSTGRES_PASSWORD": {"engine": "postgres", "user": "postgres"}}
+    assert out["redis"]["rotate"] == {"REDIS_PASSWORD": {"engine": "redis", "user": "default"}}
+    assert validate_services(copy.deepcopy(out)) == out
+
+
+@pytest.mark.parametrize("service, problem", [
+    (svc(env_keys=["A"], rotate={"A": {"engine": "postgres", "user": "app"}}),
+     "service 'x': rotate is for kind: database (a credential the database changes in place), not kind: service"),
+    (db(env_keys=["A"], rotate={"B": {"engine": "postgres", "user": "app"}}),
+     "service 'x': rotate B: not one of the service's env_keys (A)"),
+    (db(env_keys=["A"], rotate={"A": {"engine": "mysql", "user": "app"}}),
+     "service 'x': rotate A: engine must be one of postgres | redis, got 'mysql'"),
+    (db(env_keys=["A"], rotate={"A": {"engine": "postgres"}}),
+     "service 'x': rotate A: user must be a plain identifier (the role whose password it is), got None"),
+    (db(env_keys=["A"], rotate={"A": {"engine": "postgres", "user": "app; DROP ROLE app"}}),
+     "service 'x': rotate A: user must be a plain identifier (the role whose password it is), "
+     "got 'app; DROP ROLE app'"),
+    (db(env_keys=["A"], rotate={"A": "postgres"}), "service 'x': rotate A: must be {engine, user}, got 'postgres'"),
+    (db(env_keys=["A"], rotate=["A"]), "service 'x': rotate must map env keys to {engine, user}, got ['A']"),
+])
+def test_a_rotation_the_database_cannot_do_is_refused_naming_it(service, problem):
+    assert one_problem({"x": service}) == problem
+
+
+def test_an_unknown_rotation_field_is_refused():
+    problems = problems_of({"x": db(env_keys=["A"], rotate={"A": {"engine": "redis", "grace": 30}})})
+    assert problems == ["service 'x': rotate A: unknown field(s) grace"]
