@@ -16,6 +16,9 @@ name, port and health path. Configuration comes only from the environment:
   STANDIN_DATABASE_URL   optional postgresql://user:pass@host:5432/db
   STANDIN_REDIS_URL      optional redis://:pass@host:6379/0
   STANDIN_DB_WAIT        seconds to keep retrying the first DB connection (default 60)
+  STANDIN_DB_POOL        database connections opened at start and kept open (default 4), as
+                         Spring Boot's HikariCP keeps a fixed pool: a connection that fails is
+                         replaced by a new one (the request is tried once more on it)
   STANDIN_XRAY_DAEMON    "true": also play the AWS X-Ray daemon - take segment documents on
                          UDP STANDIN_PORT (its wire format: a JSON header line, then the
                          segment) and list the ones received at GET /segments (newest 1000)
@@ -34,6 +37,7 @@ import collections
 import datetime
 import json
 import os
+import queue
 import re
 import signal
 import socket
@@ -41,7 +45,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 EXIT_MISSING_ENV = 2
 TABLE_DDL = (
@@ -52,6 +56,8 @@ TABLE_DDL = (
 )
 # Arbitrary constant so concurrent replicas do not race on CREATE TABLE.
 DDL_LOCK_KEY = 74872201
+# Seconds a Redis command waits for Redis to come back (a recreated container) before it fails.
+REDIS_RECONNECT = 10
 NEVER_HEALTHY_MARKER = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "NEVER_HEALTHY")
 FALSE_WORDS = {"false", "0", "no", "off", "n"}
@@ -85,6 +91,7 @@ class Config:
         self.database_url = _expand(env.get("STANDIN_DATABASE_URL"), env)
         self.redis_url = _expand(env.get("STANDIN_REDIS_URL"), env)
         self.db_wait = float(env.get("STANDIN_DB_WAIT") or 60)
+        self.db_pool = max(1, int(env.get("STANDIN_DB_POOL") or 4))
         self.hostname = socket.gethostname()
         self.xray_daemon = (env.get("STANDIN_XRAY_DAEMON") or "").strip().lower() in ("true", "1", "yes", "on")
         self.xray_address = _xray_address(env.get("AWS_XRAY_DAEMON_ADDRESS"))
@@ -182,12 +189,14 @@ def missing_required(env):
 
 
 class Backends:
-    """PostgreSQL and Redis access; a fresh DB connection per use keeps it simple
-    and survives database restarts."""
+    """PostgreSQL and Redis access. PostgreSQL through a fixed pool of connections opened once,
+    as HikariCP keeps them: an open connection outlives a password change of its role, and a
+    connection a database restart broke is replaced on its next use."""
 
     def __init__(self, cfg):
         self.cfg = cfg
         self._redis = None
+        self._pool = queue.Queue()
         if cfg.database_url:
             import psycopg2  # noqa: F401  (fail early if the package is absent)
         if cfg.redis_url:
@@ -227,17 +236,44 @@ class Backends:
                 STOP.wait(1)
         return False
 
+    def fill_pool(self):
+        """Open the pool's connections (after wait_for_db has seen the database answer)."""
+        for _ in range(self.cfg.db_pool):
+            self._pool.put(self.db_connect())
+
+    def with_db(self, work):
+        """Run work(conn) on a pooled connection and return its result. A connection that fails
+        (a database restart) is replaced and work runs once more; the pool keeps its size."""
+        import psycopg2
+
+        conn = self._pool.get(timeout=30)  # HikariCP's connectionTimeout
+        try:
+            if conn.closed:
+                conn = self.db_connect()
+            try:
+                return work(conn)
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                if not conn.closed:
+                    conn.close()
+                conn = self.db_connect()
+                return work(conn)
+        finally:
+            if not conn.closed:
+                try:
+                    conn.rollback()  # end the transaction a read opened
+                except Exception:
+                    conn.close()
+            self._pool.put(conn if not conn.closed else _Closed())
+
     def check(self):
         comps = {}
         if self.cfg.database_url:
+            def ping(conn):
+                with conn.cursor() as cur:
+                    cur.execute("SELECT 1")
+                    cur.fetchone()
             try:
-                conn = self.db_connect()
-                try:
-                    with conn.cursor() as cur:
-                        cur.execute("SELECT 1")
-                        cur.fetchone()
-                finally:
-                    conn.close()
+                self.with_db(ping)
                 comps["db"] = "UP"
             except Exception:
                 comps["db"] = "DOWN"
@@ -249,30 +285,49 @@ class Backends:
         return comps
 
     def insert_item(self, body):
-        conn = self.db_connect()
-        try:
+        def insert(conn):
             with conn:
                 with conn.cursor() as cur:
                     cur.execute("INSERT INTO items (body) VALUES (%s) RETURNING id, created_at",
                                 (body,))
-                    row = cur.fetchone()
-        finally:
-            conn.close()
+                    return cur.fetchone()
+        row = self.with_db(insert)
         return {"id": row[0], "body": body, "created_at": row[1].isoformat()}
 
     def list_items(self):
-        conn = self.db_connect()
-        try:
+        def select(conn):
             with conn.cursor() as cur:
                 cur.execute("SELECT id, body, created_at FROM items ORDER BY id")
-                rows = cur.fetchall()
-        finally:
-            conn.close()
+                return cur.fetchall()
+        rows = self.with_db(select)
         return [{"id": r[0], "body": r[1], "created_at": r[2].isoformat() if r[2] else None}
                 for r in rows]
 
+    def with_redis(self, work):
+        """Run work(client); while Redis restarts (a recreated container), retry for up to
+        REDIS_RECONNECT seconds, as Lettuce queues commands while it reconnects."""
+        import redis
+
+        deadline = time.monotonic() + REDIS_RECONNECT
+        while True:
+            try:
+                return work(self._redis)
+            except (redis.ConnectionError, redis.TimeoutError, redis.AuthenticationError):
+                if time.monotonic() >= deadline or STOP.is_set():
+                    raise
+                time.sleep(0.2)
+
     def incr_session(self):
-        return int(self._redis.incr("sgivu:standin:%s:session" % self.cfg.service))
+        return int(self.with_redis(lambda client: client.incr("sgivu:standin:%s:session" % self.cfg.service)))
+
+
+class _Closed:
+    """Stands in the pool for a connection that could not be reopened; its next use opens one."""
+
+    closed = True
+
+    def close(self):
+        pass
 
 
 def _one_line(exc):
@@ -396,10 +451,12 @@ def make_handler(cfg, backends, segments=None):
 
 
 def _expand(value, env):
-    """Replace $KEY / ${KEY} in value with env[KEY]; None for an empty value."""
+    """Replace $KEY / ${KEY} in the URL value with env[KEY], percent-encoded (a password may hold
+    '@', '/' or '#'; libpq and redis-py decode it); None for an empty value."""
     if not value:
         return None
-    return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: env.get(m.group(1), ""), value)
+    return re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?",
+                  lambda m: quote(env.get(m.group(1), ""), safe=""), value)
 
 
 class Server(ThreadingHTTPServer):
@@ -442,6 +499,8 @@ def main():
         return 0
     if cfg.database_url and not backends.wait_for_db():
         return 0 if STOP.is_set() else 1
+    if cfg.database_url:
+        backends.fill_pool()
     if STOP.is_set():
         return 0
 
