@@ -37,14 +37,17 @@ no value of the env file is ever returned, in success or in failure.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import os
 import re
 import shutil
+import stringprep
 import tempfile
 import time
+import unicodedata
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 LIVE = "compose.yml"
@@ -211,6 +214,11 @@ class Compose:
             raise ComposeError(f"{what or 'docker ' + args[0]} failed: {brief(err or out, self.secrets, 1500)}")
         return out
 
+    def docker_stdin(self, args: Sequence[str], data: str, environ: Mapping[str, str]) -> Tuple[int, str, str]:
+        """``docker <args>`` with ``data`` on stdin and ``environ`` added to its environment (for
+        ``docker exec -e NAME``, which takes the value from there): values stay off the command line."""
+        return self._run(["docker", *args], data=data, binary_data=True, environ_update=dict(environ))
+
     def attempt(self, *args: str) -> Optional[str]:
         """Run ``docker <args>``; None when it worked, else what it printed (masked)."""
         rc, out, err = self._run(["docker", *args])
@@ -319,7 +327,87 @@ def meta(project: Mapping[str, Any]) -> Dict[str, Any]:
     found.setdefault("env_keys", {})
     found.setdefault("waves", [sorted(project.get("services", {}))])
     found.setdefault("deadlines", {})
+    found.setdefault("rotate", {})
     return found
+
+
+def without_labels(project: Mapping[str, Any]) -> Dict[str, Any]:
+    """A copy of the project without the config labels (they change with the env file)."""
+    copy = json.loads(json.dumps(project))
+    for svc in copy.get("services", {}).values():
+        (svc.get("labels") or {}).pop(CONFIG_LABEL, None)
+    return copy
+
+
+# --- credentials changed in place (rotation) ---------------------------------------------
+# Each phase of a rotation, as statements for the database's own client. Every value goes in
+# escaped, on the client's stdin, never on a command line:
+#   begin   the new value works (redis: beside the old one; postgres has one password a role)
+#   finish  only the new value works (redis drops the old one; postgres: nothing left to do)
+#   undo    only the old value works again
+ROTATION_PHASES = ("begin", "finish", "undo")
+
+
+def sql_literal(value: str) -> str:
+    """A PostgreSQL string literal (standard_conforming_strings: only ``'`` is special)."""
+    if "\0" in value:
+        raise ComposeError("a PostgreSQL password cannot hold a NUL character")
+    return "'" + value.replace("'", "''") + "'"
+
+
+def saslprep(value: str) -> str:
+    """SASLprep (RFC 4013) of a password as PostgreSQL applies it for SCRAM (``pg_saslprep``):
+    the prepared form, or the value unchanged where it is not a valid stringprep string."""
+    mapped = "".join(" " if stringprep.in_table_c12(c) else c for c in value if not stringprep.in_table_b1(c))
+    prepared = unicodedata.normalize("NFKC", mapped)
+    prohibited = (stringprep.in_table_c12, stringprep.in_table_c21, stringprep.in_table_c22, stringprep.in_table_c3,
+                  stringprep.in_table_c4, stringprep.in_table_c5, stringprep.in_table_c6, stringprep.in_table_c7,
+                  stringprep.in_table_c8, stringprep.in_table_c9, stringprep.in_table_a1)
+    if not prepared or any(check(c) for c in prepared for check in prohibited):
+        return value
+    if any(stringprep.in_table_d1(c) for c in prepared):
+        if any(stringprep.in_table_d2(c) for c in prepared) or not (
+                stringprep.in_table_d1(prepared[0]) and stringprep.in_table_d1(prepared[-1])):
+            return value
+    return prepared
+
+
+def scram_verifier(value: str, salt: Optional[bytes] = None, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802/7677), made here so
+    that ``ALTER ROLE`` carries the verifier and never the password (a server log of the statement
+    shows no secret)."""
+    salt = salt if salt is not None else os.urandom(16)
+    salted = hashlib.pbkdf2_hmac("sha256", saslprep(value).encode("utf-8"), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    encode = lambda raw: base64.b64encode(raw).decode("ascii")  # noqa: E731
+    return "SCRAM-SHA-256${0}:{1}${2}:{3}".format(iterations, encode(salt), encode(hashlib.sha256(client_key).digest()),
+                                                  encode(server_key))
+
+
+def redis_argument(value: str) -> str:
+    """A redis-cli argument that stands for ``value`` byte for byte: every byte ``\\xHH`` in double quotes."""
+    return '"' + "".join("\\x{0:02x}".format(b) for b in value.encode("utf-8")) + '"'
+
+
+def rotation_statements(engine: str, user: str, old: str, new: str, phase: str) -> str:
+    """What the database's client reads on stdin for one phase of rotating ``user``'s password."""
+    if phase not in ROTATION_PHASES:
+        raise ValueError(phase)
+    if engine == "postgres":
+        if phase == "finish":
+            return ""
+        value = new if phase == "begin" else old
+        return 'ALTER ROLE "{0}" WITH PASSWORD {1};\n'.format(user, sql_literal(scram_verifier(value)))
+    if engine == "redis":
+        acl = {"begin": ["on", ">" + new], "finish": ["<" + old], "undo": ["on", ">" + old, "<" + new]}[phase]
+        return "ACL SETUSER {0} {1}\n".format(user, " ".join(a if a == "on" else redis_argument(a) for a in acl))
+    raise ValueError(engine)
+
+
+def changed_keys(before: Mapping[str, str], after: Mapping[str, str]) -> List[str]:
+    """The names of the keys whose value differs (added and removed ones too); never a value."""
+    return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
 
 
 # --- the steps ----------------------------------------------------------------------------
@@ -443,14 +531,17 @@ class Release:
 
         Compose's own config hash of a service with an env file covers the file's path but not,
         before ``up``, its content; this label covers both, so a container started from an older
-        project or env file is told apart. Returns service -> label.
+        project or env file is told apart. A database's credentials that it changes in place
+        (``x-sgivu.rotate``) are left out: their change is made inside the running container, which
+        stays. Returns service -> label.
         """
         key = self.salt()
-        env_keys = meta(project)["env_keys"]
+        env_keys, rotate = meta(project)["env_keys"], meta(project)["rotate"]
         labels = {}
         for name, svc in project["services"].items():
             svc.setdefault("labels", {}).pop(CONFIG_LABEL, None)
-            text = json.dumps(svc, sort_keys=True) + "\n" + env_text(env, env_keys.get(name) or [])
+            keys = [k for k in env_keys.get(name) or [] if k not in (rotate.get(name) or {})]
+            text = json.dumps(svc, sort_keys=True) + "\n" + env_text(env, keys)
             labels[name] = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()[:32]
             svc["labels"][CONFIG_LABEL] = labels[name]
         return labels
@@ -532,12 +623,19 @@ class Release:
             reasons.append("services to (re)start: " + ", ".join(changed))
         if orphans:
             reasons.append("containers of services no longer in the project: " + ", ".join(orphans))
+        keys = changed_keys(read_env(self.path(ENV_LIVE)), env) if os.path.exists(self.path(ENV_LIVE)) else []
+        rotations = self.rotations(project, keys, containers)
+        if rotations:
+            reasons.append("credentials to change inside the running databases: " + ", ".join(rotations))
         return {
             "pending": bool(reasons),
             "reasons": reasons,
             "pulled": pulled,
             "services": changed,
             "orphans": orphans,
+            "changed_keys": keys,
+            "rotations": rotations,
+            "rollout": self.rollout_order(project, live_text, changed, orphans, containers),
             "images": images,
             "digests": {name: digest_of(ref) for name, ref in images.items()},
             "release_services": {name: {"image": ref, "digest": digest_of(ref)} for name, ref in images.items()},
@@ -546,6 +644,31 @@ class Release:
             "live": {"compose_sha256": sha256_file(live), "env_sha256": sha256_file(self.path(ENV_LIVE))},
             "containers": [summary(c, self.name) for c in containers],
         }
+
+    @staticmethod
+    def rotations(project: Mapping[str, Any], keys: Sequence[str], containers: Sequence[Mapping[str, str]]) -> List[str]:
+        """``service/KEY`` of each credential in ``keys`` that a running database changes in place."""
+        running = {c["service"] for c in containers if c["state"] == "running"}
+        return ["{0}/{1}".format(service, key) for service, spec in sorted(meta(project)["rotate"].items())
+                for key in sorted(spec) if key in keys and service in running]
+
+    @staticmethod
+    def rollout_order(project: Mapping[str, Any], live_text: Optional[str], changed: Sequence[str],
+                      orphans: Sequence[str], containers: Sequence[Mapping[str, str]]) -> List[str]:
+        """The changed services in start-up order when only env values change (else ``[]``).
+
+        Only then can the services be replaced one at a time (start-first where they publish) in
+        place of a whole-project start: the project is the running one but for the config labels,
+        no container is an orphan, and each changed service has a container now."""
+        if not changed or orphans or live_text is None:
+            return []
+        live = json.loads("\n".join(line for line in live_text.split("\n") if not line.startswith("#")))
+        if without_labels(live) != without_labels(project):
+            return []
+        present = {c["service"] for c in containers}
+        if any(service not in present for service in changed):
+            return []
+        return [s for wave in meta(project)["waves"] for s in wave if s in changed]
 
     # --- apply --------------------------------------------------------------------------
     def promote(self, project_path: str, env_path: str) -> Dict[str, Any]:
@@ -594,7 +717,7 @@ class Release:
         return ComposeError(f"{why}: {', '.join(states)}.", failed_services=list(services), logs=logs.splitlines())
 
     def up(self, project: Mapping[str, Any], only: Optional[Sequence[str]], log_lines: int,
-           timeout: int = 0) -> List[str]:
+           timeout: int = 0, recreate: bool = False) -> List[str]:
         """Start the project (or ``only`` some services, without their dependencies), health-gated;
         return the services started, in start-up order.
 
@@ -611,6 +734,8 @@ class Release:
         deadlines = meta(project)["deadlines"]
         wait = timeout or sum(max(int(deadlines.get(s, 120)) for s in wave) for wave in waves)
         args = ["up", "--detach", "--wait", "--wait-timeout", str(wait), "--pull", "never", "--quiet-pull"]
+        if recreate:
+            args += ["--force-recreate"]
         if only:
             args += ["--no-deps", *services]
         rc, out, err = self.compose.compose(*args, check=False)
@@ -622,6 +747,77 @@ class Release:
                 why = "could not be started: Compose said {0}".format(brief(err or out, self.compose.secrets, 600))
             raise self.failure(late or services, log_lines, ("the release" if not only else ", ".join(services)) + " " + why)
         return services
+
+    def rotate(self, phase: str, release: str = "", log_lines: int = 20) -> List[str]:
+        """One phase of changing database credentials in place; returns the ``service/KEY`` done.
+
+        What to rotate is the candidate project's ``x-sgivu.rotate`` (service -> KEY -> {engine,
+        user}), for each key whose value differs between the old env file and the candidate
+        (``stack.env.next``). The old one is the archived env file of ``release`` (the host's last
+        good release) when given, else the running ``stack.env`` (before the candidate is promoted).
+
+        * ``begin`` (before any service gets the new value): the new value works beside the old
+          one - PostgreSQL: ``ALTER ROLE ... PASSWORD new`` (connections already open stay open);
+          Redis: ``ACL SETUSER user on >new``.
+        * ``finish`` (once every service runs with the new value): only the new value works -
+          Redis: its container is recreated from the running project, whose env file holds the new
+          value (a Redis password lives in its process and its container's env), health-gated;
+          PostgreSQL keeps its container (the role's password is in the data directory).
+        * ``undo`` (the change failed): the old value works again, authenticated with the new one,
+          or with the old one where ``begin`` never ran.
+
+        The client (psql / redis-cli) runs in the database's container with the working value in
+        ``docker exec -e NAME`` (from this process's environment) and the statements on stdin: no
+        value is ever on a command line. Raises ComposeError naming the service and key, scrubbed.
+        """
+        if phase not in ROTATION_PHASES:
+            raise ComposeError(f"unknown rotation phase {phase!r}")
+        old_path = self.path(ARCHIVE, release, ENV_LIVE) if release else self.path(ENV_LIVE)
+        if not os.path.exists(old_path) or not os.path.exists(self.path(ENV_CANDIDATE)):
+            return []
+        old, new = read_env(old_path), read_env(self.path(ENV_CANDIDATE))
+        self.compose.secrets += list(old.values()) + list(new.values())
+        project = load_project(self.path(CANDIDATE))
+        containers = self.compose.containers()
+        running = {c["service"]: c for c in containers if c["state"] == "running"}
+        done = []
+        for item in self.rotations(project, changed_keys(old, new), containers):
+            service, key = item.split("/", 1)
+            how = meta(project)["rotate"][service][key]
+            if key not in old or key not in new:
+                raise ComposeError(f"{service}: {key} is not in both env files; a credential cannot be rotated "
+                                   "from or to nothing.")
+            done.append(item)
+            if self.check_mode:
+                continue
+            if phase == "finish":
+                if how["engine"] == "redis":
+                    self.up(load_project(self.path(LIVE)), [service], log_lines, recreate=True)
+                continue
+            statements = rotation_statements(how["engine"], how["user"], old[key], new[key], phase)
+            what = f"{phase} the rotation of {key} in {service}"
+            if phase == "begin":
+                self.exec_client(running[service]["id"], how["engine"], how["user"], old[key], statements, what)
+                continue
+            try:  # undo: the new value works once begin ran; the old one still does where it did not
+                self.exec_client(running[service]["id"], how["engine"], how["user"], new[key], statements, what)
+            except ComposeError:
+                self.exec_client(running[service]["id"], how["engine"], how["user"], old[key], statements, what)
+        return done
+
+    def exec_client(self, container: str, engine: str, user: str, password: str, statements: str, what: str) -> None:
+        """Run the database's client in ``container`` with ``statements`` on stdin; raise ComposeError if it fails."""
+        if engine == "postgres":
+            name, argv = "PGPASSWORD", ["psql", "-h", "127.0.0.1", "-U", user, "-d", "postgres", "-X", "-q",
+                                        "-v", "ON_ERROR_STOP=1", "-f", "-"]
+        else:
+            name, argv = "REDISCLI_AUTH", ["redis-cli", "--user", user, "--no-auth-warning"]
+        rc, out, err = self.compose.docker_stdin(["exec", "-i", "-e", name, container, *argv], statements,
+                                                 {name: password})
+        answer = (out or "").strip().splitlines()
+        refused = engine == "redis" and any(line.strip() != "OK" for line in answer)
+        if rc != 0 or refused:
+            raise ComposeError(f"{what} failed: {brief(err or out, self.compose.secrets, 600)}")
 
     def remove_orphans(self, project: Mapping[str, Any]) -> List[str]:
         orphans = [c for c in self.compose.containers() if c["service"] not in project["services"]]
@@ -656,9 +852,17 @@ class Release:
 
     def apply(self, expect: Mapping[str, Any], only: Optional[Sequence[str]], log_lines: int,
               timeout: int = 0) -> Dict[str, Any]:
-        """Promote the planned candidate and start it; raises ComposeError naming what is not healthy."""
+        """Promote the planned candidate and start it; raises ComposeError naming what is not healthy.
+
+        Without ``only``, the services the plan found changed (``expect["services"]``) are started,
+        in start-up order, without touching the others: a database whose credential changed in
+        place keeps its container, although Compose would recreate it for its env file."""
         project = self.promote_planned(expect)
-        started = self.up(project, only, log_lines, timeout)
+        if only:
+            started = self.up(project, only, log_lines, timeout)
+        else:
+            changed = [s for s in expect.get("services") or [] if s in project["services"]]
+            started = self.up(project, changed, log_lines, timeout) if changed else []
         removed = [] if only else self.remove_orphans(project)
         if not self.check_mode and os.path.exists(self.path(LEGACY_ENV)):
             os.unlink(self.path(LEGACY_ENV))
@@ -793,5 +997,11 @@ class Release:
         finally:
             shutil.rmtree(directory, ignore_errors=True)
         project = self.promote(os.path.join(folder, LIVE), os.path.join(folder, ENV_LIVE))
+        if not self.check_mode:
+            # The failed candidate is dropped: what runs is the candidate again, so the next run
+            # with the values that run now finds nothing to change.
+            for live, candidate in ((LIVE, CANDIDATE), (ENV_LIVE, ENV_CANDIDATE)):
+                with open(self.path(live), encoding="utf-8", newline="") as handle:
+                    write_atomic(self.path(candidate), handle.read(), 0o640 if live == LIVE else 0o600)
         started = self.up(project, None, log_lines)
         return {"started": started, "removed": self.remove_orphans(project), "containers": self.summaries()}

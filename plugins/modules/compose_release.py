@@ -26,6 +26,13 @@ description:
     the running ones), and returns once the new ones are healthy; new containers that do not become
     healthy in time are removed, so the running ones never stop. C(retired) stops containers gracefully
     (SIGTERM and a grace period) and removes them - the caller moves traffic between the two.
+  - C(rotated) changes database credentials in place, in one C(phase) - C(begin) (before any service gets
+    the new value; the new value works beside the old one), C(finish) (every service runs with the new value;
+    only it works - Redis is recreated from the running project, PostgreSQL keeps its container) or C(undo)
+    (the change failed; the old value works again). What rotates is the candidate project's
+    C(x-sgivu.rotate) (the catalog's C(rotate) of its databases), for each key whose value differs between the
+    old env file (the archive of C(release), else the running one) and the candidate. The client runs in the
+    database's container with the value in its environment and the statements on stdin, never on a command line.
   - C(restored) brings an archived release back (its compose file and env file from
     C(<root>/releases/<id>/)), images by digest, health-gated; without a release it stops the stack
     (volumes are kept).
@@ -45,9 +52,9 @@ options:
     type: str
     required: true
   state:
-    description: C(planned), C(applied) or C(restored) (see the description).
+    description: C(planned), C(applied), C(started_beside), C(retired), C(rotated) or C(restored) (see the description).
     type: str
-    choices: [planned, applied, started_beside, retired, restored]
+    choices: [planned, applied, started_beside, retired, rotated, restored]
     required: true
   project:
     description:
@@ -73,7 +80,8 @@ options:
     type: dict
   services:
     description:
-      - C(state=applied) starts only these services (without their dependencies); empty starts all.
+      - C(state=applied) starts only these services (without their dependencies); empty starts those the plan
+        (C(expect)) found changed, in start-up order, and removes the containers of services no longer in the project.
       - C(state=started_beside) the one service to start beside its running containers.
     type: list
     elements: str
@@ -95,8 +103,15 @@ options:
     description:
       - C(state=restored) the archived release to bring back; empty stops the stack.
       - C(state=planned) plan this archived release (its compose file and env file) instead of C(project).
+      - C(state=rotated) the host's last good release, whose archived env file holds the old values; empty
+        takes the running env file (before the candidate is promoted).
     type: str
     default: ""
+  phase:
+    description: C(state=rotated) which phase - C(begin), C(finish) or C(undo) (see the description).
+    type: str
+    choices: [begin, finish, undo]
+    default: begin
   log_lines:
     description: Last log lines returned for each service that did not become healthy.
     type: int
@@ -148,6 +163,25 @@ digests:
   description: C(planned) service -> C(repository@sha256:...) (null for an image without a registry digest).
   returned: state=planned
   type: dict
+changed_keys:
+  description: C(planned) the names of the env keys whose value changes (never a value).
+  returned: state=planned
+  type: list
+  elements: str
+rotations:
+  description:
+    - C(planned) the credentials (C(service/KEY)) a running database changes in place.
+    - C(rotated) those this phase changed.
+  returned: state=planned or state=rotated
+  type: list
+  elements: str
+rollout:
+  description:
+    - C(planned) when only env values change, the changed services in start-up order, to be replaced one at
+      a time (start-first where they publish); else empty.
+  returned: state=planned
+  type: list
+  elements: str
 release_services:
   description: C(planned) service -> C({image, digest}), as the release history records it.
   returned: state=planned
@@ -201,7 +235,8 @@ def main() -> None:
         argument_spec=dict(
             root=dict(type="path", required=True),
             name=dict(type="str", required=True),
-            state=dict(type="str", required=True, choices=["planned", "applied", "started_beside", "retired", "restored"]),
+            state=dict(type="str", required=True,
+                       choices=["planned", "applied", "started_beside", "retired", "rotated", "restored"]),
             project=dict(type="dict"),
             env_source=dict(type="str", default="next", choices=["next", "live"]),
             pull=dict(type="str", default="missing", choices=["missing", "always"]),
@@ -212,6 +247,7 @@ def main() -> None:
             timeout=dict(type="int", default=0),
             release=dict(type="str", default=""),
             log_lines=dict(type="int", default=20),
+            phase=dict(type="str", default="begin", choices=["begin", "finish", "undo"]),
         ),
         required_if=[("state", "applied", ("expect",)), ("state", "started_beside", ("expect", "services"))],
         supports_check_mode=True,
@@ -234,6 +270,9 @@ def main() -> None:
         elif p["state"] == "retired":
             done = release.retire(p["containers"], p["grace"])
             module.exit_json(changed=bool(done["removed"]), **done)
+        elif p["state"] == "rotated":
+            done = release.rotate(p["phase"], p["release"], p["log_lines"])
+            module.exit_json(changed=bool(done), rotations=done, containers=release.summaries())
         else:
             module.exit_json(changed=True, **release.restore(p["release"], p["log_lines"]))
     except ComposeError as error:

@@ -6,10 +6,12 @@ answers with canned ``(rc, stdout, stderr)``.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
-
 import os
+import re
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple, Union
 
@@ -307,7 +309,7 @@ def test_meta_defaults_deadlines_to_empty():
 
 
 def test_meta_keeps_what_the_project_says():
-    assert meta(PROJECT) == PROJECT["x-sgivu"]
+    assert meta(PROJECT) == {**PROJECT["x-sgivu"], "rotate": {}}
 
 
 def test_meta_fills_a_partial_mapping_without_changing_the_project():
@@ -681,3 +683,209 @@ def test_pruning_only_untags_an_image_another_repository_also_names(tmp_path):
     docker = DockerHost([shared], [("c9", "exited", "sgivu", "sha256:old")])
     result = prune(tmp_path, docker, [])
     assert docker.removed == [["image", "rm", f"{API}:1"]] and result["reclaimed_bytes"] == 0
+
+
+# --------------------------------------------------------------------------
+# credentials changed in place (rotation)
+# --------------------------------------------------------------------------
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose_host import (  # noqa: E402
+    CONFIG_LABEL,
+    changed_keys,
+    saslprep,
+    scram_verifier,
+    redis_argument,
+    rotation_statements,
+    sql_literal,
+)
+
+HOSTILE = "p'a\"s s\\w$(id)`x`;--%s{}#!é"
+
+
+class RecordingRun(FakeRun):
+    """FakeRun that also keeps each call's keyword arguments (stdin data, environment)."""
+
+    def __init__(self, answer=(0, "", "")):
+        super().__init__(answer)
+        self.kwargs: List[Dict[str, Any]] = []
+
+    def __call__(self, argv, **kwargs):
+        self.kwargs.append(kwargs)
+        return super().__call__(argv, **kwargs)
+
+
+def test_only_keys_whose_value_changed_are_named():
+    assert changed_keys({"A": "1", "B": "2", "D": "4"}, {"A": "1", "B": "3", "C": "x"}) == ["B", "C", "D"]
+
+
+def test_a_sql_literal_doubles_quotes_and_keeps_everything_else():
+    assert sql_literal("it's") == "'it''s'"
+    assert sql_literal(HOSTILE) == "'" + HOSTILE.replace("'", "''") + "'"
+
+
+def test_a_redis_argument_is_every_byte_escaped():
+    argument = redis_argument(HOSTILE)
+    assert argument.startswith('"') and argument.endswith('"')
+    assert bytes.fromhex(argument[1:-1].replace("\\x", "")).decode("utf-8") == HOSTILE
+
+
+@pytest.mark.parametrize("engine, phase, expected", [
+    ("postgres", "finish", ""),
+    ("redis", "begin", "ACL SETUSER default on " + redis_argument(">new") + "\n"),
+    ("redis", "finish", "ACL SETUSER default " + redis_argument("<old") + "\n"),
+    ("redis", "undo", "ACL SETUSER default on " + redis_argument(">old") + " " + redis_argument("<new") + "\n"),
+])
+def test_each_phase_of_a_rotation(engine, phase, expected):
+    user = "postgres" if engine == "postgres" else "default"
+    assert rotation_statements(engine, user, "old", "new", phase) == expected
+
+
+@pytest.mark.parametrize("phase, value", [("begin", "new"), ("undo", "old")])
+def test_postgres_gets_the_scram_verifier_of_the_password_never_the_password(phase, value):
+    statement = rotation_statements("postgres", "postgres", "old-" + HOSTILE, "new-" + HOSTILE, phase)
+    found = re.fullmatch(r"ALTER ROLE \"postgres\" WITH PASSWORD 'SCRAM-SHA-256\$4096:([^$]+)\$([^:]+):([^']+)';\n", statement)
+    assert found, statement
+    assert statement.count(HOSTILE) == 0
+    assert scram_verifier(f"{value}-{HOSTILE}", base64.b64decode(found[1])) in statement
+
+
+def test_the_scram_verifier_is_the_one_of_rfc_7677():
+    # RFC 7677, section 3: user "user", password "pencil"; the server's signature in its final message.
+    verifier = scram_verifier("pencil", base64.b64decode("W22ZaJ0SNY7soEsUEjb6gQ=="))
+    server_key = base64.b64decode(verifier.rsplit(":", 1)[1])
+    nonce = "rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
+    auth = f"n=user,r=rOprNGfwEbeRWgbNEkqO,r={nonce},s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096,c=biws,r={nonce}"
+    signature = hmac.new(server_key, auth.encode(), hashlib.sha256).digest()
+    assert base64.b64encode(signature).decode() == "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+
+
+@pytest.mark.parametrize("value, prepared", [("I\u00adX", "IX"), ("a\u00a0b", "a b"), ("\u2168", "IX"), ("\u0007", "\u0007")])
+def test_a_password_is_saslprepped_as_postgresql_does(value, prepared):
+    assert saslprep(value) == prepared
+
+
+ROTATIONS = {"sgivu-postgres": {"POSTGRES_PASSWORD": {"engine": "postgres", "user": "postgres"}},
+             "sgivu-redis": {"REDIS_PASSWORD": {"engine": "redis", "user": "default"}}}
+
+
+def rotation_root(tmp_path: Path, old: str, new: str) -> Path:
+    (tmp_path / "stack.env").write_text(f"POSTGRES_PASSWORD={old}\nREDIS_PASSWORD=same\n", encoding="utf-8")
+    (tmp_path / "stack.env.next").write_text(f"POSTGRES_PASSWORD={new}\nREDIS_PASSWORD=same\n", encoding="utf-8")
+    project = {"services": {"sgivu-postgres": {"image": "pg"}, "sgivu-redis": {"image": "redis"}},
+               "x-sgivu": {"env_keys": {"sgivu-postgres": ["POSTGRES_PASSWORD"], "sgivu-redis": ["REDIS_PASSWORD"]},
+                           "rotate": ROTATIONS}}
+    (tmp_path / "compose.next.yml").write_text(project_text(project), encoding="utf-8")
+    return tmp_path
+
+
+def ps_answer(argv):
+    if argv[:2] == ["docker", "ps"]:
+        return 0, "\n".join("\t".join([cid, "running", "Up", svc, "h", "False", "img", f"sgivu-{svc}-1", ""])
+                            for cid, svc in (("c1", "sgivu-postgres"), ("c2", "sgivu-redis"))), ""
+    return 0, "", ""
+
+
+def test_a_changed_database_password_is_changed_inside_the_database_with_no_value_on_a_command_line(tmp_path):
+    root = rotation_root(tmp_path, "old-" + HOSTILE, "new-" + HOSTILE)
+    run = RecordingRun(ps_answer)
+    done = Release(run, str(root), "sgivu").rotate("begin")
+    assert done == ["sgivu-postgres/POSTGRES_PASSWORD"]  # REDIS_PASSWORD did not change
+    execs = [(argv, kw) for argv, kw in zip(run.calls, run.kwargs) if argv[:2] == ["docker", "exec"]]
+    assert len(execs) == 1
+    argv, kwargs = execs[0]
+    assert argv[:6] == ["docker", "exec", "-i", "-e", "PGPASSWORD", "c1"] and "psql" in argv
+    assert not [a for a in argv if HOSTILE in a]
+    assert kwargs["environ_update"] == {"PGPASSWORD": "old-" + HOSTILE}
+    assert kwargs["data"].startswith("ALTER ROLE \"postgres\" WITH PASSWORD 'SCRAM-SHA-256$") and HOSTILE not in kwargs["data"]
+
+
+def test_a_refused_rotation_names_the_key_and_shows_no_value(tmp_path):
+    root = rotation_root(tmp_path, "old-secret-value", "new-secret-value")
+
+    def refuse(argv):
+        if argv[:2] == ["docker", "exec"]:
+            return 2, "", "psql: error: password authentication failed for new-secret-value"
+        return ps_answer(argv)
+
+    with pytest.raises(ComposeError) as info:
+        Release(RecordingRun(refuse), str(root), "sgivu").rotate("begin")
+    assert "begin the rotation of POSTGRES_PASSWORD in sgivu-postgres failed" in info.value.msg
+    assert "new-secret-value" not in info.value.msg
+
+
+def test_an_undo_authenticates_with_the_new_value_and_falls_back_to_the_old_one(tmp_path):
+    root = rotation_root(tmp_path, "old-secret-value", "new-secret-value")
+
+    run = RecordingRun(ps_answer)
+    answers = iter([(2, "", "password authentication failed"), (0, "", "")])
+    run.answer = lambda argv: next(answers) if argv[:2] == ["docker", "exec"] else ps_answer(argv)
+    assert Release(run, str(root), "sgivu").rotate("undo") == ["sgivu-postgres/POSTGRES_PASSWORD"]
+    tried = [kw["environ_update"]["PGPASSWORD"] for argv, kw in zip(run.calls, run.kwargs) if argv[:2] == ["docker", "exec"]]
+    assert tried == ["new-secret-value", "old-secret-value"]
+
+
+def test_the_old_values_come_from_the_archive_of_the_last_good_release(tmp_path):
+    root = rotation_root(tmp_path, "same", "new-secret-value")  # the candidate is already promoted
+    (root / "releases" / "r1").mkdir(parents=True)
+    (root / "releases" / "r1" / "stack.env").write_text("POSTGRES_PASSWORD=old-secret-value\nREDIS_PASSWORD=same\n")
+    run = RecordingRun(ps_answer)
+    assert Release(run, str(root), "sgivu").rotate("begin", release="r1") == ["sgivu-postgres/POSTGRES_PASSWORD"]
+    assert [kw["environ_update"] for argv, kw in zip(run.calls, run.kwargs) if argv[:2] == ["docker", "exec"]] == [
+        {"PGPASSWORD": "old-secret-value"}]
+
+
+def test_finishing_a_redis_rotation_recreates_redis_alone_and_postgres_keeps_its_container(tmp_path):
+    root = tmp_path
+    (root / "stack.env").write_text("POSTGRES_PASSWORD=a-old\nREDIS_PASSWORD=r-old\n")
+    (root / "stack.env.next").write_text("POSTGRES_PASSWORD=a-new\nREDIS_PASSWORD=r-new\n")
+    project = {"services": {"sgivu-postgres": {"image": "pg"}, "sgivu-redis": {"image": "redis"}},
+               "x-sgivu": {"env_keys": {"sgivu-postgres": ["POSTGRES_PASSWORD"], "sgivu-redis": ["REDIS_PASSWORD"]},
+                           "rotate": ROTATIONS, "waves": [["sgivu-postgres", "sgivu-redis"]]}}
+    for name in ("compose.next.yml", "compose.yml"):
+        (root / name).write_text(project_text(project), encoding="utf-8")
+    healthy = lambda argv: (0, "\n".join("\t".join([c, "running", "Up (healthy)", s, "h", "False", "img", f"x-{s}-1", ""])
+                                         for c, s in (("c1", "sgivu-postgres"), ("c2", "sgivu-redis"))), "") \
+        if argv[:2] == ["docker", "ps"] else (0, "", "")
+    run = RecordingRun(healthy)
+    done = Release(run, str(root), "sgivu").rotate("finish")
+    assert done == ["sgivu-postgres/POSTGRES_PASSWORD", "sgivu-redis/REDIS_PASSWORD"]
+    ups = [argv for argv in run.calls if "up" in argv]
+    assert len(ups) == 1 and ups[0][-3:] == ["--force-recreate", "--no-deps", "sgivu-redis"]
+    assert not [argv for argv in run.calls if argv[:2] == ["docker", "exec"]]
+
+
+def test_a_rotated_credential_is_left_out_of_the_database_label_only(tmp_path):
+    project = {"services": {"db": {"image": "pg"}, "app": {"image": "app"}},
+               "x-sgivu": {"env_keys": {"db": ["PW"], "app": ["PW"]}, "rotate": {"db": {"PW": {"engine": "postgres", "user": "u"}}}}}
+    release = Release(FakeRun(), str(tmp_path), "sgivu")
+    first = release.label(json.loads(json.dumps(project)), {"PW": "one"})
+    second = release.label(json.loads(json.dumps(project)), {"PW": "two"})
+    assert first["db"] == second["db"] and first["app"] != second["app"]
+
+
+def test_an_env_only_change_is_rolled_out_in_start_up_order():
+    live = {"services": {"a": {"image": "x", "labels": {CONFIG_LABEL: "1"}}, "b": {"image": "y", "labels": {CONFIG_LABEL: "2"}}},
+            "x-sgivu": {"waves": [["b"], ["a"]]}}
+    new = json.loads(json.dumps(live))
+    new["services"]["a"]["labels"][CONFIG_LABEL] = "3"
+    new["services"]["b"]["labels"][CONFIG_LABEL] = "4"
+    rows = [{"service": "a"}, {"service": "b"}]
+    assert Release.rollout_order(new, project_text(live), ["a", "b"], [], rows) == ["b", "a"]
+    new["services"]["a"]["image"] = "x2"
+    assert Release.rollout_order(new, project_text(live), ["a", "b"], [], rows) == []
+    assert Release.rollout_order(live, project_text(live), ["a"], ["orphan-1"], rows) == []
+    assert Release.rollout_order(live, None, ["a"], [], rows) == []
+
+
+def test_a_restored_release_is_the_candidate_again(tmp_path):
+    project = {"services": {"api": {"image": "r/api:1@sha256:" + "a" * 64}}, "x-sgivu": {"env_keys": {"api": ["K"]}}}
+    (tmp_path / "releases" / "r1").mkdir(parents=True)
+    (tmp_path / "releases" / "r1" / "compose.yml").write_text(project_text(project), encoding="utf-8")
+    (tmp_path / "releases" / "r1" / "stack.env").write_text("K=good\n", encoding="utf-8")
+    (tmp_path / "compose.next.yml").write_text("failed candidate\n", encoding="utf-8")
+    (tmp_path / "stack.env.next").write_text("K=failed\n", encoding="utf-8")
+    healthy = lambda argv: (0, "\t".join(["c1", "running", "Up (healthy)", "api", "h", "False", "img", "x-api-1", ""]), "") \
+        if argv[:2] == ["docker", "ps"] else (0, "", "")
+    Release(FakeRun(healthy), str(tmp_path), "sgivu").restore("r1", 5)
+    assert (tmp_path / "stack.env.next").read_text() == "K=good\n"
+    assert (tmp_path / "compose.next.yml").read_text() == project_text(project)
+    assert oct((tmp_path / "stack.env.next").stat().st_mode & 0o777) == "0o600"
