@@ -9,8 +9,10 @@ test_deploy.py and leave the host on the good parameters.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
+import shlex
 import string
 
 import boto3
@@ -30,7 +32,15 @@ HOSTILE = {
     "SGIVU_GATEWAY_SECRET": "sgivu-gateway-secret-Canary\\",
     "SERVICE_INTERNAL_SECRET_KEY": " ${HOME} {{ x }} 'q' \"dq\" `id` $(id) # not a comment ",
     "JWT_KEYSTORE_PASSWORD": (EVERY_PRINTABLE * 90)[:8000],
+    # Rotated in place (issue 13): ALTER ROLE in the running database, then every service that
+    # uses it is replaced; '@', '/', '#' and '%' would break a connection URL not percent-encoded.
+    "POSTGRES_PASSWORD": "p@ss/w:rd?#%25&'\"\\ $HOME `id` ünï",
 }
+# The row written before the hostile deploy, read back after it (by a new container, logged in
+# with the new password): a rotation keeps the data.
+ROW = "row written before the rotation"
+# The POSTGRES_PASSWORD of the deploy that fails: taken by the database, then undone.
+ROTATED_BACK = "rotated-then-undone-#@/%"
 
 
 def ssm():
@@ -107,15 +117,84 @@ def test_a_key_compose_would_obey_is_refused_before_anything_changes(host, run_p
     assert postgres_mounts(host) == [f"{stack}-sgivu-postgres-1"]
 
 
+def container_ids(host, stack: str) -> dict:
+    """service -> the IDs of its running containers."""
+    found = {}
+    for line in host.check_output(f"docker ps --no-trunc --filter label=com.docker.compose.project={stack} "
+                                  "--format '{{.Label \"com.docker.compose.service\"}} {{.ID}}'").splitlines():
+        service, cid = line.split(" ", 1)
+        found.setdefault(service, set()).add(cid)
+    return found
+
+
+def items(host, stack: str, method: str = "GET", body: str = ""):
+    """GET or POST /items of sgivu-user from inside its container (the database behind it)."""
+    cid = sorted(container_ids(host, stack)["sgivu-user"])[0]
+    code = ("import sys, urllib.request as u; r = u.Request('http://127.0.0.1:8081/items', "
+            f"data={body.encode()!r} if {method == 'POST'} else None, method={method!r}); "
+            "sys.stdout.write(u.urlopen(r, timeout=10).read().decode())")
+    return json.loads(host.check_output(f"docker exec {cid} python3 -c {shlex.quote(code)}"))
+
+
+def logs_in(host, stack: str, service: str, value: str) -> bool:
+    """Whether ``value`` opens the database ``service`` (psql / redis-cli in its container). The
+    value goes on stdin, base64-encoded on the command line: never as itself."""
+    cid = sorted(container_ids(host, stack)[service])[0]
+    client = ('PGPASSWORD="$(cat)" psql -h 127.0.0.1 -U postgres -d postgres -tAc "SELECT 1" 2>&1'
+              if service == "sgivu-postgres" else 'REDISCLI_AUTH="$(cat)" redis-cli --no-auth-warning ping 2>&1')
+    encoded = base64.b64encode(value.encode()).decode()
+    out = host.run(f"echo {encoded} | base64 -d | docker exec -i {cid} sh -c {shlex.quote(client)}")
+    return out.stdout.strip() in ("1", "PONG")
+
+
 @pytest.fixture(scope="module")
-def hostile_deploy(run_playbook, first_host, seed):
-    """deploy.yml with every hostile value in Parameter Store, at -v; ps sampled on the host during it."""
+def hostile_deploy(host, run_playbook, first_host, seed, stack, ssm_parameters):
+    """deploy.yml with every hostile value in Parameter Store, at -v, with probes through Nginx on the
+    gateway's session path (Redis behind it) and on the login page; a row written before it."""
+    good = {name.rsplit("/", 1)[1]: value for name, value in ssm_parameters(GOOD_PATH).items()}
+    written = items(host, stack, "POST", ROW)
+    before = container_ids(host, stack)
     path = seed("/sgivu/bench-hostile", HOSTILE)
-    return run_playbook("deploy.yml", "--limit", first_host, "-v", "-e", f"ssm_secrets_path={path}")
+    address = host.interface("eth0").addresses[0]
+    with Probe(f"http://{address}/v1/session") as session, Probe(f"http://{address}/login") as login:
+        run = run_playbook("deploy.yml", "--limit", first_host, "-v", "-e", f"ssm_secrets_path={path}")
+    run.probes = {"/v1/session": session, "/login": login}
+    run.before, run.written, run.good = before, written, good
+    return run
 
 
 def test_a_deploy_with_hostile_values_succeeds(hostile_deploy):
     assert hostile_deploy.returncode == 0, hostile_deploy.stdout[-3000:]
+
+
+def test_rotating_the_database_passwords_dropped_no_request(hostile_deploy):
+    for path, watch in hostile_deploy.probes.items():
+        assert len(watch.results) > 50, f"the probe of {path} ran too briefly to tell anything"
+        assert watch.failures == [], f"{path}: {watch.failures[:5]}"
+
+
+def test_the_databases_take_the_new_passwords_and_refuse_the_old_ones(host, hostile_deploy, stack):
+    for service, key in (("sgivu-postgres", "POSTGRES_PASSWORD"), ("sgivu-redis", "REDIS_PASSWORD")):
+        assert logs_in(host, stack, service, HOSTILE[key]), f"{service} refuses the new {key}"
+        assert not logs_in(host, stack, service, hostile_deploy.good[key]), f"{service} still takes the old {key}"
+
+
+def test_postgres_kept_its_container_and_its_rows(host, hostile_deploy, stack):
+    after = container_ids(host, stack)
+    assert after["sgivu-postgres"] == hostile_deploy.before["sgivu-postgres"]
+    assert hostile_deploy.written["id"] in [row["id"] for row in items(host, stack)]
+
+
+def test_services_that_use_no_changed_key_kept_their_containers(host, hostile_deploy, stack, ansible_vars):
+    after = container_ids(host, stack)
+    for name, svc in ansible_vars["stack_services"].items():
+        if not svc.get("enabled", True):
+            continue
+        if set(svc.get("env_keys") or []) & set(HOSTILE):
+            if name != "sgivu-postgres":
+                assert after[name] != hostile_deploy.before[name], f"{name} still runs with the old values"
+        else:
+            assert after[name] == hostile_deploy.before[name], f"{name} was replaced although none of its keys changed"
 
 
 @pytest.mark.parametrize("key", sorted(HOSTILE))
@@ -123,6 +202,9 @@ def test_each_hostile_value_reaches_every_container_that_uses_it_byte_for_byte(h
     users = [name for name, svc in ansible_vars["stack_services"].items()
              if svc.get("enabled", True) and key in svc.get("env_keys", [])]
     assert users, f"no enabled service uses {key}"
+    # A database changes a credential in place and keeps its container (and the env it was created with).
+    users = [name for name in users if key not in (ansible_vars["stack_services"][name].get("rotate") or {})
+             or name == "sgivu-redis"]
     for service in users:
         ids = host.check_output(f"docker ps -q --filter label=com.docker.compose.project={stack} "
                                 f"--filter label=com.docker.compose.service={service}").split()
@@ -175,7 +257,7 @@ def test_the_good_parameters_deploy_again(host, run_playbook, first_host, hostil
 
 
 @pytest.fixture(scope="module")
-def failed_deploy(host, run_playbook, first_host, stack, ansible_vars):
+def failed_deploy(host, run_playbook, first_host, stack, ansible_vars, seed):
     """A deploy whose sgivu-user never gets healthy, with a probe on a route the gateway answers."""
     image = f"{ansible_vars['stack_registry']}/sgivu-user:{NEVER_HEALTHY}"
     before = {
@@ -184,8 +266,11 @@ def failed_deploy(host, run_playbook, first_host, stack, ansible_vars):
         "compose": sha256(host, f"/opt/{stack}/compose.yml"),
         "last_good": json.loads(host.file(f"/opt/{stack}/releases.json").content_string)["releases"][-1]["id"],
     }
+    # A new POSTGRES_PASSWORD too: the database takes it first, and must have the old one back after.
+    path = seed("/sgivu/bench-failed", {"POSTGRES_PASSWORD": ROTATED_BACK})
     with Probe(f"http://{host.interface('eth0').addresses[0]}/v1/version") as watch:
         run = run_playbook("deploy.yml", "--limit", first_host, "-vvv", "-e", "health_timeout=20",
+                           "-e", f"ssm_secrets_path={path}",
                            "-e", json.dumps({"compose_stack_images": {"sgivu-user": image}}))
     return {"run": run, "before": before, "watch": watch}
 
@@ -219,6 +304,12 @@ def test_the_gateway_served_throughout_the_failed_deploy(failed_deploy):
     assert watch.failures == []
 
 
+def test_after_the_failure_postgres_takes_its_old_password_again(host, failed_deploy, stack, ssm_parameters):
+    good = ssm_parameters(GOOD_PATH)[f"{GOOD_PATH}/POSTGRES_PASSWORD"]
+    assert logs_in(host, stack, "sgivu-postgres", good)
+    assert not logs_in(host, stack, "sgivu-postgres", ROTATED_BACK)
+
+
 def test_the_failed_release_is_recorded_with_what_was_put_back(host, failed_deploy, stack):
     latest = json.loads(host.file(f"/opt/{stack}/releases.json").content_string)["releases"][-1]
     assert latest["status"] == "failed"
@@ -228,6 +319,7 @@ def test_the_failed_release_is_recorded_with_what_was_put_back(host, failed_depl
 
 def test_no_secret_is_in_the_output_of_a_failed_run_at_vvv(failed_deploy, ssm_parameters):
     secrets = {name: value for name, value in ssm_parameters(GOOD_PATH).items() if not name.endswith("_URL")}
+    secrets["rotated POSTGRES_PASSWORD"] = ROTATED_BACK
     assert_no_value_shown(failed_deploy["run"].stdout, secrets)
 
 
