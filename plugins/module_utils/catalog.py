@@ -472,6 +472,12 @@ def _normalize_rotate(name: str, raw: Any, kind: str, keys: Sequence[str], probl
             problems.append("{0}: user must be a plain identifier (the {1} whose password it is), got {2!r}".format(
                 where, "role" if engine == "postgres" else "ACL user", user))
             continue
+        if engine == "redis" and user != "default":
+            # The rotation ends by recreating Redis with the new value as its requirepass, which is
+            # the default user's password; another ACL user would keep the old one.
+            problems.append("{0}: a Redis rotation is of the default user's password (requirepass), got user {1!r}"
+                            .format(where, user))
+            continue
         out[str(key)] = {"engine": engine, "user": user}
     return out
 

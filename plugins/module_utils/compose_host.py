@@ -54,6 +54,7 @@ LIVE = "compose.yml"
 CANDIDATE = "compose.next.yml"
 ENV_LIVE = "stack.env"
 ENV_CANDIDATE = "stack.env.next"
+ENV_ROTATING = "stack.env.rotating"
 ENV_DIR = "env"
 ARCHIVE = "releases"
 LEGACY_ENV = ".env"
@@ -356,20 +357,24 @@ def sql_literal(value: str) -> str:
 
 
 def saslprep(value: str) -> str:
-    """SASLprep (RFC 4013) of a password as PostgreSQL applies it for SCRAM (``pg_saslprep``):
-    the prepared form, or the value unchanged where it is not a valid stringprep string."""
-    mapped = "".join(" " if stringprep.in_table_c12(c) else c for c in value if not stringprep.in_table_b1(c))
-    prepared = unicodedata.normalize("NFKC", mapped)
-    prohibited = (stringprep.in_table_c12, stringprep.in_table_c21, stringprep.in_table_c22, stringprep.in_table_c3,
-                  stringprep.in_table_c4, stringprep.in_table_c5, stringprep.in_table_c6, stringprep.in_table_c7,
-                  stringprep.in_table_c8, stringprep.in_table_c9, stringprep.in_table_a1)
-    if not prepared or any(check(c) for c in prepared for check in prohibited):
+    """SASLprep (RFC 4013) of a password in the order PostgreSQL's ``pg_saslprep`` applies it for
+    SCRAM: ASCII as it is; else map (non-ASCII spaces to a space, then drop what maps to nothing),
+    check the mapped text (prohibited, unassigned, bidi) and NFKC-normalise it. Where a check
+    fails, PostgreSQL uses the value unchanged, and so does this."""
+    if value.isascii():
         return value
-    if any(stringprep.in_table_d1(c) for c in prepared):
-        if any(stringprep.in_table_d2(c) for c in prepared) or not (
-                stringprep.in_table_d1(prepared[0]) and stringprep.in_table_d1(prepared[-1])):
-            return value
-    return prepared
+    mapped = [" " if stringprep.in_table_c12(c) else c for c in value
+              if stringprep.in_table_c12(c) or not stringprep.in_table_b1(c)]
+    prohibited = (stringprep.in_table_c21_c22, stringprep.in_table_c3, stringprep.in_table_c4, stringprep.in_table_c5,
+                  stringprep.in_table_c6, stringprep.in_table_c7, stringprep.in_table_c8, stringprep.in_table_c9,
+                  stringprep.in_table_a1)
+    if not mapped or any(check(c) for c in mapped for check in prohibited):
+        return value
+    if any(stringprep.in_table_d1(c) for c in mapped) and (
+            any(stringprep.in_table_d2(c) for c in mapped)
+            or not (stringprep.in_table_d1(mapped[0]) and stringprep.in_table_d1(mapped[-1]))):
+        return value
+    return unicodedata.normalize("NFKC", "".join(mapped))
 
 
 def scram_verifier(value: str, salt: Optional[bytes] = None, iterations: int = 4096) -> str:
@@ -400,8 +405,9 @@ def rotation_statements(engine: str, user: str, old: str, new: str, phase: str) 
         value = new if phase == "begin" else old
         return 'ALTER ROLE "{0}" WITH PASSWORD {1};\n'.format(user, sql_literal(scram_verifier(value)))
     if engine == "redis":
-        acl = {"begin": ["on", ">" + new], "finish": ["<" + old], "undo": ["on", ">" + old, "<" + new]}[phase]
-        return "ACL SETUSER {0} {1}\n".format(user, " ".join(a if a == "on" else redis_argument(a) for a in acl))
+        # resetpass first: the result does not depend on which passwords an interrupted run left.
+        acl = {"begin": [">" + old, ">" + new], "finish": [">" + new], "undo": [">" + old]}[phase]
+        return "ACL SETUSER {0} on resetpass {1}\n".format(user, " ".join(redis_argument(a) for a in acl))
     raise ValueError(engine)
 
 
@@ -624,9 +630,12 @@ class Release:
         if orphans:
             reasons.append("containers of services no longer in the project: " + ", ".join(orphans))
         keys = changed_keys(read_env(self.path(ENV_LIVE)), env) if os.path.exists(self.path(ENV_LIVE)) else []
-        rotations = self.rotations(project, keys, containers)
+        unfinished = os.path.exists(self.path(ENV_ROTATING))
+        rotate_keys = sorted(k for spec in meta(project)["rotate"].values() for k in spec) if unfinished else []
+        rotations = self.rotations(project, keys + rotate_keys, containers)
         if rotations:
-            reasons.append("credentials to change inside the running databases: " + ", ".join(rotations))
+            reasons.append("credentials to change inside the running databases: " + ", ".join(rotations)
+                           + (" (a run that began rotating them was stopped before it finished)" if unfinished else ""))
         return {
             "pending": bool(reasons),
             "reasons": reasons,
@@ -748,40 +757,53 @@ class Release:
             raise self.failure(late or services, log_lines, ("the release" if not only else ", ".join(services)) + " " + why)
         return services
 
-    def rotate(self, phase: str, release: str = "", log_lines: int = 20) -> List[str]:
-        """One phase of changing database credentials in place; returns the ``service/KEY`` done.
+    def rotate(self, phase: str, release: str = "", log_lines: int = 20) -> Dict[str, Any]:
+        """One phase of changing database credentials in place: ``{"rotations": [service/KEY],
+        "errors": [...]}`` (errors only from ``undo``, which never raises).
 
-        What to rotate is the candidate project's ``x-sgivu.rotate`` (service -> KEY -> {engine,
+        What rotates is the candidate project's ``x-sgivu.rotate`` (service -> KEY -> {engine,
         user}), for each key whose value differs between the old env file and the candidate
-        (``stack.env.next``). The old one is the archived env file of ``release`` (the host's last
-        good release) when given, else the running ``stack.env`` (before the candidate is promoted).
+        (``stack.env.next``); every rotate key when ``stack.env.rotating`` says that a run began a
+        rotation and never finished or undid it (it was killed). The old values are the archived
+        env file of ``release`` (the host's last good release), else the running ``stack.env``.
 
         * ``begin`` (before any service gets the new value): the new value works beside the old
-          one - PostgreSQL: ``ALTER ROLE ... PASSWORD new`` (connections already open stay open);
-          Redis: ``ACL SETUSER user on >new``.
+          one - PostgreSQL: ``ALTER ROLE ... PASSWORD`` with the new value's SCRAM verifier
+          (connections already open stay open); Redis: ``ACL SETUSER user on resetpass >old >new``.
+          Writes ``stack.env.rotating`` (0600, the candidate) first.
         * ``finish`` (once every service runs with the new value): only the new value works -
           Redis: its container is recreated from the running project, whose env file holds the new
-          value (a Redis password lives in its process and its container's env), health-gated;
-          PostgreSQL keeps its container (the role's password is in the data directory).
-        * ``undo`` (the change failed): the old value works again, authenticated with the new one,
-          or with the old one where ``begin`` never ran.
+          value alone (a Redis password lives in its process and its container's env), health-gated;
+          PostgreSQL keeps its container (the role's password is in the data directory). Removes
+          ``stack.env.rotating``.
+        * ``undo`` (the change failed): the old value works again. Each key is tried on its own and
+          a failure is reported, not raised, so that the last good release is still put back.
 
-        The client (psql / redis-cli) runs in the database's container with the working value in
-        ``docker exec -e NAME`` (from this process's environment) and the statements on stdin: no
-        value is ever on a command line. Raises ComposeError naming the service and key, scrubbed.
+        The client authenticates with each value that may work at that moment (old, new, the one
+        an interrupted run left) until one does; it runs in the database's container with the value
+        in ``docker exec -e NAME`` (from this process's environment) and the statements on stdin:
+        no value is ever on a command line. Raises ComposeError naming the service and key, scrubbed.
         """
         if phase not in ROTATION_PHASES:
             raise ComposeError(f"unknown rotation phase {phase!r}")
-        old_path = self.path(ARCHIVE, release, ENV_LIVE) if release else self.path(ENV_LIVE)
+        archived = self.path(ARCHIVE, release, ENV_LIVE) if release else ""
+        old_path = archived if archived and os.path.exists(archived) else self.path(ENV_LIVE)
         if not os.path.exists(old_path) or not os.path.exists(self.path(ENV_CANDIDATE)):
-            return []
+            raise ComposeError("rotating credentials needs the env file that runs and the candidate; {0} is missing"
+                               .format(old_path if not os.path.exists(old_path) else self.path(ENV_CANDIDATE)))
+        marker = self.path(ENV_ROTATING)
         old, new = read_env(old_path), read_env(self.path(ENV_CANDIDATE))
-        self.compose.secrets += list(old.values()) + list(new.values())
+        left = read_env(marker) if os.path.exists(marker) else {}
+        self.compose.secrets += list(old.values()) + list(new.values()) + list(left.values())
         project = load_project(self.path(CANDIDATE))
         containers = self.compose.containers()
         running = {c["service"]: c for c in containers if c["state"] == "running"}
-        done = []
-        for item in self.rotations(project, changed_keys(old, new), containers):
+        keys = changed_keys(old, new) + (sorted(k for spec in meta(project)["rotate"].values() for k in spec) if left else [])
+        done, errors = [], []
+        if phase == "begin" and not self.check_mode:
+            with open(self.path(ENV_CANDIDATE), encoding="utf-8", newline="") as handle:
+                write_atomic(marker, handle.read(), 0o600)
+        for item in self.rotations(project, keys, containers):
             service, key = item.split("/", 1)
             how = meta(project)["rotate"][service][key]
             if key not in old or key not in new:
@@ -795,29 +817,37 @@ class Release:
                     self.up(load_project(self.path(LIVE)), [service], log_lines, recreate=True)
                 continue
             statements = rotation_statements(how["engine"], how["user"], old[key], new[key], phase)
-            what = f"{phase} the rotation of {key} in {service}"
-            if phase == "begin":
-                self.exec_client(running[service]["id"], how["engine"], how["user"], old[key], statements, what)
-                continue
-            try:  # undo: the new value works once begin ran; the old one still does where it did not
-                self.exec_client(running[service]["id"], how["engine"], how["user"], new[key], statements, what)
-            except ComposeError:
-                self.exec_client(running[service]["id"], how["engine"], how["user"], old[key], statements, what)
-        return done
+            tries = [old[key], left.get(key), new[key]] if phase == "begin" else [new[key], left.get(key), old[key]]
+            tries = [v for i, v in enumerate(tries) if v is not None and v not in tries[:i]]
+            try:
+                self.exec_client(running[service]["id"], how["engine"], how["user"], tries, statements,
+                                 f"{phase} the rotation of {key} in {service}")
+            except ComposeError as error:
+                if phase != "undo":
+                    raise
+                errors.append(error.msg)
+        if phase in ("finish", "undo") and not self.check_mode and not errors and os.path.exists(marker):
+            os.unlink(marker)
+        return {"rotations": done, "errors": errors}
 
-    def exec_client(self, container: str, engine: str, user: str, password: str, statements: str, what: str) -> None:
-        """Run the database's client in ``container`` with ``statements`` on stdin; raise ComposeError if it fails."""
+    def exec_client(self, container: str, engine: str, user: str, passwords: Sequence[str], statements: str,
+                    what: str) -> None:
+        """Run the database's client in ``container`` with ``statements`` on stdin, logged in with the
+        first of ``passwords`` that works; raise ComposeError (scrubbed) when none does or it fails."""
         if engine == "postgres":
             name, argv = "PGPASSWORD", ["psql", "-h", "127.0.0.1", "-U", user, "-d", "postgres", "-X", "-q",
                                         "-v", "ON_ERROR_STOP=1", "-f", "-"]
         else:
             name, argv = "REDISCLI_AUTH", ["redis-cli", "--user", user, "--no-auth-warning"]
-        rc, out, err = self.compose.docker_stdin(["exec", "-i", "-e", name, container, *argv], statements,
-                                                 {name: password})
-        answer = (out or "").strip().splitlines()
-        refused = engine == "redis" and any(line.strip() != "OK" for line in answer)
-        if rc != 0 or refused:
-            raise ComposeError(f"{what} failed: {brief(err or out, self.compose.secrets, 600)}")
+        said = ""
+        for password in passwords:
+            rc, out, err = self.compose.docker_stdin(["exec", "-i", "-e", name, container, *argv], statements,
+                                                     {name: password})
+            answer = (out or "").strip().splitlines()
+            if rc == 0 and (engine != "redis" or (answer and all(line.strip() == "OK" for line in answer))):
+                return
+            said = brief(err or out, self.compose.secrets, 600)
+        raise ComposeError(f"{what} failed: {said}")
 
     def remove_orphans(self, project: Mapping[str, Any]) -> List[str]:
         orphans = [c for c in self.compose.containers() if c["service"] not in project["services"]]
@@ -854,19 +884,26 @@ class Release:
               timeout: int = 0) -> Dict[str, Any]:
         """Promote the planned candidate and start it; raises ComposeError naming what is not healthy.
 
-        Without ``only``, the services the plan found changed (``expect["services"]``) are started,
-        in start-up order, without touching the others: a database whose credential changed in
-        place keeps its container, although Compose would recreate it for its env file."""
+        Without ``only``, the services the plan found changed (``expect["services"]``) and those
+        that do not serve now (a database dump loaded since the plan stopped its clients) are
+        started, in start-up order, without touching the others: a database whose credential
+        changed in place keeps its container, although Compose would recreate it for its env file."""
         project = self.promote_planned(expect)
         if only:
             started = self.up(project, only, log_lines, timeout)
         else:
-            changed = [s for s in expect.get("services") or [] if s in project["services"]]
+            wanted = set(expect.get("services") or []) | set(self.idle(project))
+            changed = [s for s in project["services"] if s in wanted]
             started = self.up(project, changed, log_lines, timeout) if changed else []
         removed = [] if only else self.remove_orphans(project)
         if not self.check_mode and os.path.exists(self.path(LEGACY_ENV)):
             os.unlink(self.path(LEGACY_ENV))
         return {"started": started, "removed": removed, "containers": self.summaries()}
+
+    def idle(self, project: Mapping[str, Any]) -> List[str]:
+        """The project's services with fewer serving containers than their replicas."""
+        rows = [r for r in self.compose.containers() if serving(r)]
+        return [s for s, svc in project["services"].items() if len([r for r in rows if r["service"] == s]) < replicas(svc)]
 
     def summaries(self) -> List[Dict[str, Any]]:
         return [summary(c, self.name) for c in self.compose.containers()]
@@ -1003,5 +1040,12 @@ class Release:
             for live, candidate in ((LIVE, CANDIDATE), (ENV_LIVE, ENV_CANDIDATE)):
                 with open(self.path(live), encoding="utf-8", newline="") as handle:
                     write_atomic(self.path(candidate), handle.read(), 0o640 if live == LIVE else 0o600)
-        started = self.up(project, None, log_lines)
+        # Only the services that differ from it (or do not serve) start again, as in apply: a
+        # database whose credential a rotation changed in place is not recreated for its env file.
+        labels = {n: (svc.get("labels") or {}).get(CONFIG_LABEL) for n, svc in project["services"].items()}
+        if all(labels.values()) and not self.check_mode:
+            changed, _ = self.differences(project, labels, self.compose.containers())
+            started = self.up(project, changed, log_lines) if changed else []
+        else:
+            started = self.up(project, None, log_lines)
         return {"started": started, "removed": self.remove_orphans(project), "containers": self.summaries()}

@@ -29,7 +29,9 @@ description:
   - C(rotated) changes database credentials in place, in one C(phase) - C(begin) (before any service gets
     the new value; the new value works beside the old one), C(finish) (every service runs with the new value;
     only it works - Redis is recreated from the running project, PostgreSQL keeps its container) or C(undo)
-    (the change failed; the old value works again). What rotates is the candidate project's
+    (the change failed; the old value works again; a key that cannot be is a warning, never a failure, so the
+    last good release is still put back). A run that began and never finished or undid a rotation (killed)
+    leaves C(stack.env.rotating); the next plan and rotation then take every rotate key again. What rotates is the candidate project's
     C(x-sgivu.rotate) (the catalog's C(rotate) of its databases), for each key whose value differs between the
     old env file (the archive of C(release), else the running one) and the candidate. The client runs in the
     database's container with the value in its environment and the statements on stdin, never on a command line.
@@ -175,6 +177,11 @@ rotations:
   returned: state=planned or state=rotated
   type: list
   elements: str
+errors:
+  description: C(rotated) with C(phase=undo), the keys that could not be given their old value (also warnings).
+  returned: state=rotated
+  type: list
+  elements: str
 rollout:
   description:
     - C(planned) when only env values change, the changed services in start-up order, to be replaced one at
@@ -272,7 +279,9 @@ def main() -> None:
             module.exit_json(changed=bool(done["removed"]), **done)
         elif p["state"] == "rotated":
             done = release.rotate(p["phase"], p["release"], p["log_lines"])
-            module.exit_json(changed=bool(done), rotations=done, containers=release.summaries())
+            for error in done["errors"]:
+                module.warn(error)
+            module.exit_json(changed=bool(done["rotations"]), containers=release.summaries(), **done)
         else:
             module.exit_json(changed=True, **release.restore(p["release"], p["log_lines"]))
     except ComposeError as error:

@@ -704,6 +704,8 @@ def test_a_database_names_the_credentials_it_can_change_in_place():
     (db(env_keys=["A"], rotate={"A": {"engine": "postgres", "user": "app; DROP ROLE app"}}),
      "service 'x': rotate A: user must be a plain identifier (the role whose password it is), "
      "got 'app; DROP ROLE app'"),
+    (db(env_keys=["A"], rotate={"A": {"engine": "redis", "user": "app"}}),
+     "service 'x': rotate A: a Redis rotation is of the default user's password (requirepass), got user 'app'"),
     (db(env_keys=["A"], rotate={"A": "postgres"}), "service 'x': rotate A: must be {engine, user}, got 'postgres'"),
     (db(env_keys=["A"], rotate=["A"]), "service 'x': rotate must map env keys to {engine, user}, got ['A']"),
 ])

@@ -730,9 +730,9 @@ def test_a_redis_argument_is_every_byte_escaped():
 
 @pytest.mark.parametrize("engine, phase, expected", [
     ("postgres", "finish", ""),
-    ("redis", "begin", "ACL SETUSER default on " + redis_argument(">new") + "\n"),
-    ("redis", "finish", "ACL SETUSER default " + redis_argument("<old") + "\n"),
-    ("redis", "undo", "ACL SETUSER default on " + redis_argument(">old") + " " + redis_argument("<new") + "\n"),
+    ("redis", "begin", "ACL SETUSER default on resetpass " + redis_argument(">old") + " " + redis_argument(">new") + "\n"),
+    ("redis", "finish", "ACL SETUSER default on resetpass " + redis_argument(">new") + "\n"),
+    ("redis", "undo", "ACL SETUSER default on resetpass " + redis_argument(">old") + "\n"),
 ])
 def test_each_phase_of_a_rotation(engine, phase, expected):
     user = "postgres" if engine == "postgres" else "default"
@@ -758,7 +758,13 @@ def test_the_scram_verifier_is_the_one_of_rfc_7677():
     assert base64.b64encode(signature).decode() == "6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
 
-@pytest.mark.parametrize("value, prepared", [("I\u00adX", "IX"), ("a\u00a0b", "a b"), ("\u2168", "IX"), ("\u0007", "\u0007")])
+@pytest.mark.parametrize("value, prepared", [
+    ("I\u00adX", "IX"), ("a\u00a0b", "a b"), ("\u2168", "IX"), ("\u0007", "\u0007"),
+    ("a\u200bb", "a b"),                   # in both C.1.2 and B.1: PostgreSQL maps it to a space first
+    ("pw\U0001F100", "pw\U0001F100"),     # unassigned in Unicode 3.2: checked before NFKC, value kept
+    ("\u0627a\u0628", "\u0627a\u0628"),   # RandALCat with LCat: value kept
+    ("\u00fcn\u00ef", "\u00fcn\u00ef"),
+])
 def test_a_password_is_saslprepped_as_postgresql_does(value, prepared):
     assert saslprep(value) == prepared
 
@@ -788,7 +794,9 @@ def test_a_changed_database_password_is_changed_inside_the_database_with_no_valu
     root = rotation_root(tmp_path, "old-" + HOSTILE, "new-" + HOSTILE)
     run = RecordingRun(ps_answer)
     done = Release(run, str(root), "sgivu").rotate("begin")
-    assert done == ["sgivu-postgres/POSTGRES_PASSWORD"]  # REDIS_PASSWORD did not change
+    assert done == {"rotations": ["sgivu-postgres/POSTGRES_PASSWORD"], "errors": []}  # REDIS_PASSWORD did not change
+    assert (root / "stack.env.rotating").read_text() == (root / "stack.env.next").read_text()
+    assert oct((root / "stack.env.rotating").stat().st_mode & 0o777) == "0o600"
     execs = [(argv, kw) for argv, kw in zip(run.calls, run.kwargs) if argv[:2] == ["docker", "exec"]]
     assert len(execs) == 1
     argv, kwargs = execs[0]
@@ -818,7 +826,7 @@ def test_an_undo_authenticates_with_the_new_value_and_falls_back_to_the_old_one(
     run = RecordingRun(ps_answer)
     answers = iter([(2, "", "password authentication failed"), (0, "", "")])
     run.answer = lambda argv: next(answers) if argv[:2] == ["docker", "exec"] else ps_answer(argv)
-    assert Release(run, str(root), "sgivu").rotate("undo") == ["sgivu-postgres/POSTGRES_PASSWORD"]
+    assert Release(run, str(root), "sgivu").rotate("undo") == {"rotations": ["sgivu-postgres/POSTGRES_PASSWORD"], "errors": []}
     tried = [kw["environ_update"]["PGPASSWORD"] for argv, kw in zip(run.calls, run.kwargs) if argv[:2] == ["docker", "exec"]]
     assert tried == ["new-secret-value", "old-secret-value"]
 
@@ -828,7 +836,7 @@ def test_the_old_values_come_from_the_archive_of_the_last_good_release(tmp_path)
     (root / "releases" / "r1").mkdir(parents=True)
     (root / "releases" / "r1" / "stack.env").write_text("POSTGRES_PASSWORD=old-secret-value\nREDIS_PASSWORD=same\n")
     run = RecordingRun(ps_answer)
-    assert Release(run, str(root), "sgivu").rotate("begin", release="r1") == ["sgivu-postgres/POSTGRES_PASSWORD"]
+    assert Release(run, str(root), "sgivu").rotate("begin", release="r1")["rotations"] == ["sgivu-postgres/POSTGRES_PASSWORD"]
     assert [kw["environ_update"] for argv, kw in zip(run.calls, run.kwargs) if argv[:2] == ["docker", "exec"]] == [
         {"PGPASSWORD": "old-secret-value"}]
 
@@ -846,8 +854,10 @@ def test_finishing_a_redis_rotation_recreates_redis_alone_and_postgres_keeps_its
                                          for c, s in (("c1", "sgivu-postgres"), ("c2", "sgivu-redis"))), "") \
         if argv[:2] == ["docker", "ps"] else (0, "", "")
     run = RecordingRun(healthy)
+    (root / "stack.env.rotating").write_text("POSTGRES_PASSWORD=a-new\nREDIS_PASSWORD=r-new\n")
     done = Release(run, str(root), "sgivu").rotate("finish")
-    assert done == ["sgivu-postgres/POSTGRES_PASSWORD", "sgivu-redis/REDIS_PASSWORD"]
+    assert done["rotations"] == ["sgivu-postgres/POSTGRES_PASSWORD", "sgivu-redis/REDIS_PASSWORD"]
+    assert not (root / "stack.env.rotating").exists()
     ups = [argv for argv in run.calls if "up" in argv]
     assert len(ups) == 1 and ups[0][-3:] == ["--force-recreate", "--no-deps", "sgivu-redis"]
     assert not [argv for argv in run.calls if argv[:2] == ["docker", "exec"]]
@@ -889,3 +899,53 @@ def test_a_restored_release_is_the_candidate_again(tmp_path):
     assert (tmp_path / "stack.env.next").read_text() == "K=good\n"
     assert (tmp_path / "compose.next.yml").read_text() == project_text(project)
     assert oct((tmp_path / "stack.env.next").stat().st_mode & 0o777) == "0o600"
+
+
+def test_an_undo_that_fails_is_reported_and_keeps_the_marker_never_raised(tmp_path):
+    root = rotation_root(tmp_path, "old-secret-value", "new-secret-value")
+    (root / "stack.env.rotating").write_text("POSTGRES_PASSWORD=new-secret-value\n")
+    refuse = lambda argv: (2, "", "FATAL: password authentication failed for new-secret-value") \
+        if argv[:2] == ["docker", "exec"] else ps_answer(argv)
+    done = Release(RecordingRun(refuse), str(root), "sgivu").rotate("undo")
+    # The marker says a rotation was under way: every rotate key is given its old value back.
+    assert done["rotations"] == ["sgivu-postgres/POSTGRES_PASSWORD", "sgivu-redis/REDIS_PASSWORD"]
+    assert "undo the rotation of POSTGRES_PASSWORD in sgivu-postgres" in done["errors"][0]
+    assert not [e for e in done["errors"] if "new-secret-value" in e]
+    assert (root / "stack.env.rotating").exists()
+
+
+def test_after_a_killed_rotation_every_rotate_key_is_taken_again_and_begin_logs_in_with_what_it_left(tmp_path):
+    # Killed after the promotion: the running env file already holds the new value, the database
+    # may hold either; the plan and begin take every rotate key again.
+    root = rotation_root(tmp_path, "new-secret-value", "new-secret-value")
+    (root / "stack.env.rotating").write_text("POSTGRES_PASSWORD=new-secret-value\nREDIS_PASSWORD=same\n")
+    (root / "releases" / "r1").mkdir(parents=True)
+    (root / "releases" / "r1" / "stack.env").write_text("POSTGRES_PASSWORD=old-secret-value\nREDIS_PASSWORD=same\n")
+    answers = {"old-secret-value": (2, "", "password authentication failed"), "new-secret-value": (0, "", "")}
+    run = RecordingRun(lambda argv: ps_answer(argv))
+    run.answer = lambda argv: (answers.get(run.kwargs[-1]["environ_update"].get("PGPASSWORD"), (0, "OK", ""))
+                               if argv[:2] == ["docker", "exec"] else ps_answer(argv))
+    done = Release(run, str(root), "sgivu").rotate("begin", release="r1")
+    assert done["rotations"] == ["sgivu-postgres/POSTGRES_PASSWORD", "sgivu-redis/REDIS_PASSWORD"]
+    tried = [kw["environ_update"] for argv, kw in zip(run.calls, run.kwargs) if argv[:2] == ["docker", "exec"]]
+    assert tried[:2] == [{"PGPASSWORD": "old-secret-value"}, {"PGPASSWORD": "new-secret-value"}]
+
+
+def test_apply_starts_the_changed_services_and_those_that_do_not_serve_now(tmp_path):
+    project = {"services": {"db": {"image": "pg"}, "api": {"image": "api"}, "web": {"image": "web"}},
+               "x-sgivu": {"waves": [["db"], ["api", "web"]]}}
+    for name in ("compose.yml", "compose.next.yml"):
+        (tmp_path / name).write_text(project_text(project), encoding="utf-8")
+    for name in ("stack.env", "stack.env.next"):
+        (tmp_path / name).write_text("")
+    rows = [("c1", "db", "Up (healthy)", "running"), ("c2", "api", "Exited (0)", "exited"), ("c3", "web", "Up (healthy)", "running")]
+    answer = lambda argv: (0, "\n".join("\t".join([c, st, status, s, "h", "False", "img", f"x-{s}-1", ""])
+                                         for c, s, status, st in rows), "") if argv[:2] == ["docker", "ps"] else (0, "", "")
+    run = FakeRun(lambda argv: answer(argv) if not any("up" in c for c in run.calls) else (0, "\n".join(
+        "\t".join([c, "running", "Up (healthy)", s, "h", "False", "img", f"x-{s}-1", ""]) for c, s, _, _ in rows), "")
+        if argv[:2] == ["docker", "ps"] else (0, "", ""))
+    release = Release(run, str(tmp_path), "sgivu")
+    hashes = release.live_hashes()
+    release.apply({"candidate": hashes, "live": hashes, "services": ["web"]}, None, 5)
+    up = next(argv for argv in run.calls if "up" in argv)
+    assert up[-3:] == ["--no-deps", "api", "web"]
