@@ -17,6 +17,7 @@ from ansible_collections.sgivu.deploy.plugins.module_utils.compose import (
     live_upstreams,
     pins_for,
     render_project,
+    rollout_steps,
     update_targets,
     upstreams,
 )
@@ -74,8 +75,15 @@ def compose_pins(services: Any, targets: Dict[str, str]) -> Dict[str, Dict[str, 
     return pins_for(validate_services(services), targets)
 
 
+@operator_errors(CatalogError, KeyError)
+def compose_rollout_steps(services: Any, names: List[str]) -> List[List[str]]:
+    """Return the steps of a rollout: each published service alone, consecutive others together."""
+    return rollout_steps(validate_services(services), names)
+
+
 class FilterModule:
     """Compose filters of sgivu.deploy."""
 
     def filters(self) -> Dict[str, Callable[..., Any]]:
-        return filters(compose_project, compose_upstreams, compose_images, compose_live_upstreams, compose_update_targets, compose_pins)
+        return filters(compose_project, compose_upstreams, compose_images, compose_live_upstreams, compose_update_targets, compose_pins,
+                       compose_rollout_steps)

@@ -310,3 +310,17 @@ def update_targets(
 def pins_for(services: Mapping[str, Mapping[str, Any]], targets: Mapping[str, str]) -> Dict[str, Dict[str, str]]:
     """Host pins for updated services: the image, and the catalog tag it overrides."""
     return {name: {"image": image, "catalog_tag": str(services[name]["tag"])} for name, image in sorted(targets.items())}
+
+
+def rollout_steps(services: Mapping[str, Mapping[str, Any]], names: Sequence[str]) -> List[List[str]]:
+    """The services of a rollout, in their order, as steps: each published service alone (it is
+    swapped start-first, Nginx following it), each run of consecutive others together (they are
+    recreated in one health-gated start, in start-up order, instead of one after another)."""
+    steps: List[List[str]] = []
+    for name in names:
+        alone = bool(services[name].get("publish"))
+        if alone or not steps or services[steps[-1][-1]].get("publish"):
+            steps.append([name])
+        else:
+            steps[-1].append(name)
+    return steps

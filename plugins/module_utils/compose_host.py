@@ -664,11 +664,13 @@ class Release:
     @staticmethod
     def rollout_order(project: Mapping[str, Any], live_text: Optional[str], changed: Sequence[str],
                       orphans: Sequence[str], containers: Sequence[Mapping[str, str]]) -> List[str]:
-        """The changed services in start-up order when only env values change (else ``[]``).
+        """The changed services when only env values change (else ``[]``): those that publish no
+        port first, then those that do (swapped start-first, one at a time), each part in start-up
+        order, so that the first part is recreated in one health-gated start.
 
-        Only then can the services be replaced one at a time (start-first where they publish) in
-        place of a whole-project start: the project is the running one but for the config labels,
-        no container is an orphan, and each changed service has a container now."""
+        Only then can the services be replaced this way in place of a whole-project start: the
+        project is the running one but for the config labels, no container is an orphan, and each
+        changed service has a container now."""
         if not changed or orphans or live_text is None:
             return []
         live = json.loads("\n".join(line for line in live_text.split("\n") if not line.startswith("#")))
@@ -677,7 +679,9 @@ class Release:
         present = {c["service"] for c in containers}
         if any(service not in present for service in changed):
             return []
-        return [s for wave in meta(project)["waves"] for s in wave if s in changed]
+        ordered = [s for wave in meta(project)["waves"] for s in wave if s in changed]
+        published = [s for s in ordered if project["services"][s].get("ports")]
+        return [s for s in ordered if s not in published] + published
 
     # --- apply --------------------------------------------------------------------------
     def promote(self, project_path: str, env_path: str) -> Dict[str, Any]:

@@ -7,6 +7,7 @@ from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import valida
 from ansible_collections.sgivu.deploy.plugins.module_utils.compose import (
     effective_images,
     render_project,
+    rollout_steps,
     static_addresses,
     update_targets,
     upstreams,
@@ -229,3 +230,11 @@ def test_an_update_without_a_version_repulls_the_tag_it_runs_not_its_digest(sgiv
 def test_an_update_without_a_version_of_a_service_pinned_by_digest_alone_is_refused(sgivu):
     with pytest.raises(ValueError, match="pinned by digest alone: there is no tag to pull again"):
         update_targets(sgivu, ["sgivu-user"], "", {"sgivu-user": "r/sgivu-user@sha256:" + "a" * 64})
+
+
+def test_a_rollout_swaps_each_published_service_alone_and_recreates_the_others_in_runs(sgivu):
+    names = ["sgivu-auth", "sgivu-user", "sgivu-client", "sgivu-gateway", "sgivu-ml", "sgivu-vehicle"]
+    assert rollout_steps(sgivu, names) == [
+        ["sgivu-auth"], ["sgivu-user", "sgivu-client"], ["sgivu-gateway"], ["sgivu-ml", "sgivu-vehicle"]]
+    assert rollout_steps(sgivu, ["sgivu-gateway", "sgivu-auth"]) == [["sgivu-gateway"], ["sgivu-auth"]]
+    assert rollout_steps(sgivu, []) == []

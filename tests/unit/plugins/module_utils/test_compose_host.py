@@ -880,6 +880,12 @@ def test_an_env_only_change_is_rolled_out_in_start_up_order():
     new["services"]["b"]["labels"][CONFIG_LABEL] = "4"
     rows = [{"service": "a"}, {"service": "b"}]
     assert Release.rollout_order(new, project_text(live), ["a", "b"], [], rows) == ["b", "a"]
+    published = json.loads(json.dumps(new))
+    published["services"]["b"]["ports"] = ["127.0.0.1:8080:8080"]
+    live_published = json.loads(json.dumps(live))
+    live_published["services"]["b"]["ports"] = ["127.0.0.1:8080:8080"]
+    # What publishes goes last (start-first, alone); the rest first, in one start.
+    assert Release.rollout_order(published, project_text(live_published), ["a", "b"], [], rows) == ["a", "b"]
     new["services"]["a"]["image"] = "x2"
     assert Release.rollout_order(new, project_text(live), ["a", "b"], [], rows) == []
     assert Release.rollout_order(live, project_text(live), ["a"], ["orphan-1"], rows) == []
