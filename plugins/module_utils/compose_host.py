@@ -761,7 +761,8 @@ class Release:
             raise self.failure(late or services, log_lines, ("the release" if not only else ", ".join(services)) + " " + why)
         return services
 
-    def rotate(self, phase: str, release: str = "", log_lines: int = 20) -> Dict[str, Any]:
+    def rotate(self, phase: str, release: str = "", log_lines: int = 20,
+               only: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         """One phase of changing database credentials in place: ``{"rotations": [service/KEY],
         "errors": [...]}`` (errors only from ``undo``, which never raises).
 
@@ -807,7 +808,9 @@ class Release:
         if phase == "begin" and not self.check_mode:
             with open(self.path(ENV_CANDIDATE), encoding="utf-8", newline="") as handle:
                 write_atomic(marker, handle.read(), 0o600)
-        for item in self.rotations(project, keys, containers):
+        # ``only``: the plan's rotations. The marker this run's own begin wrote must not widen
+        # finish or undo to every rotate key (a Redis restart for a PostgreSQL rotation).
+        for item in [i for i in self.rotations(project, keys, containers) if only is None or i in only]:
             service, key = item.split("/", 1)
             how = meta(project)["rotate"][service][key]
             if key not in old or key not in new:

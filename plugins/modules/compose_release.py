@@ -114,6 +114,12 @@ options:
     type: str
     choices: [begin, finish, undo]
     default: begin
+  rotations:
+    description:
+      - C(state=rotated) only these credentials (C(service/KEY)), the plan's C(rotations); omitted, every one
+        the env files and C(stack.env.rotating) call for.
+    type: list
+    elements: str
   log_lines:
     description: Last log lines returned for each service that did not become healthy.
     type: int
@@ -255,6 +261,7 @@ def main() -> None:
             release=dict(type="str", default=""),
             log_lines=dict(type="int", default=20),
             phase=dict(type="str", default="begin", choices=["begin", "finish", "undo"]),
+            rotations=dict(type="list", elements="str"),
         ),
         required_if=[("state", "applied", ("expect",)), ("state", "started_beside", ("expect", "services"))],
         supports_check_mode=True,
@@ -278,7 +285,7 @@ def main() -> None:
             done = release.retire(p["containers"], p["grace"])
             module.exit_json(changed=bool(done["removed"]), **done)
         elif p["state"] == "rotated":
-            done = release.rotate(p["phase"], p["release"], p["log_lines"])
+            done = release.rotate(p["phase"], p["release"], p["log_lines"], p["rotations"])
             for error in done["errors"]:
                 module.warn(error)
             module.exit_json(changed=bool(done["rotations"]), containers=release.summaries(), **done)

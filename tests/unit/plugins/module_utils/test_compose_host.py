@@ -955,3 +955,19 @@ def test_apply_starts_the_changed_services_and_those_that_do_not_serve_now(tmp_p
     release.apply({"candidate": hashes, "live": hashes, "services": ["web"]}, None, 5)
     up = next(argv for argv in run.calls if "up" in argv)
     assert up[-3:] == ["--no-deps", "api", "web"]
+
+
+def test_finish_acts_on_the_plan_s_rotations_only_though_begin_wrote_the_marker(tmp_path):
+    root = tmp_path
+    (root / "stack.env").write_text("POSTGRES_PASSWORD=a-old\nREDIS_PASSWORD=same\n")
+    (root / "stack.env.next").write_text("POSTGRES_PASSWORD=a-new\nREDIS_PASSWORD=same\n")
+    (root / "stack.env.rotating").write_text("POSTGRES_PASSWORD=a-new\nREDIS_PASSWORD=same\n")  # this run's begin
+    project = {"services": {"sgivu-postgres": {"image": "pg"}, "sgivu-redis": {"image": "redis"}},
+               "x-sgivu": {"env_keys": {"sgivu-postgres": ["POSTGRES_PASSWORD"], "sgivu-redis": ["REDIS_PASSWORD"]},
+                           "rotate": ROTATIONS, "waves": [["sgivu-postgres", "sgivu-redis"]]}}
+    for name in ("compose.next.yml", "compose.yml"):
+        (root / name).write_text(project_text(project), encoding="utf-8")
+    run = RecordingRun(ps_answer)
+    done = Release(run, str(root), "sgivu").rotate("finish", only=["sgivu-postgres/POSTGRES_PASSWORD"])
+    assert done["rotations"] == ["sgivu-postgres/POSTGRES_PASSWORD"]
+    assert not [argv for argv in run.calls if "up" in argv]  # Redis is not restarted
