@@ -411,6 +411,11 @@ def rotation_statements(engine: str, user: str, old: str, new: str, phase: str) 
     raise ValueError(engine)
 
 
+def all_rotate_keys(project: Mapping[str, Any]) -> List[str]:
+    """Every env key some database of the project rotates in place (``x-sgivu.rotate``)."""
+    return sorted(k for spec in meta(project)["rotate"].values() for k in spec)
+
+
 def changed_keys(before: Mapping[str, str], after: Mapping[str, str]) -> List[str]:
     """The names of the keys whose value differs (added and removed ones too); never a value."""
     return sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
@@ -631,7 +636,7 @@ class Release:
             reasons.append("containers of services no longer in the project: " + ", ".join(orphans))
         keys = changed_keys(read_env(self.path(ENV_LIVE)), env) if os.path.exists(self.path(ENV_LIVE)) else []
         unfinished = os.path.exists(self.path(ENV_ROTATING))
-        rotate_keys = sorted(k for spec in meta(project)["rotate"].values() for k in spec) if unfinished else []
+        rotate_keys = all_rotate_keys(project) if unfinished else []
         rotations = self.rotations(project, keys + rotate_keys, containers)
         if rotations:
             reasons.append("credentials to change inside the running databases: " + ", ".join(rotations)
@@ -703,9 +708,8 @@ class Release:
     def wait_healthy(self, services: Sequence[str], project: Mapping[str, Any], deadline: float) -> List[str]:
         """Poll `docker ps` until every service serves its replicas or the deadline passes; the late ones."""
         while True:
-            rows = self.compose.containers()
-            late = [s for s in services
-                    if len([r for r in rows if r["service"] == s and serving(r)]) < replicas(project["services"][s])]
+            idle = set(self.idle(project))
+            late = [s for s in services if s in idle]
             if not late or time.monotonic() >= deadline:
                 return late
             time.sleep(1)
@@ -803,7 +807,7 @@ class Release:
         project = load_project(self.path(CANDIDATE))
         containers = self.compose.containers()
         running = {c["service"]: c for c in containers if c["state"] == "running"}
-        keys = changed_keys(old, new) + (sorted(k for spec in meta(project)["rotate"].values() for k in spec) if left else [])
+        keys = changed_keys(old, new) + (all_rotate_keys(project) if left else [])
         done, errors = [], []
         if phase == "begin" and not self.check_mode:
             with open(self.path(ENV_CANDIDATE), encoding="utf-8", newline="") as handle:
