@@ -93,11 +93,17 @@ def main(registry: str) -> None:
     for tag, build_args in images.standin_builds().items():
         standin_base(f"{images.standin_repository}:{tag}", tag, {"BASE_IMAGE": images.ref("debian"), **build_args})
     services_of = {stack: images.catalog(stack) for stack in images.stacks()}
+    built: Dict[tuple, str] = {}  # (catalog, service, tag) -> the ref built first: stacks of one catalog share it
     for pushed in images.registry_tags():
         ref = f"{registry}/{pushed.name}"
         if pushed.service:
             services = services_of[pushed.stack]
-            derived_image(pushed.local, service_env(pushed.service, services[pushed.service], services), ref)
+            same = (images.stacks()[pushed.stack]["catalog"], pushed.service, pushed.tag)
+            if same in built:
+                run("docker", "tag", built[same], ref)
+            else:
+                derived_image(pushed.local, service_env(pushed.service, services[pushed.service], services), ref)
+                built[same] = ref
         else:
             run("docker", "tag", pushed.local, ref)
         run("docker", "push", "--quiet", ref)

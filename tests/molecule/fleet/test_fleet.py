@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -22,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
 from bench_images import NEVER_HEALTHY, NEXT  # noqa: E402
 from sgivu_fleet import TargetWatcher, aws, fleet_inventory, instance_ids, run_job, survey_vars, target_group_arn, target_states
 
+FLEET_VARS = Path(__file__).resolve().parents[3] / "inventories" / "bench-fleet" / "group_vars" / "stack_hosts"
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,10 @@ def ids(fleet) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def secrets(ssm_parameters) -> list[str]:
-    return [v for k, v in ssm_parameters("/sgivu/bench").items() if not k.endswith("_URL")]
+    """The fleet's secret values, from the Parameter Store path its inventory reads."""
+    with open(FLEET_VARS / "ssm_secrets.yml", encoding="utf-8") as handle:
+        path = yaml.safe_load(handle)["ssm_secrets_path"]
+    return [v for k, v in ssm_parameters(path).items() if not k.endswith("_URL")]
 
 
 def gateway_containers(name: str) -> list[str]:
