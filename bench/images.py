@@ -151,13 +151,15 @@ class Images:
         for local, target in self.pushed():
             repository, tag = target.rsplit(":", 1)
             yield Pushed(repository, tag, local)
-        release_tags = [str(r["tag"]) for r in self.releases().values()]
         for stack, spec in self.stacks().items():
             for name, svc in sorted(self.catalog(stack).items()):
                 repository = f"{spec['prefix']}/{svc['image'].rsplit('/', 1)[-1]}"
                 if svc.get("kind") == "database":
                     yield Pushed(repository, str(svc["tag"]), self.database_image(name))
                     continue
+                # A release that names its stacks and services is pushed for those alone.
+                release_tags = [str(r["tag"]) for r in self.releases().values()
+                                if stack in r.get("stacks", [stack]) and name in r.get("services", [name])]
                 for tag in [str(svc["tag"])] + release_tags:
                     yield Pushed(repository, tag, f"{self.standin_repository}:{tag}", stack, name)
 

@@ -18,6 +18,9 @@ _SPEC.loader.exec_module(images)
 BENCH = images.Images()
 NEXT = BENCH.tag("next")
 NEVER_HEALTHY = BENCH.tag("never_healthy")
+# Healthy but bad (the bake window): 3 of every 10 requests answer 500; every request takes 800 ms.
+FAILING = BENCH.tag("failing")
+SLOW = BENCH.tag("slow")
 
 
 def local_ref(name: str) -> str:

@@ -147,6 +147,24 @@ def test_never_healthy_marker_overrides_environment(standin, tmp_path):
     assert json.loads(body) == {"status": "DOWN", "service": "standin", "version": "6.6.6-bad"}
 
 
+def test_a_failing_release_answers_500_to_its_share_of_requests_and_stays_healthy(standin):
+    # The FAIL_SHARE=0.3 build arg: healthy by every health check, and still bad (the bake window's case).
+    s = standin(STANDIN_FAIL_SHARE="0.3", STANDIN_VERSION="1.1.0-failing")
+    statuses = [get(s.port, "/v1/users/%d" % n)[0] for n in range(20)]
+    assert statuses.count(500) == 6 and statuses.count(200) == 14, statuses
+    assert {get(s.port, "/actuator/health")[0] for _ in range(10)} == {200}
+
+
+def test_a_slow_release_waits_before_every_answer_but_its_health(standin):
+    s = standin(STANDIN_LATENCY_MS="400")
+    started = time.monotonic()
+    assert get(s.port, "/v1/users/1")[0] == 200
+    assert time.monotonic() - started >= 0.4
+    started = time.monotonic()
+    assert get(s.port, "/actuator/health")[0] == 200
+    assert time.monotonic() - started < 0.3
+
+
 def test_unknown_path_echoes_service_and_path(standin):
     s = standin(STANDIN_SERVICE="sgivu-gateway", STANDIN_VERSION="1.0.0")
     status, _, body = get(s.port, "/v1/vehicles/42?x=1")

@@ -13,6 +13,11 @@ name, port and health path. Configuration comes only from the environment:
                          otherwise print their names (never values) and exit 2
   STANDIN_STARTUP_DELAY  seconds to wait before listening (default 0)
   STANDIN_HEALTHY        "true" (default) or false/0/no/off: health answers 503
+  STANDIN_FAIL_SHARE     share (0 to 1, default 0) of the requests other than the health check
+                         that answer 500, evenly spread (0.3: 3 of every 10): a release that is
+                         healthy and still bad (baked by the FAIL_SHARE build arg)
+  STANDIN_LATENCY_MS     milliseconds every request other than the health check waits before
+                         its answer (default 0; baked by the LATENCY_MS build arg)
   STANDIN_DATABASE_URL   optional postgresql://user:pass@host:5432/db
   STANDIN_REDIS_URL      optional redis://:pass@host:6379/0
   STANDIN_DB_WAIT        seconds to keep retrying the first DB connection (default 60)
@@ -86,6 +91,8 @@ class Config:
         self.startup_delay = float(env.get("STANDIN_STARTUP_DELAY") or 0)
         self.healthy = (env.get("STANDIN_HEALTHY") or "true").strip().lower() not in FALSE_WORDS
         self.never_healthy = os.path.exists(NEVER_HEALTHY_MARKER)
+        self.fail_share = min(1.0, max(0.0, float(env.get("STANDIN_FAIL_SHARE") or 0)))
+        self.latency = max(0.0, float(env.get("STANDIN_LATENCY_MS") or 0)) / 1000.0
         # The URLs may name secrets as $KEY (baked into a service's image, like a
         # Spring datasource URL): they are expanded from the environment at start.
         self.database_url = _expand(env.get("STANDIN_DATABASE_URL"), env)
@@ -334,7 +341,30 @@ def _one_line(exc):
     return " ".join(str(exc).split()) or exc.__class__.__name__
 
 
+class Faults:
+    """The release's own faults, for requests other than the health check: a fixed delay, and a
+    share of answers that are 500s, spread evenly (request n fails when n * share passes a whole
+    number), so that a test sees the share it asked for over any run of requests."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def fails(self):
+        """Wait the release's latency; True when this request is one of the failing share."""
+        if self.cfg.latency:
+            time.sleep(self.cfg.latency)
+        if not self.cfg.fail_share:
+            return False
+        with self.lock:
+            self.count += 1
+            n = self.count
+        return int(n * self.cfg.fail_share) > int((n - 1) * self.cfg.fail_share)
+
+
 def make_handler(cfg, backends, segments=None):
+    faults = Faults(cfg)
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "sgivu-standin/" + cfg.version
@@ -396,10 +426,19 @@ def make_handler(cfg, backends, segments=None):
                 body["components"] = comps
             self._send(200 if up else 503, body)
 
+        def _faulty(self):
+            """Answer 500 for the release's failing share (after its latency); True when it did."""
+            if faults.fails():
+                self._send(500, {"error": "injected failure", "service": cfg.service, "version": cfg.version})
+                return True
+            return False
+
         def do_GET(self):
             path = urlsplit(self.path).path
             if path == cfg.health_path:
                 return self._health()
+            if self._faulty():
+                return None
             if path == "/version":
                 return self._send(200, cfg.version + "\n", "text/plain; charset=utf-8")
             if path == "/segments" and segments is not None:
@@ -429,6 +468,9 @@ def make_handler(cfg, backends, segments=None):
 
         def do_POST(self):
             path = urlsplit(self.path).path
+            if self._faulty():
+                self._read_body()
+                return None
             if path == "/items":
                 body = self._read_body()
                 if not cfg.database_url:
@@ -442,6 +484,8 @@ def make_handler(cfg, backends, segments=None):
 
         def do_PUT(self):
             self._read_body()
+            if self._faulty():
+                return None
             return self._echo()
 
         do_DELETE = do_PUT
