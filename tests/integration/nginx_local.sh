@@ -184,6 +184,19 @@ enc=$(on_host curl -s -o /dev/null -D - http://127.0.0.1/v1/x | tr -d '\r' | sed
 if [ -z "$enc" ]; then pass "responses are plain when the client does not ask"; else
   fail "responses are plain when the client does not ask" "Content-Encoding: $enc"; fi
 
+# --- the upstream log: what the bake window of a new release reads ---------------------------------
+on_host curl -s -o /dev/null http://127.0.0.1/v1/baked
+on_host curl -s -o /dev/null http://127.0.0.1/eureka/apps
+logged=$(on_host sh -c 'grep -F "\"upstream\":\"127.0.0.1:18080\"" /var/log/nginx/bench.upstream.log | tail -n 1')
+if python3 -c 'import json, sys; e = json.loads(sys.argv[1]); assert e["status"] == 200 and float(e["upstream_time"]) >= 0 and e["time"] > 1.7e9, e' "$logged" 2>/dev/null
+then pass "a proxied request is logged as JSON with the gateway's address, its status and upstream time"
+else fail "a proxied request is logged as JSON with the gateway's address, its status and upstream time" "got: $logged"; fi
+if on_host grep -Eq '"upstream":"-?".*"status":403' /var/log/nginx/bench.upstream.log; then
+  pass "a request Nginx refused itself is logged with no upstream (never counted for a release)"
+else fail "a request Nginx refused itself is logged with no upstream" "$(on_host tail -n 3 /var/log/nginx/bench.upstream.log)"; fi
+if on_host grep -q 'GET /v1/baked' /var/log/nginx/access.log; then pass "the usual access log is still written"
+else fail "the usual access log is still written"; fi
+
 # --- idempotence and check mode ---------------------------------------------------------------------
 out=$(play good.yml) || true
 n=$(changed_count "$out")
