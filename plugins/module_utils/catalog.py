@@ -34,6 +34,11 @@ Service entry (``stack_services[<name>]``, the name is the compose service name)
                                 credential the running database can change in place:
                                 KEY -> {engine: postgres | redis, user: role or ACL user}
                                 (postgres: user required; redis: user = default)
+    bake        dict  = {}      public services only: this service's own bake window, any of
+                                seconds (int >= 0, 0: none), min_requests (int >= 1),
+                                min_success_rate (percent, 0-100), max_p99_ms (int >= 1);
+                                what it leaves out comes from the stack's stack_bake_* values
+                                (see plugins/module_utils/bake.py)
 
 Route entry (``stack_routes[]``)::
 
@@ -134,11 +139,14 @@ SERVICE_KEYS = frozenset(
         "databases",
         "provides_env",
         "rotate",
+        "bake",
     )
 )
 REQUIRED_SERVICE_KEYS = ("image", "tag", "port", "health")
 HEALTH_KEYS = frozenset(("path", "command", "interval", "timeout"))
 ROTATE_KEYS = frozenset(("engine", "user"))
+# A service's own bake window and thresholds: the type each takes and its least value.
+BAKE_FIELDS = {"seconds": (int, 0), "min_requests": (int, 1), "min_success_rate": (float, 0), "max_p99_ms": (int, 1)}
 # How a credential changes inside a running database: ALTER ROLE (postgres), ACL SETUSER (redis).
 ROTATE_ENGINES = ("postgres", "redis")
 ROUTE_KEYS = frozenset(("path", "match", "service", "allow", "timeout"))
@@ -412,6 +420,7 @@ def _normalize_service(name: Any, raw: Any, problems: List[str]) -> Optional[Dic
     svc["databases"] = list(databases)
 
     svc["rotate"] = _normalize_rotate(name, raw.get("rotate"), kind, svc["env_keys"], problems)
+    svc["bake"] = _normalize_bake(name, raw.get("bake"), svc["public"] is True, problems)
 
     provides = raw.get("provides_env")
     if provides not in (None, {}) and kind != "sidecar":
@@ -438,6 +447,35 @@ def _normalize_service(name: Any, raw: Any, problems: List[str]) -> Optional[Dic
                 "only stateless services scale".format(name, replicas, ", ".join(sorted(svc["volumes"])))
             )
     return svc
+
+
+def _normalize_bake(name: str, raw: Any, public: bool, problems: List[str]) -> Dict[str, Any]:
+    """``bake`` of one service: the fields it sets (BAKE_FIELDS); problems are appended, never raised."""
+    if raw in (None, {}):
+        return {}
+    where = "service {0!r}: bake".format(name)
+    if not public:
+        problems.append("{0}: only a public service has a bake window (it is watched through host Nginx's log "
+                        "of its traffic)".format(where))
+        return {}
+    if not isinstance(raw, Mapping):
+        problems.append("{0} must be a mapping of {1}, got {2!r}".format(where, ", ".join(BAKE_FIELDS), raw))
+        return {}
+    out: Dict[str, Any] = {}
+    for key in sorted(set(map(str, raw)) - set(BAKE_FIELDS)):
+        problems.append("{0}: unknown key {1!r} (allowed: {2})".format(where, key, ", ".join(BAKE_FIELDS)))
+    for key, (kind, least) in BAKE_FIELDS.items():
+        if key not in raw:
+            continue
+        value = raw[key]
+        number = _is_int(value) or (kind is float and isinstance(value, float))
+        if not number or value < least or (key == "min_success_rate" and value > 100):
+            problems.append("{0}.{1} must be {2} {3}{4}, got {5!r}".format(
+                where, key, "a number" if kind is float else "an integer", ">= " + str(least),
+                " and <= 100 (percent)" if key == "min_success_rate" else "", value))
+            continue
+        out[key] = kind(value)
+    return out
 
 
 def _normalize_rotate(name: str, raw: Any, kind: str, keys: Sequence[str], problems: List[str]) -> Dict[str, Dict[str, str]]:

@@ -930,6 +930,13 @@ class Release:
         old = [c["id"] for c in self.compose.containers() if c["service"] == service and c["state"] == "running"]
         if self.check_mode:
             return {"old": old, "new": [], "containers": self.summaries()}
+        new = self.beside(project, service, old, log_lines, timeout)
+        return {"old": old, "new": new, "containers": self.summaries()}
+
+    def beside(self, project: Mapping[str, Any], service: str, old: Sequence[str], log_lines: int, timeout: int = 0) -> List[str]:
+        """Start new containers of ``service`` from ``project`` next to the ``old`` ones and wait
+        until they are healthy; returns their IDs. Those that are not healthy in time are removed
+        and ComposeError names them with their log lines."""
         wanted = replicas(project["services"][service])
         wait = timeout or int(meta(project)["deadlines"].get(service, 120))
         rc, out, err = self.compose.compose("up", "--detach", "--no-deps", "--no-recreate", "--pull", "never",
@@ -950,7 +957,7 @@ class Release:
                 self.compose.docker("rm", "--force", *[c["id"] for c in new], what="removing the new containers")
             error.msg += " They were removed; the running ones never stopped."
             raise error
-        return {"old": old, "new": [c["id"] for c in new], "containers": self.summaries()}
+        return [c["id"] for c in new]
 
     def stack_images(self, repositories: Sequence[str]) -> List[Dict[str, Any]]:
         """Every image on the host with a reference in one of ``repositories``, from ``docker image inspect``:
@@ -1027,13 +1034,17 @@ class Release:
     def restore(self, release: Optional[str], log_lines: int) -> Dict[str, Any]:
         """Bring an archived release back (images by digest, its env file), health-gated.
 
+        A published service that runs and differs (a release that was healthy but bad) comes back
+        start-first: the restored containers start beside the running ones, healthy before
+        anything else, and ``old`` lists the running ones for the caller to retire once Nginx
+        moved. The other services that differ are recreated in start-up order.
         Without a release (the host never had a good one) the stack's containers are stopped
         and removed; its volumes are kept.
         """
         if not release:
             if not self.check_mode and os.path.exists(self.path(LIVE)):
                 self.compose.compose("down", "--timeout", "30", what="stopping the stack")
-            return {"started": [], "removed": ["all"], "containers": self.summaries()}
+            return {"started": [], "removed": ["all"], "old": [], "containers": self.summaries()}
         folder = self.path(ARCHIVE, release)
         project = load_project(os.path.join(folder, LIVE))
         env = read_env(os.path.join(folder, ENV_LIVE))
@@ -1054,9 +1065,19 @@ class Release:
         # Only the services that differ from it (or do not serve) start again, as in apply: a
         # database whose credential a rotation changed in place is not recreated for its env file.
         labels = {n: (svc.get("labels") or {}).get(CONFIG_LABEL) for n, svc in project["services"].items()}
+        old: List[str] = []
         if all(labels.values()) and not self.check_mode:
-            changed, _ = self.differences(project, labels, self.compose.containers())
-            started = self.up(project, changed, log_lines) if changed else []
+            containers = self.compose.containers()
+            changed, _ = self.differences(project, labels, containers)
+            running = {s: [c["id"] for c in containers if c["service"] == s and serving(c)] for s in changed}
+            # Start-first where the service publishes (Nginx follows it) and runs now.
+            swapped = [s for s in changed if project["services"][s].get("ports") and running[s]]
+            rest = [s for s in changed if s not in swapped]
+            started = self.up(project, rest, log_lines) if rest else []
+            for service in swapped:
+                self.beside(project, service, running[service], log_lines)
+                old += running[service]
+                started.append(service)
         else:
             started = self.up(project, None, log_lines)
-        return {"started": started, "removed": self.remove_orphans(project), "containers": self.summaries()}
+        return {"started": started, "removed": self.remove_orphans(project), "old": old, "containers": self.summaries()}

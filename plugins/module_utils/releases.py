@@ -195,6 +195,14 @@ def stack_rollback(history: Mapping[str, Any], release_id: Optional[str] = None)
     }
 
 
+def bake_line(service: str, result: Mapping[str, Any]) -> str:
+    """A service's bake in a release's history (sgivu.deploy.release_bake): verdict and figures."""
+    p99 = result.get("p99_ms")
+    return (f"{service} {result.get('verdict', '?')} after {result.get('watched', '?')} s "
+            f"({result.get('requests', 0)} requests, {result.get('success_rate', '-')} % below 500, "
+            f"p99 {'-' if p99 is None else p99} ms)")
+
+
 def status_lines(history: Mapping[str, Any], containers: List[Mapping[str, Any]], newest: int = 10) -> List[str]:
     """What ``status.yml`` prints: the newest releases, then every container of the stack."""
     good = last_good(history)
@@ -215,6 +223,8 @@ def status_lines(history: Mapping[str, Any], containers: List[Mapping[str, Any]]
         if release.get("status") == "failed":
             lines.append(f"{'':<20} failed: {str(release.get('error', ''))[:200]}"
                          + (f" -> restored {release['restored']}" if release.get("restored") else ""))
+        if isinstance(release.get("bake"), Mapping) and release["bake"]:
+            lines.append(f"{'':<20} bake: " + "; ".join(bake_line(name, result) for name, result in sorted(release["bake"].items())))
     if not releases:
         lines.append("(no release recorded)")
     lines += ["", f"{'CONTAINER':<32} {'IMAGE':<60} STATUS"]

@@ -37,7 +37,9 @@ description:
     database's container with the value in its environment and the statements on stdin, never on a command line.
   - C(restored) brings an archived release back (its compose file and env file from
     C(<root>/releases/<id>/)), images by digest, health-gated; without a release it stops the stack
-    (volumes are kept).
+    (volumes are kept). Only the services that differ from it start; one that publishes ports and runs
+    (a release that was healthy but bad) comes back start-first, its restored containers beside the running
+    ones, which it returns as C(old) for the caller to retire once Nginx moved.
   - Compose is always given the project name, the project directory, the file and C(--env-file /dev/null),
     without any C(COMPOSE_*) or C(DOCKER_*) variable in its environment, so no env file value can change
     what Compose does. Services receive their keys through C(env_file) entries in raw format - every
@@ -213,8 +215,8 @@ containers:
   type: list
   elements: dict
 old:
-  description: C(started_beside) the IDs of the containers that ran before (to retire).
-  returned: state=started_beside
+  description: C(started_beside), C(restored) the IDs of the containers that ran before (to retire).
+  returned: state=started_beside or state=restored
   type: list
   elements: str
 new:

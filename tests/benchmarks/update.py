@@ -11,23 +11,28 @@ On one bench host with the SGIVU stack deployed, a probe sends a request through
     --force-recreate`): time, failed requests;
   - an update to a release that never gets healthy (deadline 20 s): time until update.yml has
     put the old version back, failed requests;
+  - updates to releases that are healthy but bad, with a bake window of 60 s: one that answers 500
+    to 3 of 10 requests, one that takes 800 ms per request: time until update.yml has put the old
+    version back, failed requests, and how long the bake watched before it failed;
   - rollback.yml of the gateway to its previous release: time, failed requests.
 Run it with `bench/benchmark update`. Figures only; nothing here asserts on a duration.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
-from bench_images import NEVER_HEALTHY, NEXT  # bench/images.yml
+from bench_images import FAILING, NEVER_HEALTHY, NEXT, SLOW  # bench/images.yml
 from sgivu_probe import Probe  # shared with the Molecule verifiers
 
 SCENARIO = "update"
 HOST = "sgivu-update-deb12"
 CATALOG_TAG = "1.0.0"  # the gateway's tag in the catalog (inventories/prod/group_vars/all/stack.yml)
+BAKE = 60  # seconds of bake window asked for the healthy-but-bad releases
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -84,6 +89,12 @@ def main() -> dict:
         playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", f"version={NEXT}")
         bad, bad_probe = watched(url, lambda: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway",
                                                        "-e", f"version={NEVER_HEALTHY}", "-e", "health_timeout=20", check=False))
+        baked = {}
+        for label, tag in (("failing", FAILING), ("slow", SLOW)):
+            baked[label] = watched(url, lambda tag=tag: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway",
+                                                                 "-e", f"version={tag}", "-e", f"bake_seconds={BAKE}", check=False))
+            last = json.loads(sh("docker", "exec", HOST, "cat", "/opt/sgivu/releases.json").stdout)["releases"][-1]
+            baked[label] += ((last.get("bake") or {}).get("sgivu-gateway", {}).get("watched", "-"),)
         back, back_probe = watched(url, lambda: playbook(inventory, "rollback.yml", "-e", "service=sgivu-gateway"))
     finally:
         sh("molecule", "destroy", "-s", SCENARIO, check=False)
@@ -98,6 +109,10 @@ def main() -> dict:
     print(f"  {'time ratio update.yml / scripted start-first swap':<58} {ours / script:7.2f} x")
     print(row("pull + docker compose up -d --no-deps --force-recreate", raw, raw_probe))
     print(row("never-healthy release: failed deadline -> old one serving", bad, bad_probe))
+    print(row("30 % 500s release: bake fails -> old one serving", *baked["failing"][:2])
+          + f", bake failed after {baked['failing'][2]} s of {BAKE}")
+    print(row("800 ms release: bake fails -> old one serving", *baked["slow"][:2])
+          + f", bake failed after {baked['slow'][2]} s of {BAKE}")
     print(row("rollback.yml -e service=sgivu-gateway (by digest)", back, back_probe))
     return {"update": ours, "scripted_swap": script, "update_failed": len(ours_probe.failures),
             "scripted_failed": len(script_probe.failures)}

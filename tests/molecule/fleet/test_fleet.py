@@ -111,8 +111,8 @@ def assert_no_secret_in(job, secrets) -> None:
 
 
 def test_the_update_survey_sends_what_update_yml_reads():
-    sent = survey_vars("update.yml", {"service": ["sgivu-gateway", "sgivu-user"], "version": NEXT, "health_timeout": 90})
-    assert sent == {"service": ["sgivu-gateway", "sgivu-user"], "version": NEXT, "health_timeout": 90}
+    answers = {"service": ["sgivu-gateway", "sgivu-user"], "version": NEXT, "health_timeout": 90, "bake_seconds": 30}
+    assert survey_vars("update.yml", answers) == answers
 
 
 def test_the_inventory_plugin_finds_the_fleet_by_tags(fleet, inventory):

@@ -107,10 +107,12 @@ def test_deploy_and_status_have_no_survey(templates):
 
 def test_the_update_survey_asks_what_update_yml_takes(questions):
     questions = questions("update.yml")
-    assert list(questions) == ["service", "version", "health_timeout"]
+    assert list(questions) == ["service", "version", "health_timeout", "bake_seconds"]
     assert (questions["service"]["type"], questions["service"]["required"]) == ("multiselect", True)
     assert (questions["version"]["type"], questions["version"]["required"]) == ("text", False)
     assert (questions["health_timeout"]["type"], questions["health_timeout"]["required"]) == ("integer", False)
+    bake = questions["bake_seconds"]
+    assert (bake["type"], bake["required"], bake["min"]) == ("integer", False, 0), "0 turns the bake off"
 
 
 def test_the_rollback_survey_asks_what_rollback_yml_takes(questions):

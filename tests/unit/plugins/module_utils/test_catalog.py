@@ -70,6 +70,7 @@ def test_minimal_service_gets_every_default():
             "databases": [],
             "provides_env": {},
             "rotate": {},
+            "bake": {},
         }
     }
 
@@ -716,3 +717,32 @@ def test_a_rotation_the_database_cannot_do_is_refused_naming_it(service, problem
 def test_an_unknown_rotation_field_is_refused():
     problems = problems_of({"x": db(env_keys=["A"], rotate={"A": {"engine": "redis", "grace": 30}})})
     assert problems == ["service 'x': rotate A: unknown field(s) grace"]
+
+
+# --------------------------------------------------------------------------
+# a public service's own bake window (bake)
+# --------------------------------------------------------------------------
+def test_a_public_service_sets_its_own_bake_window():
+    out = validate_services({"web": svc(public=True, bake={"seconds": 120, "min_success_rate": 99.5, "max_p99_ms": 800})})
+    assert out["web"]["bake"] == {"seconds": 120, "min_success_rate": 99.5, "max_p99_ms": 800}
+
+
+def test_a_bake_of_zero_seconds_turns_it_off_for_the_service():
+    assert validate_services({"web": svc(public=True, bake={"seconds": 0})})["web"]["bake"] == {"seconds": 0}
+
+
+def test_only_a_public_service_is_baked():
+    assert "only a public service has a bake window" in one_problem({"app": svc(bake={"seconds": 60})})
+
+
+@pytest.mark.parametrize("bake, says", [
+    ({"seconds": -5}, "bake.seconds must be an integer >= 0, got -5"),
+    ({"seconds": "60"}, "bake.seconds must be an integer >= 0, got '60'"),
+    ({"min_requests": 0}, "bake.min_requests must be an integer >= 1, got 0"),
+    ({"min_success_rate": 101}, "bake.min_success_rate must be a number >= 0 and <= 100 (percent), got 101"),
+    ({"max_p99_ms": True}, "bake.max_p99_ms must be an integer >= 1, got True"),
+    ({"window": 60}, "bake: unknown key 'window'"),
+    ([60], "bake must be a mapping of seconds, min_requests, min_success_rate, max_p99_ms, got [60]"),
+])
+def test_a_bad_bake_is_named(bake, says):
+    assert says in one_problem({"web": svc(public=True, bake=bake)})

@@ -907,6 +907,38 @@ def test_a_restored_release_is_the_candidate_again(tmp_path):
     assert oct((tmp_path / "stack.env.next").stat().st_mode & 0o777) == "0o600"
 
 
+def test_a_published_service_that_was_healthy_but_bad_comes_back_start_first(tmp_path):
+    # The gateway of the failed release serves (its bake failed): the restored one starts beside
+    # it, and the module hands the bad one to the caller to retire once Nginx moved.
+    good = "r/gw:1@sha256:" + "a" * 64
+    project = {"services": {"gw": {"image": good, "ports": ["127.0.0.1:8080-8081:8080"], "labels": {CONFIG_LABEL: "good"}},
+                            "api": {"image": "r/api:1", "labels": {CONFIG_LABEL: "api"}}},
+               "x-sgivu": {"env_keys": {}, "waves": [["api"], ["gw"]]}}
+    (tmp_path / "releases" / "r1").mkdir(parents=True)
+    (tmp_path / "releases" / "r1" / "compose.yml").write_text(project_text(project), encoding="utf-8")
+    (tmp_path / "releases" / "r1" / "stack.env").write_text("K=good\n", encoding="utf-8")
+
+    def row(cid, service, label, image):
+        return "\t".join([cid, "running", "Up 1 minute (healthy)", service, label, "False", image, "sgivu-" + cid, ""])
+
+    scaled = []
+
+    def answer(argv):
+        if argv[:2] == ["docker", "ps"]:
+            rows = [row("bad1", "gw", "bad", "r/gw:2@sha256:" + "b" * 64), row("api1", "api", "api", "r/api:1")]
+            return 0, "\n".join(rows + ([row("new1", "gw", "good", good)] if scaled else [])), ""
+        if "--scale" in argv:
+            scaled.append(argv)
+        return 0, "", ""
+
+    run = FakeRun(answer)
+    done = Release(run, str(tmp_path), "sgivu").restore("r1", 5)
+    assert done["old"] == ["bad1"] and done["started"] == ["gw"]
+    assert scaled and scaled[0][-3:] == ["--scale", "gw=2", "gw"] and "--no-recreate" in scaled[0]
+    assert not [argv for argv in run.calls if "up" in argv and "--scale" not in argv], "nothing was recreated"
+    assert not [argv for argv in run.calls if argv[:2] in (["docker", "stop"], ["docker", "rm"])], "the caller retires"
+
+
 def test_an_undo_that_fails_is_reported_and_keeps_the_marker_never_raised(tmp_path):
     root = rotation_root(tmp_path, "old-secret-value", "new-secret-value")
     (root / "stack.env.rotating").write_text("POSTGRES_PASSWORD=new-secret-value\n")

@@ -274,3 +274,14 @@ def test_image_retention_keeps_an_image_recorded_without_a_digest_by_its_tag():
     history = {"releases": [{"id": "a", "status": "good", "format": 2,
                              "services": {"job": {"image": "reg/s/job:1", "digest": None}, "web": {"image": "reg/s/web"}}}]}
     assert releases.image_retention(history, 1)["digests"] == ["reg/s/job:1", "reg/s/web:latest"]
+
+
+def test_status_shows_each_release_s_bake():
+    baked = release("r2", "1.1.0", status="failed")
+    baked["bake"] = {"gw": {"verdict": "failed", "watched": 6, "requests": 41, "success_rate": 70.7, "p99_ms": 4}}
+    lines = releases.status_lines({"stack": "s", "releases": [release("r1"), baked]}, [])
+    assert "bake: gw failed after 6 s (41 requests, 70.7 % below 500, p99 4 ms)" in "\n".join(lines)
+    unjudged = dict(release("r3", "1.2.0"), bake={"gw": {"verdict": "unjudged", "watched": 60, "requests": 3,
+                                                          "success_rate": 100.0, "p99_ms": None}})
+    lines = releases.status_lines({"stack": "s", "releases": [unjudged]}, [])
+    assert any(line.strip() == "bake: gw unjudged after 60 s (3 requests, 100.0 % below 500, p99 - ms)" for line in lines)
