@@ -1069,7 +1069,8 @@ class Release:
         if all(labels.values()) and not self.check_mode:
             containers = self.compose.containers()
             changed, _ = self.differences(project, labels, containers)
-            running = {s: [c["id"] for c in containers if c["service"] == s and serving(c)] for s in changed}
+            # Every running container of the service, healthy or not, is the failed release's (as in start_beside).
+            running = {s: [c["id"] for c in containers if c["service"] == s and c["state"] == "running"] for s in changed}
             # Start-first where the service publishes (Nginx follows it) and runs now.
             swapped = [s for s in changed if project["services"][s].get("ports") and running[s]]
             rest = [s for s in changed if s not in swapped]

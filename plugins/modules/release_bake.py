@@ -18,12 +18,15 @@ description:
     C(sgivu.deploy.nginx) site) records from now on whose last upstream server is one of the new containers'
     addresses, and computes the success rate (answers below 500, in percent), the 99th percentile of the upstream
     response time (ms) and the number of requests.
-  - A service fails as soon as it has C(min_requests) requests and its success rate is below C(min_success_rate)
-    or its p99 above C(max_p99_ms); the module then fails at once, naming the figures, so the caller takes the
-    release back before the window ends. A service passes once its window (C(seconds)) has run; with fewer than
-    C(min_requests) requests it ends C(unjudged) and is kept.
+  - A service with C(min_requests) requests whose success rate is below C(min_success_rate), or whose p99 is above
+    C(max_p99_ms), on 3 checks in a row (one every O(poll_interval)) fails, and the module fails at once naming the
+    figures, so the caller takes the release back before the window ends; a blip does not. A p99 needs 100 timed
+    requests; with fewer, latency is not judged. A service passes once its window (C(seconds)) has run (breaking a
+    threshold then fails it); with fewer than C(min_requests) requests it ends C(unjudged) and is kept.
+  - A log that does not exist when the watch begins (a site rendered before the log was added; C(deploy.yml)
+    renders it) leaves every service C(unjudged), with a warning.
   - Each service's window and thresholds are the run's O(seconds) over the catalog's C(bake) of the service over
-    O(defaults) over the built-in ones (60 s, 20 requests, 99 %, 500 ms, Flagger's); a window of 0 s bakes nothing.
+    O(defaults) over the built-in ones (60 s, 50 requests, 99 %, 500 ms); a window of 0 s bakes nothing.
   - Reads only; changes nothing. In check mode nothing is watched.
   - The rules and figures are those of C(plugins/module_utils/bake.py).
 options:
@@ -32,7 +35,9 @@ options:
     type: path
     required: true
   upstreams:
-    description: Service -> the C(host:port) addresses of its new containers, as Nginx's upstreams name them; the services baked.
+    description:
+      - Service -> the C(host:port) addresses of its new containers, as Nginx's upstreams name them; the services baked.
+        An entry marked C(backup) (an old container kept as a fallback) is not the new release's and is left out.
     type: dict
     required: true
   catalog:
@@ -84,7 +89,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sgivu.deploy.plugins.module_utils.bake import (
-    FAILED, PASSED, UNJUDGED, BakeError, Watch, figures, judge, settings, summary,
+    FAILED, PASSED, UNJUDGED, BakeError, Judge, Watch, figures, settings, summary,
 )
 
 
@@ -112,7 +117,13 @@ def main() -> None:
     if module.check_mode or not baked:
         module.exit_json(changed=False, bake={}, summary=[])
 
+    if not os.path.exists(p["log"]):
+        module.warn("Nginx's upstream log {0} does not exist: the site predates the bake window (deploy.yml renders "
+                    "it again); {1} cannot be judged by its traffic.".format(p["log"], ", ".join(sorted(baked))))
     watch = Watch(p["log"], os.path.getsize(p["log"]) if os.path.exists(p["log"]) else 0)
+    judges = {name: Judge(spec) for name, spec in baked.items()}
+    addresses = {name: [str(a).split()[0] for a in p["upstreams"][name] if str(a).strip() and "backup" not in str(a).split()[1:]]
+                 for name in baked}
     start = time.monotonic()
     results = {}
     while True:
@@ -122,8 +133,8 @@ def main() -> None:
         for name, spec in baked.items():
             if name in results and results[name]["verdict"] != "watching":
                 continue
-            figs = figures(watch.entries, [str(a).split()[0] for a in p["upstreams"][name] if str(a).strip()])
-            verdict, reasons = judge(figs, spec, done=elapsed >= spec["seconds"])
+            figs = figures(watch.entries, addresses[name])
+            verdict, reasons = judges[name].check(figs, done=elapsed >= spec["seconds"])
             results[name] = dict(figs, verdict=verdict, reasons=reasons, watched=int(min(elapsed, spec["seconds"]) + 0.5),
                                  limits={k: v for k, v in spec.items()})
         verdicts = [r["verdict"] for r in results.values()]

@@ -81,7 +81,7 @@ def test_a_release_that_fails_a_third_of_its_requests_is_taken_back_by_its_bake(
 def test_clients_met_its_errors_only_until_the_bake_failed_and_none_while_it_went_back(failing):
     bad = [r for r in failing.results if r[1] == FAILING or r[0] != 200]
     errors = [r for r in failing.results if r[0] != 200]
-    assert len(bad) >= 20, "the bad release served too little to be judged"
+    assert len(bad) >= 50, "the bad release served too little to be judged"
     # Every failure is one the bad release answered itself (500); the way back is start-first.
     assert {r[0] for r in errors} == {500}, errors[:5]
     assert 0.2 < len(errors) / len(bad) < 0.4
@@ -93,13 +93,14 @@ def test_the_failed_release_is_recorded_with_the_figures_that_failed_it(failing)
     record = failing.record
     assert (record["status"], record["restored"]) == ("failed", failing.good["id"])
     gateway = record["bake"]["sgivu-gateway"]
-    assert gateway["verdict"] == "failed" and gateway["requests"] >= 20 and gateway["success_rate"] < 80
+    assert gateway["verdict"] == "failed" and gateway["requests"] >= 50 and gateway["success_rate"] < 80
     assert "failed its bake" in record["error"] and "success rate" in record["error"]
 
 
 def test_a_slow_release_is_taken_back_on_its_p99(host, run_playbook, stack):
     before = served(host)
-    done = update(host, run_playbook, SLOW, WINDOW, probes=4)
+    # 800 ms a request: ten probes give the 100 timed requests a 99th percentile needs well within the window.
+    done = update(host, run_playbook, SLOW, WINDOW, probes=10)
     assert done.run.returncode != 0, done.run.stdout[-3000:]
     assert "sgivu-gateway failed its bake after" in done.output and "p99 latency" in done.output
     assert "ms, above 500 ms" in done.output
@@ -118,7 +119,7 @@ def test_a_good_release_passes_its_bake_and_is_kept(host, run_playbook, stack, a
     record = history(host, stack)[-1]
     assert record["status"] == "good" and record["purpose"] == f"update sgivu-gateway {good}"
     gateway = record["bake"]["sgivu-gateway"]
-    assert (gateway["verdict"], gateway["success_rate"]) == ("passed", 100.0) and gateway["requests"] >= 20
+    assert (gateway["verdict"], gateway["success_rate"]) == ("passed", 100.0) and gateway["requests"] >= 100
     assert served(host) == good
 
 
