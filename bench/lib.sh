@@ -78,6 +78,12 @@ bench_docker() {
     fi
     local i
     for i in $(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    # Docker 20.10 panics at start on a network store a killed daemon left half-written.
+    if ! docker info >/dev/null 2>&1 && grep -qs 'libnetwork.(\*controller).reservePools' "$SGIVU_BENCH_DIR/logs/dockerd.log"; then
+      die "dockerd panicked reading its network store (/var/lib/docker/network/files/local-kv.db), which a daemon killed
+while it created a network leaves behind. Move that file aside (the daemon rebuilds it; the bench recreates its
+own network) and re-run; see .bench/logs/dockerd.log."
+    fi
     docker info >/dev/null 2>&1 || die "the Docker engine did not answer within 60 s; see .bench/logs/dockerd.log.
 On a machine where dockerd cannot run (no root, no cgroups), install Docker Engine yourself and re-run."
   fi
