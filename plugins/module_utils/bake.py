@@ -45,12 +45,14 @@ import math
 import os
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import BAKE_FIELDS
+
 __all__ = ["BAKE_DEFAULTS", "BakeError", "Judge", "Watch", "figures", "judge", "parse_entry", "settings", "summary"]
 
 # Flagger's defaults for its request-success-rate and request-duration checks; 60 s of watching.
 BAKE_DEFAULTS: Dict[str, Any] = {"seconds": 60, "min_requests": 50, "min_success_rate": 99.0, "max_p99_ms": 500}
-# The least value of each (a window of 0 s is no bake).
-BAKE_LEAST: Dict[str, Any] = {"seconds": 0, "min_requests": 1, "min_success_rate": 0, "max_p99_ms": 1}
+# The least value of each (a window of 0 s is no bake): the catalog's own bounds for a service's bake.
+BAKE_LEAST: Dict[str, Any] = {key: least for key, (_, least) in BAKE_FIELDS.items()}
 # Timed requests a 99th percentile needs; checks in a row that must fail before the window ends.
 P99_SAMPLES = 100
 FAILED_CHECKS = 3

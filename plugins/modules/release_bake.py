@@ -89,7 +89,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.sgivu.deploy.plugins.module_utils.bake import (
-    FAILED, PASSED, UNJUDGED, BakeError, Judge, Watch, figures, settings, summary,
+    FAILED, PASSED, UNJUDGED, WATCHING, BakeError, Judge, Watch, figures, settings, summary,
 )
 
 
@@ -131,7 +131,7 @@ def main() -> None:
         watch.read()
         elapsed = time.monotonic() - start
         for name, spec in baked.items():
-            if name in results and results[name]["verdict"] != "watching":
+            if name in results and results[name]["verdict"] != WATCHING:
                 continue
             figs = figures(watch.entries, addresses[name])
             verdict, reasons = judges[name].check(figs, done=elapsed >= spec["seconds"])
