@@ -29,12 +29,19 @@ Usage:
   ee.py run PLAYBOOK ARGS  run ``ansible-navigator run PLAYBOOK`` in the image against the bench
                            (ARGS go to ansible-playbook: -i INVENTORY, --limit, -e ...), printing
                            the command first; exits with the playbook's status
+A build holds ``$SGIVU_BENCH_DIR/ee.lock`` (flock, exclusive) until its image is checked, and
+``run`` waits for that lock (shared) before it looks for the image: bench/test starts the build,
+waits until the build holds the lock, and only then starts the first scenario, so a job of that
+scenario waits for the image instead of failing on its absence.
+
 Environment: SGIVU_BENCH_DIR (default .bench). For ``run``, also the bench's AWS and registry
 variables that bench/lib.sh exports: their names are on navigator's command line, and navigator
 hands their values to the container through its private data dir (0700, removed when it ends).
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -275,12 +282,35 @@ def docker(*args: str) -> str:
     return result.stdout.strip()
 
 
+@contextlib.contextmanager
+def build_lock(shared: bool):
+    """Hold ``$SGIVU_BENCH_DIR/ee.lock``: exclusive while a build runs, shared while a run looks.
+
+    Blocks until the lock is free, saying once on stderr that it waits for a build.
+    """
+    path = bench_dir() / "ee.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as lock:
+        mode = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        try:
+            fcntl.flock(lock, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"bench/ee.py: waiting for {path} (an EE build holds it while it runs)", file=sys.stderr, flush=True)
+            fcntl.flock(lock, mode)
+        yield
+
+
 def build() -> str:
     """Build the bench EE image unless one with the same content hash exists; returns its ref.
 
     The image, new or cached, is checked (:func:`check`) before its ref is returned, so a broken
     image never passes on a second try. Raises EEError naming what failed and where its log is.
     """
+    with build_lock(shared=False):
+        return _build()
+
+
+def _build() -> str:
     images = Images()
     ref, base = image_ref(images), base_ref(images)
     context = bench_dir() / "ee"
@@ -404,7 +434,8 @@ def run(playbook: str, args: List[str]) -> int:
     """
     ref = image_ref()
     try:
-        docker("image", "inspect", "-f", "{{.Id}}", ref)
+        with build_lock(shared=True):
+            docker("image", "inspect", "-f", "{{.Id}}", ref)
     except EEError as error:
         raise EEError(f"the EE image {ref} cannot be used ({error}): build it with bench/ee.py build") from None
     if not shutil.which("ansible-navigator"):

@@ -136,3 +136,27 @@ def test_the_runner_event_data_is_taken_out_of_the_log_as_a_terminal_would():
             "TASK [plan | Give the lock back] ****\n")
     assert ee.without_event_data(line) == "TASK [plan | Give the lock back] ****\n"
     assert ee.without_event_data("ok: [sgivu-update-deb12]\n") == "ok: [sgivu-update-deb12]\n"
+
+
+def test_a_run_waits_for_a_build_in_progress_and_goes_on_when_it_ends(tmp_path, monkeypatch, capsys):
+    """A job of the scenario bench/test starts beside the build looks for the image only after it."""
+    import fcntl
+    import threading
+
+    monkeypatch.setenv("SGIVU_BENCH_DIR", str(tmp_path))
+    entered = threading.Event()
+
+    def job():
+        with ee.build_lock(shared=True):
+            entered.set()
+
+    with open(tmp_path / "ee.lock", "a", encoding="utf-8") as build:
+        fcntl.flock(build, fcntl.LOCK_EX)  # as ee.py build holds it
+        waiting = threading.Thread(target=job)
+        waiting.start()
+        assert not entered.wait(0.5), "the job went on while the build held the lock"
+        fcntl.flock(build, fcntl.LOCK_UN)
+    assert entered.wait(5), "the job still waits after the build ended"
+    waiting.join(5)
+    assert f"waiting for {tmp_path / 'ee.lock'}" in capsys.readouterr().err
+
