@@ -458,6 +458,14 @@ def _normalize_bake(name: str, raw: Any, public: bool, problems: List[str]) -> D
         problems.append("{0}: only a public service has a bake window (it is watched through host Nginx's log "
                         "of its traffic)".format(where))
         return {}
+    return check_bake(raw, where, problems)
+
+
+def check_bake(raw: Any, where: str, problems: List[str]) -> Dict[str, Any]:
+    """A bake window and its thresholds (a service's ``bake``, the stack's ``stack_bake``): the fields of
+    BAKE_FIELDS it sets, each of its type and at least its least value (a success rate at most 100 %).
+
+    ``where`` names it in each problem, which is appended to ``problems``, never raised."""
     if not isinstance(raw, Mapping):
         problems.append("{0} must be a mapping of {1}, got {2!r}".format(where, ", ".join(BAKE_FIELDS), raw))
         return {}

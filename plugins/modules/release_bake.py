@@ -15,7 +15,7 @@ author: SGIVU platform team
 description:
   - Runs on the host once new containers of public services serve behind Nginx and the stack passed its health
     checks. For each service it reads the requests Nginx's upstream log (O(log), JSON lines written by the
-    C(sgivu.deploy.nginx) site) records from now on whose last upstream server is one of the new containers'
+    C(sgivu.deploy.nginx) site) records from O(offset) on whose last upstream server is one of the new containers'
     addresses, and computes the success rate (answers below 500, in percent), the 99th percentile of the upstream
     response time (ms) and the number of requests.
   - A service with C(min_requests) requests whose success rate is below C(min_success_rate), or whose p99 is above
@@ -51,6 +51,14 @@ options:
   seconds:
     description: The run's window for every service, in seconds (C(-e bake_seconds=N)); 0 turns the bake off.
     type: int
+  offset:
+    description:
+      - Where in O(log) the count begins, in bytes; the log's size before the new containers took their first request
+        (the caller stats it before the swap), so that requests the release served before its window began (while
+        the stack's health was checked and the host went back in) count too.
+      - A log shorter than O(offset) was rotated or truncated since, and is read from its start. Without O(offset)
+        the count begins at the log's end when the watch starts.
+    type: int
   poll_interval:
     description: Seconds between two reads of the log.
     type: int
@@ -63,6 +71,7 @@ EXAMPLES = r"""
 - name: Bake the new gateway
   sgivu.deploy.release_bake:
     log: /var/log/nginx/sgivu.upstream.log
+    offset: "{{ log_before_swap.stat.size }}"
     upstreams: {sgivu-gateway: ["127.0.0.1:32771"]}
     catalog: "{{ stack_services }}"
     defaults: {seconds: 120, max_p99_ms: 800}
@@ -101,6 +110,7 @@ def main() -> None:
             catalog=dict(type="dict", default={}),
             defaults=dict(type="dict", default={}),
             seconds=dict(type="int"),
+            offset=dict(type="int"),
             poll_interval=dict(type="int", default=2),
         ),
         supports_check_mode=True,
@@ -120,7 +130,10 @@ def main() -> None:
     if not os.path.exists(p["log"]):
         module.warn("Nginx's upstream log {0} does not exist: the site predates the bake window (deploy.yml renders "
                     "it again); {1} cannot be judged by its traffic.".format(p["log"], ", ".join(sorted(baked))))
-    watch = Watch(p["log"], os.path.getsize(p["log"]) if os.path.exists(p["log"]) else 0)
+    size = os.path.getsize(p["log"]) if os.path.exists(p["log"]) else 0
+    # A log shorter than the offset was rotated or truncated after the caller looked: all of it is newer.
+    offset = size if p["offset"] is None else max(0, p["offset"]) if p["offset"] <= size else 0
+    watch = Watch(p["log"], offset)
     judges = {name: Judge(spec) for name, spec in baked.items()}
     addresses = {name: [str(a).split()[0] for a in p["upstreams"][name] if str(a).strip() and "backup" not in str(a).split()[1:]]
                  for name in baked}

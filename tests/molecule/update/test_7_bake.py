@@ -74,7 +74,9 @@ def test_a_release_that_fails_a_third_of_its_requests_is_taken_back_by_its_bake(
     assert failing.run.returncode != 0, failing.run.stdout[-3000:]
     assert "sgivu-gateway failed its bake after" in failing.output
     assert "requests answered 5xx), below 99.0 %" in failing.output
-    assert f"The last good release {failing.good['id']} runs again" in failing.output
+    # One sentence after the other, and the service's own words, not the name of the task that watched.
+    assert f"below 99.0 %. The last good release {failing.good['id']} runs again" in failing.output
+    assert "bake window: sgivu-gateway" not in failing.output
     assert failing.after == failing.before != FAILING
 
 

@@ -13,7 +13,7 @@ from ansible_collections.sgivu.deploy.plugins.filter.catalog import FilterModule
 from ansible_cli import cli_bin as _bin, cli_env as _env
 
 FILTERS = FilterModule().filters()
-NAMES = ("catalog_validate", "catalog_waves", "catalog_env_keys", "catalog_routes")
+NAMES = ("catalog_validate", "catalog_waves", "catalog_env_keys", "catalog_routes", "bake_problems")
 
 SERVICES = {
     "pg": {
@@ -172,3 +172,29 @@ def test_filters_in_a_playbook_on_the_shipped_inventory(
     stack = stack_vars(inventory)
     assert data["services"][waves[0][0]]["image"] == stack["stack_registry"] + "/" + waves[0][0]
     assert all(r["service"] in data["services"] for r in data["routes"])
+
+
+@pytest.mark.parametrize("stack_bake, seconds", [
+    ({}, ""), ({"seconds": 0}, "0"), ({"seconds": 120, "min_requests": 1, "min_success_rate": 99.5, "max_p99_ms": 800}, 30),
+    ({"min_success_rate": 100}, ""),
+])
+def test_a_bake_that_can_work_has_no_problem(stack_bake, seconds):
+    assert FILTERS["bake_problems"](stack_bake, seconds) == []
+
+
+@pytest.mark.parametrize("stack_bake, seconds, problem", [
+    ({}, "soon", 'bake_seconds must be a whole number of seconds (0 turns the bake off), got "soon"'),
+    ({}, "-5", 'bake_seconds must be a whole number of seconds (0 turns the bake off), got "-5"'),
+    ({}, "3.5", 'bake_seconds must be a whole number of seconds (0 turns the bake off), got "3.5"'),
+    ({}, "\u00b2", 'bake_seconds must be a whole number of seconds (0 turns the bake off), got "\u00b2"'),
+    ({}, -5, 'bake_seconds must be a whole number of seconds (0 turns the bake off), got "-5"'),
+    ("fast", "", "stack_bake must be a mapping of seconds, min_requests, min_success_rate, max_p99_ms, got 'fast'"),
+    ({"window": 60}, "", "stack_bake: unknown key 'window' (allowed: seconds, min_requests, min_success_rate, max_p99_ms)"),
+    ({"seconds": 60.5}, "", "stack_bake.seconds must be an integer >= 0, got 60.5"),
+    ({"seconds": "60"}, "", "stack_bake.seconds must be an integer >= 0, got '60'"),
+    ({"min_requests": 0}, "", "stack_bake.min_requests must be an integer >= 1, got 0"),
+    ({"min_success_rate": 150}, "", "stack_bake.min_success_rate must be a number >= 0 and <= 100 (percent), got 150"),
+    ({"max_p99_ms": True}, "", "stack_bake.max_p99_ms must be an integer >= 1, got True"),
+])
+def test_a_bake_that_cannot_work_is_named_before_anything_changes(stack_bake, seconds, problem):
+    assert FILTERS["bake_problems"](stack_bake, seconds) == [problem]

@@ -125,3 +125,31 @@ def test_a_site_without_the_upstream_log_is_not_judged_and_says_so(tmp_path):
     result = bake(tmp_path / "none.log", 2)
     assert not result.get("failed") and result["bake"]["sgivu-gateway"]["verdict"] == "unjudged"
     assert any("does not exist: the site predates the bake window" in w for w in result.get("warnings", []))
+
+
+def _served(log: Path, count: int, status: int = 500) -> None:
+    with open(log, "a", encoding="utf-8") as handle:
+        for _ in range(count):
+            handle.write(json.dumps({"time": 2, "upstream": NEW, "status": status, "upstream_time": "0.002",
+                                     "request_time": 0.002}) + "\n")
+
+
+def test_requests_the_release_served_before_its_window_count_from_the_offset(log):
+    """The caller takes the log's size before the swap: what the new release answered while the stack's
+    health was checked and the host went back in counts, and what came before the swap does not."""
+    before_swap = log.stat().st_size
+    _served(log, 60)  # 5xx answered by the new release before the window began
+    counted = bake(log, 2, offset=before_swap)
+    assert counted.get("failed"), counted
+    assert counted["bake"]["sgivu-gateway"]["requests"] == 60 and counted["bake"]["sgivu-gateway"]["errors"] == 60
+    from_the_end = bake(log, 2)
+    assert not from_the_end.get("failed") and from_the_end["bake"]["sgivu-gateway"]["requests"] == 0
+
+
+def test_a_log_rotated_since_the_offset_is_read_from_its_start(log):
+    before_swap = log.stat().st_size
+    log.write_text("", encoding="utf-8")  # rotated (copytruncate) after the caller looked
+    _served(log, 55, status=200)
+    result = bake(log, 2, offset=before_swap)
+    assert not result.get("failed") and result["bake"]["sgivu-gateway"]["requests"] == 55
+    assert result["bake"]["sgivu-gateway"]["verdict"] == "passed"
