@@ -246,10 +246,83 @@ def test_sigterm_finishes_in_flight_request(standin):
         chunks.append(data)
     sock.close()
     response = b"".join(chunks).decode()
-    assert response.startswith("HTTP/1.0 200")
+    assert response.startswith("HTTP/1.1 200")
     assert '"path": "/in-flight"' in response
     s.proc.communicate(timeout=10)
     assert s.proc.returncode == 0
+
+
+def _read_until_closed(sock):
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks).decode()
+        chunks.append(data)
+
+
+def test_requests_share_one_keep_alive_connection_as_nginx_upstreams_do(standin):
+    import http.client
+    s = standin()
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=5)
+    answers = []
+    for path in ("/v1/users", "/v1/users/1"):
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        answers.append((resp.version, resp.status, resp.getheader("Connection"), json.loads(resp.read())["path"]))
+        if len(answers) == 1:
+            first = conn.sock
+    assert conn.sock is first, "the second request needed a new connection"
+    conn.request("POST", "/v1/users", body=b'{"name": "x"}', headers={"Content-Type": "application/json"})
+    resp = conn.getresponse()
+    answers.append((resp.version, resp.status, resp.getheader("Connection"), json.loads(resp.read())["path"]))
+    assert conn.sock is first
+    assert answers == [(11, 200, None, "/v1/users"), (11, 200, None, "/v1/users/1"), (11, 200, None, "/v1/users")]
+    conn.close()
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_its_timeout(standin):
+    s = standin(STANDIN_KEEPALIVE_TIMEOUT="0.5")
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.2)
+    first = sock.recv(65536).decode()
+    assert first.startswith("HTTP/1.1 200") and "Connection: close" not in first
+    started = time.monotonic()
+    assert _read_until_closed(sock) == ""  # the server ends the idle connection
+    assert time.monotonic() - started < 3
+    sock.close()
+
+
+def test_sigterm_ends_idle_keep_alive_connections_and_exits_at_once(standin):
+    """An idle connection Nginx keeps does not hold the stop up to the keep-alive timeout."""
+    s = standin()
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.2)
+    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    t0 = time.monotonic()
+    s.proc.send_signal(signal.SIGTERM)
+    assert _read_until_closed(sock) == ""
+    s.proc.communicate(timeout=10)
+    assert s.proc.returncode == 0 and time.monotonic() - t0 < 3
+    sock.close()
+
+
+def test_a_request_in_flight_at_sigterm_is_answered_with_connection_close(standin):
+    s = standin()
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n")
+    time.sleep(0.3)
+    s.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    assert s.proc.poll() is None
+    sock.sendall(b"\r\n")
+    response = _read_until_closed(sock)
+    assert response.startswith("HTTP/1.1 200") and "Connection: close" in response
+    s.proc.communicate(timeout=10)
+    assert s.proc.returncode == 0
+    sock.close()
 
 
 def segments_seen(daemon, want, timeout=5):

@@ -20,6 +20,9 @@ name, port and health path. Configuration comes only from the environment:
                          its answer (default 0; baked by the LATENCY_MS build arg)
   STANDIN_DATABASE_URL   optional postgresql://user:pass@host:5432/db
   STANDIN_REDIS_URL      optional redis://:pass@host:6379/0
+  STANDIN_KEEPALIVE_TIMEOUT  seconds an idle keep-alive connection stays open (default 60, embedded
+                         Tomcat's keepAliveTimeout): answers are HTTP/1.1 and the connection is
+                         kept for the next request, as Tomcat keeps Nginx's upstream connections
   STANDIN_DB_WAIT        seconds to keep retrying the first DB connection (default 60)
   STANDIN_DB_POOL        database connections opened at start and kept open (default 4), as
                          Spring Boot's HikariCP keeps a fixed pool: a connection that fails is
@@ -97,6 +100,7 @@ class Config:
         # Spring datasource URL): they are expanded from the environment at start.
         self.database_url = _expand(env.get("STANDIN_DATABASE_URL"), env)
         self.redis_url = _expand(env.get("STANDIN_REDIS_URL"), env)
+        self.keepalive_timeout = max(0.1, float(env.get("STANDIN_KEEPALIVE_TIMEOUT") or 60))
         self.db_wait = float(env.get("STANDIN_DB_WAIT") or 60)
         self.db_pool = max(1, int(env.get("STANDIN_DB_POOL") or 4))
         self.hostname = socket.gethostname()
@@ -363,14 +367,65 @@ class Faults:
         return int(n * self.cfg.fail_share) > int((n - 1) * self.cfg.fail_share)
 
 
-def make_handler(cfg, backends, segments=None):
+class Connections:
+    """The open client connections, and which of them wait idle for their next request.
+
+    On shutdown the idle ones are closed (their next read ends), and a busy one closes once it has
+    answered, saying ``Connection: close``: what Tomcat's graceful shutdown does to keep-alive
+    connections, so no caller waits on a connection that will never answer."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._open = {}  # handler -> busy
+
+    def opened(self, handler):
+        with self._lock:
+            self._open[handler] = False
+
+    def closed(self, handler):
+        with self._lock:
+            self._open.pop(handler, None)
+
+    def busy(self, handler, busy):
+        with self._lock:
+            if handler in self._open:
+                self._open[handler] = busy
+            idle = not busy and STOP.is_set()
+        if idle:
+            self._close(handler)
+
+    def close_idle(self):
+        with self._lock:
+            idle = [handler for handler, busy in self._open.items() if not busy]
+        for handler in idle:
+            self._close(handler)
+
+    @staticmethod
+    def _close(handler):
+        try:
+            handler.connection.shutdown(socket.SHUT_RD)
+        except OSError:
+            pass
+
+
+def make_handler(cfg, backends, segments=None, connections=None):
     faults = Faults(cfg)
+    connections = connections or Connections()
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "sgivu-standin/" + cfg.version
         sys_version = ""
-        protocol_version = "HTTP/1.0"
-        timeout = 30  # seconds of socket inactivity before a client is dropped
+        # Keep-alive, as Tomcat answers: Nginx keeps its upstream connections (its `keepalive`).
+        protocol_version = "HTTP/1.1"
+        timeout = cfg.keepalive_timeout  # seconds of socket inactivity before a client is dropped
+
+        def setup(self):
+            BaseHTTPRequestHandler.setup(self)
+            connections.opened(self)
+
+        def finish(self):
+            connections.closed(self)
+            BaseHTTPRequestHandler.finish(self)
 
         # --- helpers -------------------------------------------------------
         def _send(self, code, payload, content_type="application/json"):
@@ -382,7 +437,8 @@ def make_handler(cfg, backends, segments=None):
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))
             self.send_header("X-Standin-Service", cfg.service)
-            self.send_header("Connection", "close")
+            if STOP.is_set():  # shutting down: this connection takes no further request
+                self.send_header("Connection", "close")
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
@@ -401,6 +457,7 @@ def make_handler(cfg, backends, segments=None):
 
         def parse_request(self):
             self._started = time.time()
+            connections.busy(self, True)
             return BaseHTTPRequestHandler.parse_request(self)
 
         def handle_one_request(self):
@@ -411,6 +468,9 @@ def make_handler(cfg, backends, segments=None):
             path = urlsplit(self.path).path if self.command and getattr(self, "path", None) else ""
             if self._status is not None and self.command and path != cfg.health_path:
                 send_segment(cfg, xray_segment(cfg, self.command, path, self._status, self._started, time.time()))
+            if STOP.is_set():
+                self.close_connection = True
+            connections.busy(self, False)  # idle until the next request line (closed now if stopping)
 
         def send_response(self, code, message=None):
             self._status = code
@@ -520,6 +580,11 @@ def main():
 
     cfg = Config(env)
     server_box = {}
+    connections = Connections()
+
+    def stop(srv):
+        srv.shutdown()  # no new connection; then the idle keep-alive ones end
+        connections.close_idle()
 
     def on_signal(signum, _frame):
         if STOP.is_set():
@@ -529,7 +594,7 @@ def main():
         srv = server_box.get("server")
         if srv is not None:
             # shutdown() blocks until serve_forever() returns: call it off the main thread.
-            threading.Thread(target=srv.shutdown, daemon=True).start()
+            threading.Thread(target=stop, args=(srv,), daemon=True).start()
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -551,7 +616,7 @@ def main():
     segments = SegmentStore() if cfg.xray_daemon else None
     if segments is not None:
         threading.Thread(target=serve_segments, args=(cfg, segments), daemon=True).start()
-    server = Server((cfg.bind, cfg.port), make_handler(cfg, backends, segments))
+    server = Server((cfg.bind, cfg.port), make_handler(cfg, backends, segments, connections))
     server_box["server"] = server
     log("%s %s listening on %s:%d" % (cfg.service, cfg.version, cfg.bind, cfg.port))
     if STOP.is_set():  # signal arrived between bind and serve_forever
