@@ -267,6 +267,23 @@ if [ "$(changed_count "$out")" = "1" ] && [ -n "$workers_after" ] && [ "$workers
 else fail "the narrow entry with nginx_upstreams_reload reloads Nginx on the same file" \
   "changed=$(changed_count "$out") workers $workers_before -> $workers_after"; fi
 expect_backend gateway-next /v1/after-the-forced-reload
+# Nginx keeps its connection to an upstream for the next request, and ends it itself once it has been
+# idle for nginx_upstream_keepalive_timeout (2 s here; 50 s by default, under Tomcat's own 60 s).
+upstream_connections() {  # Nginx's established connections to gateway-next (127.0.0.1:18081)
+  on_host awk '$3 ~ /:4691$/ && $4 == "01"' /proc/net/tcp | wc -l
+}
+out=$(swap next.yml -e nginx_upstream_keepalive_timeout=2 -e nginx_upstreams_reload=true) || true
+on_host curl -s -o /dev/null http://127.0.0.1/v1/keep-alive
+sleep 0.5
+kept=$(upstream_connections)
+sleep 3
+left=$(upstream_connections)
+if [ "$kept" -ge 1 ] && [ "$left" = 0 ]; then
+  pass "Nginx keeps its upstream connection, and ends it itself after nginx_upstream_keepalive_timeout"
+else fail "Nginx keeps its upstream connection, and ends it itself after nginx_upstream_keepalive_timeout" \
+  "established: $kept after 0.5 s, $left after 3.5 s; $(on_host grep keepalive $ups | tr -s ' ' | tr '\n' ' ')"; fi
+out=$(swap next.yml -e nginx_upstreams_reload=true) || true
+expect_backend gateway-next /v1/after-the-keep-alive
 ups_before=$(on_host md5sum $ups)
 out=$(swap good.yml --check) || true
 n=$(changed_count "$out")
