@@ -4,7 +4,8 @@
 No SGIVU image can be pulled here, so every application service of a catalog becomes the
 stand-in image (tests/bench/images/standin) with that service's name, port, health path and
 required env keys baked in, the way a real service image carries its own configuration; its
-version is its tag. A sidecar that provides AWS_XRAY_DAEMON_ADDRESS plays the X-Ray daemon.
+version is its tag. A sidecar that provides AWS_XRAY_DAEMON_ADDRESS plays the X-Ray daemon; the
+service the others' EUREKA_URL names plays the Eureka server, and they register with it.
 Tags pushed per application service: the catalog's own tag and every
 stand-in release of bench/images.yml (`next`, `never_healthy`, ...). Database services get the
 bench's PostgreSQL and Redis images under the catalog's repository and tag.
@@ -22,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Dict
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from images import RECIPES, Images  # noqa: E402  (bench/ is not a package)
@@ -75,6 +77,10 @@ def service_env(name: str, svc: dict, services: dict) -> Dict[str, str]:
         )
     if redis and "REDIS_PASSWORD" in (svc.get("env_keys") or []):
         env["STANDIN_REDIS_URL"] = f"redis://:${{REDIS_PASSWORD}}@{redis}:{services[redis]['port']}/0"
+    # The service that the others' EUREKA_URL names plays the Eureka server; they register with it.
+    registry_hosts = {urlsplit(str((s.get("env") or {}).get("EUREKA_URL", ""))).hostname for s in services.values()}
+    if name in registry_hosts:
+        env["STANDIN_EUREKA_SERVER"] = "true"
     if svc.get("kind") == "sidecar" and "AWS_XRAY_DAEMON_ADDRESS" in (svc.get("provides_env") or {}):
         # The X-Ray daemon: segments over UDP on its port, listed at GET /segments on the same TCP port.
         env["STANDIN_XRAY_DAEMON"] = "true"

@@ -77,6 +77,17 @@ def test_every_enabled_service_has_a_healthy_container(host, stack, ansible_vars
     assert enabled == healthy
 
 
+def test_every_service_that_names_the_registry_is_registered_up_there_with_its_port(host, ansible_vars):
+    """As an operator on the host sees the discovery service, through its allowlisted /eureka/ route."""
+    enabled = {n: s for n, s in ansible_vars["stack_services"].items() if s.get("enabled", True)}
+    clients = {n.upper(): s["port"] for n, s in enabled.items() if (s.get("env") or {}).get("EUREKA_URL")}
+    assert len(clients) >= 5, "the bench catalog names the registry in fewer services than SGIVU does"
+    listing = json.loads(host.check_output("curl -fsS -H 'Accept: application/json' http://127.0.0.1/eureka/apps"))
+    registered = {app["name"]: sorted((i["status"], int(i["port"]["$"])) for i in app["instance"])
+                  for app in listing["applications"]["application"]}
+    assert registered == {app: [("UP", port)] for app, port in clients.items()}
+
+
 def test_nginx_routes_api_paths_to_the_gateway(host):
     status, body = curl(host, "/v1/vehicles")
     assert status == 200

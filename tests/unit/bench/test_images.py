@@ -83,3 +83,12 @@ def test_the_lottery_tracing_sidecar_plays_the_xray_daemon_and_nothing_else_does
     played = {(stack, name) for stack in BENCH.stacks() for name, svc in BENCH.catalog(stack).items()
               if service_env(name, svc, BENCH.catalog(stack)).get("STANDIN_XRAY_DAEMON") == "true"}
     assert played == {("lottery", "xray-daemon")}
+
+
+def test_the_discovery_service_the_others_name_plays_the_eureka_server_and_nothing_else_does():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from stack_images import service_env
+
+    played = {(stack, name) for stack in BENCH.stacks() for name, svc in BENCH.catalog(stack).items()
+              if service_env(name, svc, BENCH.catalog(stack)).get("STANDIN_EUREKA_SERVER") == "true"}
+    assert played == {(stack, "sgivu-discovery") for stack in BENCH.stacks() if stack != "lottery"}

@@ -385,3 +385,107 @@ def test_a_request_that_cannot_be_parsed_sends_no_segment(standin):
     time.sleep(0.3)
     seen = segments_seen(daemon, 2, timeout=0)
     assert [s["http"]["request"]["url"] for s in seen["segments"]] == ["/bbb-lotto/after"]
+
+
+# --- the Eureka server (sgivu-discovery) and its clients ------------------------------------------
+
+def eureka(port, method, path, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request("http://127.0.0.1:%d/eureka%s" % (port, path), data=data, method=method,
+                                     headers={"Accept": "application/json", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            text = resp.read().decode()
+            return resp.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as exc:
+        return exc.code, None
+
+
+def instances(port, app):
+    status, body = eureka(port, "GET", "/apps/" + app)
+    return body["application"]["instance"] if status == 200 else []
+
+
+def wait_for(condition, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    return condition()
+
+
+@pytest.fixture
+def discovery(standin):
+    return standin(STANDIN_SERVICE="sgivu-discovery", STANDIN_EUREKA_SERVER="true", STANDIN_EUREKA_EVICTION="0.3")
+
+
+def test_a_service_registers_up_with_its_port_and_renews_its_lease(standin, discovery):
+    user = standin(STANDIN_SERVICE="sgivu-user", EUREKA_URL="http://127.0.0.1:%d/eureka/" % discovery.port,
+                   STANDIN_EUREKA_RENEW="0.3")
+    found = wait_for(lambda: instances(discovery.port, "SGIVU-USER"))
+    assert [(i["app"], i["status"], i["port"]["$"]) for i in found] == [("SGIVU-USER", "UP", user.port)]
+    assert found[0]["leaseInfo"]["durationInSecs"] == 0.9
+    time.sleep(1.5)  # beyond its lease: only renewals keep it
+    assert [i["status"] for i in instances(discovery.port, "SGIVU-USER")] == ["UP"]
+    status, listing = eureka(discovery.port, "GET", "/apps")
+    assert status == 200 and [a["name"] for a in listing["applications"]["application"]] == ["SGIVU-USER"]
+
+
+def test_an_unhealthy_service_registers_down(standin, discovery):
+    standin(STANDIN_SERVICE="sgivu-user", STANDIN_HEALTHY="false",
+            EUREKA_URL="http://127.0.0.1:%d/eureka" % discovery.port, STANDIN_EUREKA_RENEW="0.3")
+    assert [i["status"] for i in wait_for(lambda: instances(discovery.port, "SGIVU-USER"))] == ["DOWN"]
+
+
+def test_an_operator_s_out_of_service_holds_through_renewals_until_it_is_removed(standin, discovery):
+    standin(STANDIN_SERVICE="sgivu-user", EUREKA_URL="http://127.0.0.1:%d/eureka" % discovery.port,
+            STANDIN_EUREKA_RENEW="0.3")
+    iid = wait_for(lambda: instances(discovery.port, "SGIVU-USER"))[0]["instanceId"]
+    assert eureka(discovery.port, "PUT", "/apps/SGIVU-USER/%s/status?value=OUT_OF_SERVICE" % iid)[0] == 200
+    time.sleep(1)
+    assert [i["status"] for i in instances(discovery.port, "SGIVU-USER")] == ["OUT_OF_SERVICE"]
+    assert eureka(discovery.port, "DELETE", "/apps/SGIVU-USER/%s/status" % iid)[0] == 200
+    assert [i["status"] for i in instances(discovery.port, "SGIVU-USER")] == ["UP"]
+    assert eureka(discovery.port, "PUT", "/apps/SGIVU-USER/nobody/status?value=OUT_OF_SERVICE")[0] == 404
+
+
+def test_a_service_the_server_forgot_registers_again_at_its_next_renewal(standin, discovery):
+    standin(STANDIN_SERVICE="sgivu-user", EUREKA_URL="http://127.0.0.1:%d/eureka" % discovery.port,
+            STANDIN_EUREKA_RENEW="0.3")
+    iid = wait_for(lambda: instances(discovery.port, "SGIVU-USER"))[0]["instanceId"]
+    assert eureka(discovery.port, "DELETE", "/apps/SGIVU-USER/" + iid)[0] == 200
+    assert [i["instanceId"] for i in wait_for(lambda: instances(discovery.port, "SGIVU-USER"), 5)] == [iid]
+
+
+def test_a_lease_nobody_renews_is_evicted(discovery):
+    instance = {"instance": {"instanceId": "gone:1", "hostName": "10.0.0.9", "app": "SGIVU-X", "status": "UP",
+                             "port": {"$": 8080}, "leaseInfo": {"durationInSecs": 1}}}
+    assert eureka(discovery.port, "POST", "/apps/SGIVU-X", instance)[0] == 204
+    assert len(instances(discovery.port, "SGIVU-X")) == 1
+    assert wait_for(lambda: not instances(discovery.port, "SGIVU-X"), 5)
+    assert eureka(discovery.port, "PUT", "/apps/SGIVU-X/gone:1")[0] == 404
+
+
+def test_a_registration_without_an_instance_is_refused(discovery):
+    assert eureka(discovery.port, "POST", "/apps/SGIVU-X", {"nothing": 1})[0] == 400
+    assert eureka(discovery.port, "GET", "/apps/SGIVU-X")[0] == 404
+
+
+def test_on_sigterm_a_service_answers_its_in_flight_request_then_cancels_its_registration(standin, discovery):
+    user = standin(STANDIN_SERVICE="sgivu-user", EUREKA_URL="http://127.0.0.1:%d/eureka" % discovery.port,
+                   STANDIN_EUREKA_RENEW="0.3")
+    assert wait_for(lambda: instances(discovery.port, "SGIVU-USER"))
+    sock = socket.create_connection(("127.0.0.1", user.port), timeout=10)
+    sock.sendall(b"GET /v1/users/7 HTTP/1.1\r\nHost: x\r\n")
+    time.sleep(0.3)
+    user.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert instances(discovery.port, "SGIVU-USER"), "it left the registry before its in-flight request was answered"
+    sock.sendall(b"\r\n")
+    assert _read_until_closed(sock).startswith("HTTP/1.1 200")
+    sock.close()
+    user.proc.communicate(timeout=10)
+    assert user.proc.returncode == 0
+    assert instances(discovery.port, "SGIVU-USER") == []

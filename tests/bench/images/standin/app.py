@@ -27,6 +27,18 @@ name, port and health path. Configuration comes only from the environment:
   STANDIN_DB_POOL        database connections opened at start and kept open (default 4), as
                          Spring Boot's HikariCP keeps a fixed pool: a connection that fails is
                          replaced by a new one (the request is tried once more on it)
+  STANDIN_EUREKA_SERVER  "true": also play the Eureka server (sgivu-discovery) - the REST subset the
+                         clients use under /eureka/apps: register (POST), renew (PUT), cancel
+                         (DELETE), status override (PUT/DELETE .../status), list (GET, JSON); a
+                         lease not renewed for its duration is evicted every STANDIN_EUREKA_EVICTION
+                         seconds (default 60, Eureka's evictionIntervalTimerInMs)
+  EUREKA_URL             the real services' variable (http://sgivu-discovery:8761/eureka): once
+                         listening, register there as the service (app = its name in capitals,
+                         instance id host:service:port, status UP while healthy, else DOWN, as
+                         eureka.client.healthcheck does), renew every STANDIN_EUREKA_RENEW seconds
+                         (default 30; re-register when the server forgot it, and when the status
+                         changes), and on SIGTERM cancel once the in-flight requests are answered
+                         (Spring stops the web server first, then deregisters)
   STANDIN_XRAY_DAEMON    "true": also play the AWS X-Ray daemon - take segment documents on
                          UDP STANDIN_PORT (its wire format: a JSON header line, then the
                          segment) and list the ones received at GET /segments (newest 1000)
@@ -52,6 +64,8 @@ import socket
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote, urlsplit
 
@@ -105,6 +119,10 @@ class Config:
         self.db_pool = max(1, int(env.get("STANDIN_DB_POOL") or 4))
         self.hostname = socket.gethostname()
         self.xray_daemon = (env.get("STANDIN_XRAY_DAEMON") or "").strip().lower() in ("true", "1", "yes", "on")
+        self.eureka_server = (env.get("STANDIN_EUREKA_SERVER") or "").strip().lower() in ("true", "1", "yes", "on")
+        self.eureka_eviction = max(0.1, float(env.get("STANDIN_EUREKA_EVICTION") or 60))
+        self.eureka_url = (env.get("EUREKA_URL") or "").strip().rstrip("/")
+        self.eureka_renew = max(0.1, float(env.get("STANDIN_EUREKA_RENEW") or 30))
         self.xray_address = _xray_address(env.get("AWS_XRAY_DAEMON_ADDRESS"))
 
 
@@ -192,6 +210,154 @@ def serve_segments(cfg, store):
                 store.add(datagram)
             except Exception as exc:  # noqa: BLE001  (one datagram never stops the daemon)
                 log("%s: dropped a datagram (%s)" % (cfg.service, _one_line(exc)))
+
+
+class Registry:
+    """The Eureka server's registry: app -> instance id -> lease (as the Eureka REST API shows it)."""
+
+    def __init__(self, clock=time.monotonic):
+        self._apps = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def register(self, app, instance):
+        """Add or replace an instance (its own status, or an override an operator set earlier)."""
+        app = app.upper()
+        instance = dict(instance, app=app)
+        iid = instance.get("instanceId") or instance.get("hostName")
+        if not iid:
+            return False
+        lease = instance.get("leaseInfo") or {}
+        duration = float(lease.get("durationInSecs") or 90)
+        with self._lock:
+            entries = self._apps.setdefault(app, {})
+            override = entries.get(iid, {}).get("override")
+            entries[iid] = {"instance": instance, "renewed": self._clock(), "duration": duration, "override": override}
+        return True
+
+    def renew(self, app, iid):
+        with self._lock:
+            entry = self._apps.get(app.upper(), {}).get(iid)
+            if entry is None:
+                return False
+            entry["renewed"] = self._clock()
+            return True
+
+    def cancel(self, app, iid):
+        with self._lock:
+            return self._apps.get(app.upper(), {}).pop(iid, None) is not None
+
+    def override(self, app, iid, status):
+        """Set (a status) or remove (None) an operator's status override; False for an unknown instance."""
+        with self._lock:
+            entry = self._apps.get(app.upper(), {}).get(iid)
+            if entry is None:
+                return False
+            entry["override"] = status
+            return True
+
+    def evict(self):
+        """Drop every lease not renewed within its duration; returns the ids dropped."""
+        now, dropped = self._clock(), []
+        with self._lock:
+            for entries in self._apps.values():
+                for iid in [i for i, e in entries.items() if now - e["renewed"] > e["duration"]]:
+                    del entries[iid]
+                    dropped.append(iid)
+        return dropped
+
+    @staticmethod
+    def _shown(entry):
+        instance = dict(entry["instance"])
+        if entry["override"]:
+            instance["overriddenStatus"] = instance["status"] = entry["override"]
+        return instance
+
+    def application(self, app):
+        with self._lock:
+            entries = self._apps.get(app.upper()) or {}
+            if not entries:
+                return None
+            return {"name": app.upper(), "instance": [self._shown(e) for _, e in sorted(entries.items())]}
+
+    def applications(self):
+        with self._lock:
+            names = sorted(name for name, entries in self._apps.items() if entries)
+        apps = [a for a in (self.application(name) for name in names) if a]
+        return {"applications": {"versions__delta": "1", "apps__hashcode": "", "application": apps}}
+
+
+def evict_leases(cfg, registry):
+    """The Eureka server's eviction timer: every cfg.eureka_eviction seconds, until STOP."""
+    while not STOP.wait(cfg.eureka_eviction):
+        for iid in registry.evict():
+            log("%s: evicted %s (its lease expired)" % (cfg.service, iid))
+
+
+class EurekaClient:
+    """A service's registration with the Eureka server at cfg.eureka_url (Spring Cloud Netflix's client)."""
+
+    def __init__(self, cfg, is_up):
+        self.cfg, self.is_up = cfg, is_up
+        self.app = cfg.service.upper()
+        self.instance_id = "%s:%s:%d" % (cfg.hostname, cfg.service, cfg.port)
+        self.status = None
+        self._stop = threading.Event()
+
+    def _instance(self, status):
+        try:
+            address = socket.gethostbyname(self.cfg.hostname)
+        except OSError:
+            address = "127.0.0.1"
+        return {"instance": {
+            "instanceId": self.instance_id, "hostName": address, "app": self.app, "ipAddr": address,
+            "vipAddress": self.cfg.service, "status": status,
+            "port": {"$": self.cfg.port, "@enabled": "true"}, "securePort": {"$": 443, "@enabled": "false"},
+            "healthCheckUrl": "http://%s:%d%s" % (address, self.cfg.port, self.cfg.health_path),
+            "dataCenterInfo": {"@class": "com.netflix.appinfo.InstanceInfo$DefaultDataCenterInfo", "name": "MyOwn"},
+            "leaseInfo": {"renewalIntervalInSecs": self.cfg.eureka_renew, "durationInSecs": round(3 * self.cfg.eureka_renew, 3)},
+        }}
+
+    def _call(self, method, path, body=None):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.cfg.eureka_url + path, data=data, method=method, headers={
+            "Content-Type": "application/json", "Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=3) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+        except (OSError, ValueError):
+            return None
+
+    def register(self):
+        status = "UP" if self.is_up() else "DOWN"
+        code = self._call("POST", "/apps/" + self.app, self._instance(status))
+        if code is not None and code < 300:
+            if status != self.status:
+                log("%s: registered with %s as %s (%s)" % (self.cfg.service, self.cfg.eureka_url, self.instance_id, status))
+            self.status = status
+            return True
+        return False
+
+    def run(self):
+        """Register, then renew every cfg.eureka_renew seconds until stopped; register again when the
+        server does not know the instance (404) or the service's health changed."""
+        while not self._stop.is_set():
+            if self.status is None or ("UP" if self.is_up() else "DOWN") != self.status:
+                self.register()
+            elif self._call("PUT", "/apps/%s/%s" % (self.app, self.instance_id)) == 404:
+                self.status = None
+                continue
+            self._stop.wait(self.cfg.eureka_renew if self.status is not None else 1)
+
+    def start(self):
+        threading.Thread(target=self.run, daemon=True).start()
+
+    def cancel(self):
+        self._stop.set()
+        code = self._call("DELETE", "/apps/%s/%s" % (self.app, self.instance_id))
+        log("%s: cancelled its registration (%s)" % (self.cfg.service, code))
 
 
 def missing_required(env):
@@ -408,7 +574,12 @@ class Connections:
             pass
 
 
-def make_handler(cfg, backends, segments=None, connections=None):
+def service_is_up(cfg, backends):
+    """What the health endpoint says: healthy by configuration and every backend UP."""
+    return cfg.healthy and not cfg.never_healthy and all(v == "UP" for v in backends.check().values())
+
+
+def make_handler(cfg, backends, segments=None, connections=None, registry=None):
     faults = Faults(cfg)
     connections = connections or Connections()
 
@@ -476,6 +647,40 @@ def make_handler(cfg, backends, segments=None, connections=None):
             self._status = code
             BaseHTTPRequestHandler.send_response(self, code, message)
 
+        # --- the Eureka server (sgivu-discovery) ------------------------------
+        def _eureka(self):
+            """The registry's REST subset under /eureka/apps; False when the path is not one."""
+            parts = urlsplit(self.path)
+            if registry is None or not (parts.path + "/").startswith("/eureka/apps/"):
+                return False
+            names = [p for p in parts.path[len("/eureka/apps"):].split("/") if p]
+            value = (re.search(r"(?:^|&)value=([A-Z_]+)", parts.query) or [None, None])[1]
+            body = self._read_body() if self.command in ("POST", "PUT", "DELETE") else ""
+            method, known = self.command, None
+            if method in ("GET", "HEAD") and not names:
+                return self._send(200, registry.applications()) or True
+            if method in ("GET", "HEAD") and len(names) == 1:
+                app = registry.application(names[0])
+                return self._send(200 if app else 404, {"application": app} if app else {"error": "unknown app"}) or True
+            if method == "POST" and len(names) == 1:
+                try:
+                    instance = json.loads(body or "{}").get("instance")
+                except (ValueError, AttributeError):
+                    instance = None
+                ok = isinstance(instance, dict) and registry.register(names[0], instance)
+                return self._send(204 if ok else 400, "" if ok else {"error": "no instance in the body"}) or True
+            if method == "PUT" and len(names) == 2:
+                known = registry.renew(*names)
+            elif method == "DELETE" and len(names) == 2:
+                known = registry.cancel(*names)
+            elif method == "PUT" and len(names) == 3 and names[2] == "status" and value:
+                known = registry.override(names[0], names[1], value)
+            elif method == "DELETE" and len(names) == 3 and names[2] == "status":
+                known = registry.override(names[0], names[1], None)
+            else:
+                return self._send(400, {"error": "not an operation of this Eureka server"}) or True
+            return self._send(200 if known else 404, "" if known else {"error": "unknown instance"}) or True
+
         # --- routes --------------------------------------------------------
         def _health(self):
             comps = backends.check()
@@ -497,6 +702,8 @@ def make_handler(cfg, backends, segments=None, connections=None):
             path = urlsplit(self.path).path
             if path == cfg.health_path:
                 return self._health()
+            if self._eureka():
+                return None
             if self._faulty():
                 return None
             if path == "/version":
@@ -528,6 +735,8 @@ def make_handler(cfg, backends, segments=None, connections=None):
 
         def do_POST(self):
             path = urlsplit(self.path).path
+            if self._eureka():
+                return None
             if self._faulty():
                 self._read_body()
                 return None
@@ -543,6 +752,8 @@ def make_handler(cfg, backends, segments=None, connections=None):
             return self._echo()
 
         def do_PUT(self):
+            if self._eureka():
+                return None
             self._read_body()
             if self._faulty():
                 return None
@@ -616,16 +827,25 @@ def main():
     segments = SegmentStore() if cfg.xray_daemon else None
     if segments is not None:
         threading.Thread(target=serve_segments, args=(cfg, segments), daemon=True).start()
-    server = Server((cfg.bind, cfg.port), make_handler(cfg, backends, segments, connections))
+    registry = Registry() if cfg.eureka_server else None
+    if registry is not None:
+        threading.Thread(target=evict_leases, args=(cfg, registry), daemon=True).start()
+    server = Server((cfg.bind, cfg.port), make_handler(cfg, backends, segments, connections, registry))
     server_box["server"] = server
     log("%s %s listening on %s:%d" % (cfg.service, cfg.version, cfg.bind, cfg.port))
     if STOP.is_set():  # signal arrived between bind and serve_forever
         server.server_close()
         return 0
+    client = None
+    if cfg.eureka_url and not cfg.eureka_server:
+        client = EurekaClient(cfg, lambda: service_is_up(cfg, backends))
+        client.start()
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()  # stop accepting, join in-flight requests
+        if client is not None:  # then deregister, as Spring does after its web server stopped
+            client.cancel()
     log("%s: stopped" % cfg.service)
     return 0
 
