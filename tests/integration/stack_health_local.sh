@@ -29,9 +29,11 @@ check() {  # check <description> <command...>
   if "$@"; then echo "ok   - $what"; else echo "FAIL - $what"; failures=$((failures + 1)); fi
 }
 
-# Both start listening after 4 s, so the role sees each go from starting to healthy and can
+# Both start listening after 10 s, so the role sees each go from starting to healthy and can
 # tell its time to healthy (Docker keeps only the last five probes: a service healthy long before
-# the role looks has no known time).
+# the role looks has no known time). 10 s, not less: on a loaded machine (CI runs scenario default
+# beside this check) ansible-playbook took 9 s to reach its first look, and with 4 s the five
+# probes kept were all healthy by then.
 cat > "$work/compose.yml" <<'COMPOSE'
 services:
   web:
@@ -39,7 +41,7 @@ services:
     environment:
       STANDIN_SERVICE: web
       STANDIN_PORT: "8081"
-      STANDIN_STARTUP_DELAY: "4"
+      STANDIN_STARTUP_DELAY: "10"
     ports: ["127.0.0.1::8081"]
     healthcheck:
       test: [CMD, curl, -fsS, "http://127.0.0.1:8081/actuator/health"]
@@ -51,7 +53,7 @@ services:
     environment:
       STANDIN_SERVICE: api
       STANDIN_PORT: "8082"
-      STANDIN_STARTUP_DELAY: "4"
+      STANDIN_STARTUP_DELAY: "10"
     healthcheck:
       test: [CMD, curl, -fsS, "http://127.0.0.1:8082/actuator/health"]
       interval: 1s
