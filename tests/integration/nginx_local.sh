@@ -270,7 +270,7 @@ expect_backend gateway-next /v1/after-the-forced-reload
 # Nginx keeps its connection to an upstream for the next request, and ends it itself once it has been
 # idle for nginx_upstream_keepalive_timeout (2 s here; 50 s by default, under Tomcat's own 60 s).
 upstream_connections() {  # Nginx's established connections to gateway-next (127.0.0.1:18081)
-  on_host awk '$3 ~ /:4691$/ && $4 == "01"' /proc/net/tcp | wc -l
+  on_host awk -v port=":$(printf '%04X' 18081)" 'substr($3, length($3) - 4) == port && $4 == "01"' /proc/net/tcp | wc -l
 }
 out=$(swap next.yml -e nginx_upstream_keepalive_timeout=2 -e nginx_upstreams_reload=true) || true
 on_host curl -s -o /dev/null http://127.0.0.1/v1/keep-alive
