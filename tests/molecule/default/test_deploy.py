@@ -130,7 +130,7 @@ def test_actuator_health_stays_open_through_nginx(host):
 def test_eureka_answers_the_allowlisted_address(host):
     status, body = curl(host, "/eureka/apps")
     assert status == 200
-    assert json.loads(body)["service"] == "sgivu-discovery"
+    assert "SGIVU-GATEWAY" in [app["name"] for app in json.loads(body)["applications"]["application"]]
 
 
 def test_eureka_is_refused_from_a_non_allowlisted_address(host):
