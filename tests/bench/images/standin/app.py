@@ -574,9 +574,9 @@ class Connections:
             pass
 
 
-def service_is_up(cfg, backends):
-    """What the health endpoint says: healthy by configuration and every backend UP."""
-    return cfg.healthy and not cfg.never_healthy and all(v == "UP" for v in backends.check().values())
+def service_is_up(cfg, components):
+    """What the health endpoint says: healthy by configuration and every backend (``components``) UP."""
+    return cfg.healthy and not cfg.never_healthy and all(v == "UP" for v in components.values())
 
 
 def make_handler(cfg, backends, segments=None, connections=None, registry=None):
@@ -684,7 +684,7 @@ def make_handler(cfg, backends, segments=None, connections=None, registry=None):
         # --- routes --------------------------------------------------------
         def _health(self):
             comps = backends.check()
-            up = cfg.healthy and not cfg.never_healthy and all(v == "UP" for v in comps.values())
+            up = service_is_up(cfg, comps)
             body = {"status": "UP" if up else "DOWN", "service": cfg.service,
                     "version": cfg.version}
             if comps:
@@ -838,7 +838,7 @@ def main():
         return 0
     client = None
     if cfg.eureka_url and not cfg.eureka_server:
-        client = EurekaClient(cfg, lambda: service_is_up(cfg, backends))
+        client = EurekaClient(cfg, lambda: service_is_up(cfg, backends.check()))
         client.start()
     try:
         server.serve_forever(poll_interval=0.2)
