@@ -5,6 +5,7 @@ Run: python -m pytest tests/unit/standin
 """
 
 import json
+import re
 import os
 import shutil
 import signal
@@ -227,6 +228,27 @@ def test_sigterm_during_startup_delay_exits_zero(standin):
     assert s.proc.returncode == 0
 
 
+def _read_until_closed(sock):
+    """Everything the server sends until it closes the connection."""
+    chunks = []
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return b"".join(chunks).decode()
+        chunks.append(data)
+
+
+def _kept_connection(port, timeout):
+    """A connection that had one GET answered and was kept open: (socket, that answer)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer = b""
+    while b"\r\n\r\n" not in answer or len(answer.partition(b"\r\n\r\n")[2]) < int(
+            re.search(rb"Content-Length: (\d+)", answer).group(1)):
+        answer += sock.recv(65536)
+    return sock, answer.decode()
+
+
 def test_sigterm_finishes_in_flight_request(standin):
     """A request already being served completes before the process exits."""
     s = standin()
@@ -238,27 +260,12 @@ def test_sigterm_finishes_in_flight_request(standin):
     time.sleep(0.5)
     assert s.proc.poll() is None  # still finishing the request
     sock.sendall(b"\r\n")
-    chunks = []
-    while True:
-        data = sock.recv(65536)
-        if not data:
-            break
-        chunks.append(data)
+    response = _read_until_closed(sock)
     sock.close()
-    response = b"".join(chunks).decode()
     assert response.startswith("HTTP/1.1 200")
     assert '"path": "/in-flight"' in response
     s.proc.communicate(timeout=10)
     assert s.proc.returncode == 0
-
-
-def _read_until_closed(sock):
-    chunks = []
-    while True:
-        data = sock.recv(65536)
-        if not data:
-            return b"".join(chunks).decode()
-        chunks.append(data)
 
 
 def test_requests_share_one_keep_alive_connection_as_nginx_upstreams_do(standin):
@@ -283,10 +290,7 @@ def test_requests_share_one_keep_alive_connection_as_nginx_upstreams_do(standin)
 
 def test_an_idle_keep_alive_connection_is_closed_after_its_timeout(standin):
     s = standin(STANDIN_KEEPALIVE_TIMEOUT="0.5")
-    sock = socket.create_connection(("127.0.0.1", s.port), timeout=5)
-    sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.2)
-    first = sock.recv(65536).decode()
+    sock, first = _kept_connection(s.port, timeout=5)
     assert first.startswith("HTTP/1.1 200") and "Connection: close" not in first
     started = time.monotonic()
     assert _read_until_closed(sock) == ""  # the server ends the idle connection
@@ -297,10 +301,8 @@ def test_an_idle_keep_alive_connection_is_closed_after_its_timeout(standin):
 def test_sigterm_ends_idle_keep_alive_connections_and_exits_at_once(standin):
     """An idle connection Nginx keeps does not hold the stop up to the keep-alive timeout."""
     s = standin()
-    sock = socket.create_connection(("127.0.0.1", s.port), timeout=10)
-    sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n")
-    time.sleep(0.2)
-    assert sock.recv(65536).startswith(b"HTTP/1.1 200")
+    sock, first = _kept_connection(s.port, timeout=10)
+    assert first.startswith("HTTP/1.1 200")
     t0 = time.monotonic()
     s.proc.send_signal(signal.SIGTERM)
     assert _read_until_closed(sock) == ""
