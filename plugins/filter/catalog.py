@@ -14,9 +14,9 @@ from typing import Any, Callable, Dict, List
 
 from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import (
     CatalogError,
-    check_bake,
     enabled_routes,
     env_keys,
+    stack_bake_problems,
     start_waves,
     validate_catalog,
 )
@@ -49,12 +49,7 @@ def catalog_routes(routes: Any, services: Any) -> List[Dict[str, Any]]:
 
 def bake_problems(stack_bake: Any, seconds: Any = "") -> List[str]:
     """Return what is wrong with the stack's bake window and thresholds and the run's window (empty: nothing)."""
-    problems: List[str] = []
-    if not (isinstance(seconds, int) and not isinstance(seconds, bool) and seconds >= 0
-            or isinstance(seconds, str) and (seconds == "" or seconds.isascii() and seconds.isdigit())):
-        problems.append('bake_seconds must be a whole number of seconds (0 turns the bake off), got "{0}"'.format(seconds))
-    check_bake(stack_bake, "stack_bake", problems)
-    return problems
+    return stack_bake_problems(stack_bake, seconds)
 
 
 class FilterModule:

@@ -109,6 +109,8 @@ __all__ = [
     "env_keys",
     "normalize_routes",
     "reserved_host_ports",
+    "check_bake",
+    "stack_bake_problems",
     "start_waves",
     "validate_catalog",
     "validate_services",
@@ -484,6 +486,18 @@ def check_bake(raw: Any, where: str, problems: List[str]) -> Dict[str, Any]:
             continue
         out[key] = kind(value)
     return out
+
+
+def stack_bake_problems(stack_bake: Any, seconds: Any = "") -> List[str]:
+    """What is wrong with ``stack_bake`` (as :func:`check_bake` judges a service's ``bake``) and with a
+    run's window ``seconds`` (``-e bake_seconds``: empty, or a whole number as text or int); empty when
+    nothing is. Never raises."""
+    problems: List[str] = []
+    if not (isinstance(seconds, int) and not isinstance(seconds, bool) and seconds >= 0
+            or isinstance(seconds, str) and (seconds == "" or seconds.isascii() and seconds.isdigit())):
+        problems.append('bake_seconds must be a whole number of seconds (0 turns the bake off), got "{0}"'.format(seconds))
+    check_bake(stack_bake, "stack_bake", problems)
+    return problems
 
 
 def _normalize_rotate(name: str, raw: Any, kind: str, keys: Sequence[str], problems: List[str]) -> Dict[str, Dict[str, str]]:
