@@ -128,6 +128,10 @@ class Images:
             services = yaml.safe_load(handle)["stack_services"]
         return {n: s for n, s in services.items() if s.get("enabled", True) is not False}
 
+    def routes(self, service: str) -> Dict[str, str]:
+        """Path prefix -> callee of the calls that stand-in ``service`` makes (``routes:``; empty for most)."""
+        return {str(prefix): str(callee) for prefix, callee in ((self.data.get("routes") or {}).get(service) or {}).items()}
+
     def database_image(self, service: str) -> str:
         """The local image a database service of a catalog runs on the bench."""
         for key, local in self.data["databases"].items():

@@ -5,7 +5,9 @@ No SGIVU image can be pulled here, so every application service of a catalog bec
 stand-in image (tests/bench/images/standin) with that service's name, port, health path and
 required env keys baked in, the way a real service image carries its own configuration; its
 version is its tag. A sidecar that provides AWS_XRAY_DAEMON_ADDRESS plays the X-Ray daemon; the
-service the others' EUREKA_URL names plays the Eureka server, and they register with it.
+service the others' EUREKA_URL names plays the Eureka server, and they register with it; a
+service with routes in bench/images.yml (the gateway) sends the paths under each on to its
+service, through the registry or by DNS name, as the real one does.
 Tags pushed per application service: the catalog's own tag and every
 stand-in release of bench/images.yml (`next`, `never_healthy`, ...). Database services get the
 bench's PostgreSQL and Redis images under the catalog's repository and tag.
@@ -22,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,7 +63,18 @@ def standin_base(ref: str, tag: str, build_args: Dict[str, str]) -> None:
     print(f"built {ref}")
 
 
-def service_env(name: str, svc: dict, services: dict) -> Dict[str, str]:
+def route_uri(caller: str, callee: str, services: dict) -> str:
+    """How ``caller`` reaches ``callee``, as a Spring Cloud Gateway route URI: lb://NAME through the
+    Eureka registry when both name one (EUREKA_URL), else http://NAME:PORT by Docker's DNS name."""
+    if callee not in services:
+        sys.exit(f"bench/images.yml routes: {caller} calls {callee!r}, which its catalog does not run")
+    registered = [bool((services[n].get("env") or {}).get("EUREKA_URL")) for n in (caller, callee)]
+    return f"lb://{callee}" if all(registered) else f"http://{callee}:{services[callee]['port']}"
+
+
+def service_env(name: str, svc: dict, services: dict, routes: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    """The stand-in's environment that makes it play service ``name`` of catalog ``services``;
+    ``routes`` (path prefix -> callee) are the calls it makes to the services behind it."""
     health = svc.get("health") or {}
     env = {
         "STANDIN_SERVICE": name,
@@ -81,6 +94,9 @@ def service_env(name: str, svc: dict, services: dict) -> Dict[str, str]:
     registry_hosts = {urlsplit(str((s.get("env") or {}).get("EUREKA_URL", ""))).hostname for s in services.values()}
     if name in registry_hosts:
         env["STANDIN_EUREKA_SERVER"] = "true"
+    if routes:
+        env["STANDIN_ROUTES"] = ",".join(f"{prefix}={route_uri(name, callee, services)}"
+                                         for prefix, callee in sorted(routes.items()))
     if svc.get("kind") == "sidecar" and "AWS_XRAY_DAEMON_ADDRESS" in (svc.get("provides_env") or {}):
         # The X-Ray daemon: segments over UDP on its port, listed at GET /segments on the same TCP port.
         env["STANDIN_XRAY_DAEMON"] = "true"
@@ -108,7 +124,8 @@ def main(registry: str) -> None:
             if same in built:
                 run("docker", "tag", built[same], ref)
             else:
-                derived_image(pushed.local, service_env(pushed.service, services[pushed.service], services), ref)
+                env = service_env(pushed.service, services[pushed.service], services, images.routes(pushed.service))
+                derived_image(pushed.local, env, ref)
                 built[same] = ref
         else:
             run("docker", "tag", pushed.local, ref)

@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 import testinfra
-from bench_images import NEXT  # tests/lib (bench/images.yml), on the path from conftest.py
+from bench_images import BENCH, NEXT  # tests/lib (bench/images.yml), on the path from conftest.py
 from testinfra.utils.ansible_runner import AnsibleRunner
 
 PUBLIC_PORTS = {80}
@@ -89,9 +89,19 @@ def test_every_service_that_names_the_registry_is_registered_up_there_with_its_p
 
 
 def test_nginx_routes_api_paths_to_the_gateway(host):
-    status, body = curl(host, "/v1/vehicles")
+    status, body = curl(host, "/v1/session/x")
     assert status == 200
     assert json.loads(body)["service"] == "sgivu-gateway"
+
+
+@pytest.mark.parametrize("prefix,service", sorted(BENCH.routes("sgivu-gateway").items()))
+def test_an_api_call_crosses_nginx_and_the_gateway_to_its_business_service(host, prefix, service):
+    """GET and POST, as the browser sends them: Nginx -> sgivu-gateway -> lb://service through the
+    registry (sgivu-ml by its DNS name), answered by the business service itself."""
+    for method in ("GET", "POST"):
+        status, body = curl(host, f"{prefix}/7", method, "{}" if method == "POST" else None)
+        assert status == 200, f"{method} {prefix}/7: {status} {body}"
+        assert (json.loads(body)["service"], json.loads(body)["method"]) == (service, method)
 
 
 def test_nginx_routes_login_to_auth(host):

@@ -6,6 +6,7 @@ import time
 import uuid
 
 import pytest
+from bench_images import BENCH  # tests/lib (bench/images.yml), on the path from conftest.py
 
 
 def get(host, path: str) -> tuple[int, str]:
@@ -27,6 +28,14 @@ def test_bbb_lotto_is_routed_to_the_lottery_service(host):
     assert status == 200
     assert json.loads(body)["service"] == "lottery"
     assert json.loads(body)["path"] == "/bbb-lotto/lottery"
+
+
+@pytest.mark.parametrize("prefix,service", sorted(BENCH.routes("lottery").items()))
+def test_the_lottery_calls_the_services_behind_it_by_their_dns_names(host, prefix, service):
+    """No registry in this stack: lottery reaches ticket and printer by name on the stack network."""
+    status, body = get(host, prefix)
+    assert status == 200, body
+    assert (json.loads(body)["service"], json.loads(body)["path"]) == (service, prefix)
 
 
 def test_other_paths_are_not_routed_to_the_app(host):

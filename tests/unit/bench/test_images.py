@@ -92,3 +92,28 @@ def test_the_discovery_service_the_others_name_plays_the_eureka_server_and_nothi
     played = {(stack, name) for stack in BENCH.stacks() for name, svc in BENCH.catalog(stack).items()
               if service_env(name, svc, BENCH.catalog(stack)).get("STANDIN_EUREKA_SERVER") == "true"}
     assert played == {(stack, "sgivu-discovery") for stack in BENCH.stacks() if stack != "lottery"}
+
+
+def test_the_gateway_calls_registered_services_through_the_registry_and_the_others_by_name():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from stack_images import service_env
+
+    def routes(stack, name):
+        services = BENCH.catalog(stack)
+        return service_env(name, services[name], services, BENCH.routes(name)).get("STANDIN_ROUTES")
+
+    assert routes("sgivu", "sgivu-gateway") == (
+        "/v1/companies=lb://sgivu-client,/v1/ml=http://sgivu-ml:8000,/v1/persons=lb://sgivu-client,"
+        "/v1/purchase-sales=lb://sgivu-purchase-sale,/v1/users=lb://sgivu-user,/v1/vehicles=lb://sgivu-vehicle")
+    assert routes("sgivu-fleet", "sgivu-gateway") == routes("sgivu", "sgivu-gateway")
+    assert routes("lottery", "lottery") == "/bbb-lotto/print=http://printer:80,/bbb-lotto/ticket=http://ticket:80"
+    assert routes("sgivu", "sgivu-user") is None
+
+
+def test_a_route_to_a_service_the_catalog_does_not_run_stops_the_build_naming_it():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from stack_images import service_env
+
+    services = BENCH.catalog("lottery")
+    with pytest.raises(SystemExit, match="lottery calls 'sgivu-user', which its catalog does not run"):
+        service_env("lottery", services["lottery"], services, {"/v1/users": "sgivu-user"})

@@ -491,3 +491,94 @@ def test_on_sigterm_a_service_answers_its_in_flight_request_then_cancels_its_reg
     user.proc.communicate(timeout=10)
     assert user.proc.returncode == 0
     assert instances(discovery.port, "SGIVU-USER") == []
+
+
+# --- the gateway's routes: lb:// through the registry, http:// by DNS name ------------------------
+
+def request(port, method, path, body=None):
+    """(status, parsed JSON or text) of one request, without raising on 4xx/5xx."""
+    data = body.encode() if body is not None else None
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=data, method=method,
+                                 headers={"Content-Type": "application/json"} if data else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            status, text = response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        status, text = exc.code, exc.read().decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+def registered(standin, discovery, service, **env):
+    """A stand-in registered UP with the discovery stand-in at 127.0.0.1."""
+    started = standin(STANDIN_SERVICE=service, EUREKA_URL="http://127.0.0.1:%d/eureka" % discovery.port,
+                      STANDIN_EUREKA_RENEW="0.3", STANDIN_INSTANCE_ADDRESS="127.0.0.1", **env)
+    assert wait_for(lambda: [i for i in instances(discovery.port, service.upper())
+                             if i["port"]["$"] == started.port and i["status"] == "UP"])
+    return started
+
+
+def gateway(standin, discovery, routes, ttl="35"):
+    return standin(STANDIN_SERVICE="sgivu-gateway", STANDIN_ROUTES=routes, STANDIN_LB_CACHE_TTL=ttl,
+                   EUREKA_URL="http://127.0.0.1:%d/eureka" % discovery.port)
+
+
+def test_the_gateway_sends_get_and_post_under_a_route_to_a_registered_instance(standin, discovery):
+    registered(standin, discovery, "sgivu-user")
+    gw = gateway(standin, discovery, "/v1/users=lb://sgivu-user")
+    status, body = request(gw.port, "GET", "/v1/users/42?page=2")
+    assert status == 200
+    assert (body["service"], body["method"], body["path"]) == ("sgivu-user", "GET", "/v1/users/42?page=2")
+    status, body = request(gw.port, "POST", "/v1/users", '{"name": "ana"}')
+    assert (status, body["service"], body["method"]) == (200, "sgivu-user", "POST")
+    # Paths outside every route are the gateway's own, a prefix is matched whole.
+    assert request(gw.port, "GET", "/v1/usersx")[1]["service"] == "sgivu-gateway"
+    assert request(gw.port, "GET", "/v1/session/x")[1]["service"] == "sgivu-gateway"
+
+
+def test_the_gateway_takes_the_up_instances_in_turn(standin, discovery):
+    registered(standin, discovery, "sgivu-user", STANDIN_VERSION="1.0.0")
+    registered(standin, discovery, "sgivu-user", STANDIN_VERSION="1.1.0")
+    gw = gateway(standin, discovery, "/v1/users=lb://sgivu-user")
+    versions = [request(gw.port, "GET", "/v1/users/1")[1]["version"] for _ in range(4)]
+    assert sorted(versions) == ["1.0.0", "1.0.0", "1.1.0", "1.1.0"] and versions[0] != versions[1]
+
+
+def test_the_gateway_calls_an_instance_that_left_the_registry_until_its_cached_list_expires(standin, discovery):
+    """Spring Cloud LoadBalancer's cache: why an instance must leave the registry a cache time before it stops."""
+    user = registered(standin, discovery, "sgivu-user")
+    gw = gateway(standin, discovery, "/v1/users=lb://sgivu-user", ttl="2")
+    assert request(gw.port, "GET", "/v1/users/1")[0] == 200
+    user.proc.send_signal(signal.SIGTERM)
+    user.proc.communicate(timeout=10)
+    assert instances(discovery.port, "SGIVU-USER") == []
+    status, body = request(gw.port, "GET", "/v1/users/1")
+    assert status == 502 and "lb://sgivu-user at 127.0.0.1:%d" % user.port in body["error"]
+    time.sleep(2.1)
+    assert request(gw.port, "GET", "/v1/users/1") == (503, {"error": "no instance of sgivu-user is available"})
+
+
+def test_the_gateway_stops_calling_an_out_of_service_instance_once_its_cache_expires(standin, discovery):
+    old = registered(standin, discovery, "sgivu-user", STANDIN_VERSION="1.0.0")
+    registered(standin, discovery, "sgivu-user", STANDIN_VERSION="1.1.0")
+    iid = next(i["instanceId"] for i in instances(discovery.port, "SGIVU-USER") if i["port"]["$"] == old.port)
+    assert eureka(discovery.port, "PUT", "/apps/SGIVU-USER/%s/status?value=OUT_OF_SERVICE" % iid)[0] == 200
+    gw = gateway(standin, discovery, "/v1/users=lb://sgivu-user", ttl="0.5")
+    assert {request(gw.port, "GET", "/v1/users/1")[1]["version"] for _ in range(4)} == {"1.1.0"}
+
+
+def test_a_route_by_dns_name_needs_no_registry(standin):
+    ticket = standin(STANDIN_SERVICE="ticket")
+    lottery = standin(STANDIN_SERVICE="lottery", STANDIN_ROUTES="/bbb/lotto/ticket=http://127.0.0.1:%d" % ticket.port)
+    status, body = request(lottery.port, "POST", "/bbb/lotto/ticket", "{}")
+    assert (status, body["service"], body["path"]) == (200, "ticket", "/bbb/lotto/ticket")
+
+
+@pytest.mark.parametrize("routes", ["v1/users=lb://sgivu-user", "/v1/users=sgivu-user", "/v1/users=ftp://x", "/v1/users"])
+def test_a_route_that_is_not_prefix_and_uri_stops_the_start_naming_it(standin, routes):
+    s = standin(wait=False, STANDIN_ROUTES=routes)
+    _, err = s.proc.communicate(timeout=10)
+    assert s.proc.returncode == 2
+    assert "bad configuration: STANDIN_ROUTES: %r is not PREFIX=lb://NAME or PREFIX=http://HOST:PORT" % routes in err

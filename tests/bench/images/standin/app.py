@@ -39,6 +39,19 @@ name, port and health path. Configuration comes only from the environment:
                          (default 30; re-register when the server forgot it, and when the status
                          changes), and on SIGTERM cancel once the in-flight requests are answered
                          (Spring stops the web server first, then deregisters)
+  STANDIN_INSTANCE_ADDRESS  the address registered with Eureka (default: the container's own, from
+                         its host name; Spring's eureka.instance.ip-address)
+  STANDIN_ROUTES         the calls a gateway makes to the services behind it, as Spring Cloud
+                         Gateway's routes: comma-separated PREFIX=URI, e.g.
+                         "/v1/users=lb://sgivu-user,/v1/ml=http://sgivu-ml:8000". A request whose
+                         path is PREFIX or under it is sent on, same method, path, query and body,
+                         and the answer relayed. lb://NAME: an UP instance of NAME from the Eureka
+                         server at EUREKA_URL, in turn (round robin) - the list fetched is kept for
+                         STANDIN_LB_CACHE_TTL seconds (default 35, Spring Cloud LoadBalancer's
+                         cache), so an instance that left the registry is still called until then;
+                         http://HOST:PORT: Docker's DNS name, as ECS service discovery does. No
+                         instance: 503; the call fails (refused, reset, timed out): 502. Neither is
+                         retried, as the gateway retries nothing without a Retry filter.
   STANDIN_XRAY_DAEMON    "true": also play the AWS X-Ray daemon - take segment documents on
                          UDP STANDIN_PORT (its wire format: a JSON header line, then the
                          segment) and list the ones received at GET /segments (newest 1000)
@@ -55,6 +68,8 @@ set (then psycopg2 / redis, imported lazily).
 import binascii
 import collections
 import datetime
+import http.client
+import itertools
 import json
 import os
 import queue
@@ -69,7 +84,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import quote, urlsplit
 
-EXIT_MISSING_ENV = 2
+EXIT_BAD_CONFIG = 2
 TABLE_DDL = (
     "CREATE TABLE IF NOT EXISTS items ("
     " id serial PRIMARY KEY,"
@@ -124,6 +139,21 @@ class Config:
         self.eureka_url = (env.get("EUREKA_URL") or "").strip().rstrip("/")
         self.eureka_renew = max(0.1, float(env.get("STANDIN_EUREKA_RENEW") or 30))
         self.xray_address = _xray_address(env.get("AWS_XRAY_DAEMON_ADDRESS"))
+        self.instance_address = (env.get("STANDIN_INSTANCE_ADDRESS") or "").strip()
+        self.routes = _routes(env.get("STANDIN_ROUTES"))
+        self.lb_cache_ttl = max(0.0, float(env.get("STANDIN_LB_CACHE_TTL") or 35))
+
+
+def _routes(value):
+    """[(prefix, uri)] of STANDIN_ROUTES, the longest prefix first; ValueError naming a bad entry."""
+    routes = []
+    for entry in filter(None, (e.strip() for e in (value or "").split(","))):
+        prefix, _, uri = entry.partition("=")
+        scheme = urlsplit(uri.strip()).scheme
+        if not prefix.startswith("/") or scheme not in ("lb", "http") or not urlsplit(uri.strip()).hostname:
+            raise ValueError("STANDIN_ROUTES: %r is not PREFIX=lb://NAME or PREFIX=http://HOST:PORT" % entry)
+        routes.append((prefix.rstrip("/") or "/", uri.strip()))
+    return sorted(routes, key=lambda r: -len(r[0]))
 
 
 XRAY_HEADER = b'{"format": "json", "version": 1}\n'
@@ -306,7 +336,7 @@ class EurekaClient:
 
     def _instance(self, status):
         try:
-            address = socket.gethostbyname(self.cfg.hostname)
+            address = self.cfg.instance_address or socket.gethostbyname(self.cfg.hostname)
         except OSError:
             address = "127.0.0.1"
         return {"instance": {
@@ -358,6 +388,42 @@ class EurekaClient:
         self._stop.set()
         code = self._call("DELETE", "/apps/%s/%s" % (self.app, self.instance_id))
         log("%s: cancelled its registration (%s)" % (self.cfg.service, code))
+
+
+class LoadBalancer:
+    """The gateway's view of the services behind it (Spring Cloud LoadBalancer over the Eureka client).
+
+    target(uri) -> (host, port) or None. For lb://NAME the UP instances of NAME are fetched from the
+    Eureka server at cfg.eureka_url (GET /apps/NAME) and kept for cfg.lb_cache_ttl seconds, an empty
+    list too, then taken in turn; for http://HOST:PORT it is that name, which Docker's DNS resolves.
+    """
+
+    def __init__(self, cfg, clock=time.monotonic):
+        self.cfg, self._clock = cfg, clock
+        self._cache = {}  # NAME -> (fetched at, [(host, port)], itertools.count)
+        self._lock = threading.Lock()
+
+    def _fetch(self, name):
+        request = urllib.request.Request("%s/apps/%s" % (self.cfg.eureka_url, name.upper()),
+                                         headers={"Accept": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=3) as response:
+                instances = json.loads(response.read().decode()).get("application", {}).get("instance", [])
+        except (OSError, ValueError, AttributeError):
+            return []  # 404 (no such app) and an unreachable server alike: nothing to call
+        return [(i.get("ipAddr") or i.get("hostName"), int(i["port"]["$"])) for i in instances
+                if i.get("status") == "UP" and isinstance(i.get("port"), dict)]
+
+    def target(self, uri):
+        parts = urlsplit(uri)
+        if parts.scheme != "lb":
+            return parts.hostname, parts.port or 80
+        with self._lock:
+            fetched, instances, turn = self._cache.get(parts.hostname, (None, [], None))
+            if fetched is None or self._clock() - fetched >= self.cfg.lb_cache_ttl:
+                instances, turn = self._fetch(parts.hostname), itertools.count()
+                self._cache[parts.hostname] = (self._clock(), instances, turn)
+            return instances[next(turn) % len(instances)] if instances else None
 
 
 def missing_required(env):
@@ -582,6 +648,7 @@ def service_is_up(cfg, components):
 def make_handler(cfg, backends, segments=None, connections=None, registry=None):
     faults = Faults(cfg)
     connections = connections or Connections()
+    balancer = LoadBalancer(cfg)
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "sgivu-standin/" + cfg.version
@@ -681,6 +748,37 @@ def make_handler(cfg, backends, segments=None, connections=None, registry=None):
                 return self._send(400, {"error": "not an operation of this Eureka server"}) or True
             return self._send(200 if known else 404, "" if known else {"error": "unknown instance"}) or True
 
+        # --- the gateway's routes (STANDIN_ROUTES) ---------------------------
+        def _forward(self):
+            """Send a request under a route's prefix on to its service and relay the answer;
+            False when no route takes the path."""
+            path = urlsplit(self.path).path
+            uri = next((u for p, u in cfg.routes if path == p or path.startswith(p.rstrip("/") + "/")), None)
+            if uri is None:
+                return False
+            body = self._read_body() if self.command in ("POST", "PUT", "PATCH", "DELETE") else ""
+            target = balancer.target(uri)
+            if target is None:
+                self._send(503, {"error": "no instance of %s is available" % urlsplit(uri).hostname})
+                return True
+            headers = {"Accept": self.headers.get("Accept") or "*/*",
+                       "X-Forwarded-For": self.client_address[0]}
+            if self.headers.get("Content-Type"):
+                headers["Content-Type"] = self.headers["Content-Type"]
+            connection = http.client.HTTPConnection(target[0], target[1], timeout=30)
+            try:
+                connection.request(self.command, self.path, body.encode() if body else None, headers)
+                answer = connection.getresponse()
+                data = answer.read()
+            except (OSError, http.client.HTTPException) as exc:
+                self._send(502, {"error": "%s at %s:%d: %s" % (uri, target[0], target[1], _one_line(exc))})
+                return True
+            finally:
+                connection.close()
+            self._send(answer.status, data.decode("utf-8", "replace"),
+                       answer.getheader("Content-Type") or "application/octet-stream")
+            return True
+
         # --- routes --------------------------------------------------------
         def _health(self):
             comps = backends.check()
@@ -705,6 +803,8 @@ def make_handler(cfg, backends, segments=None, connections=None, registry=None):
             if self._eureka():
                 return None
             if self._faulty():
+                return None
+            if self._forward():
                 return None
             if path == "/version":
                 return self._send(200, cfg.version + "\n", "text/plain; charset=utf-8")
@@ -740,6 +840,8 @@ def make_handler(cfg, backends, segments=None, connections=None, registry=None):
             if self._faulty():
                 self._read_body()
                 return None
+            if self._forward():
+                return None
             if path == "/items":
                 body = self._read_body()
                 if not cfg.database_url:
@@ -754,9 +856,12 @@ def make_handler(cfg, backends, segments=None, connections=None, registry=None):
         def do_PUT(self):
             if self._eureka():
                 return None
-            self._read_body()
             if self._faulty():
+                self._read_body()
                 return None
+            if self._forward():
+                return None
+            self._read_body()
             return self._echo()
 
         do_DELETE = do_PUT
@@ -787,9 +892,14 @@ def main():
     if missing:
         sys.stderr.write("missing required environment: %s\n" % ", ".join(missing))
         sys.stderr.flush()
-        return EXIT_MISSING_ENV
+        return EXIT_BAD_CONFIG
 
-    cfg = Config(env)
+    try:
+        cfg = Config(env)
+    except ValueError as exc:
+        sys.stderr.write("bad configuration: %s\n" % exc)
+        sys.stderr.flush()
+        return EXIT_BAD_CONFIG
     server_box = {}
     connections = Connections()
 
