@@ -132,6 +132,11 @@ class Images:
         """Path prefix -> callee of the calls that stand-in ``service`` makes (``routes:``; empty for most)."""
         return {str(prefix): str(callee) for prefix, callee in ((self.data.get("routes") or {}).get(service) or {}).items()}
 
+    @property
+    def registry_cache_seconds(self) -> int:
+        """Seconds a stand-in that calls services through the registry keeps the list it fetched."""
+        return int(self.data.get("registry_cache_seconds", 35))
+
     def database_image(self, service: str) -> str:
         """The local image a database service of a catalog runs on the bench."""
         for key, local in self.data["databases"].items():

@@ -72,9 +72,11 @@ def route_uri(caller: str, callee: str, services: dict) -> str:
     return f"lb://{callee}" if all(registered) else f"http://{callee}:{services[callee]['port']}"
 
 
-def service_env(name: str, svc: dict, services: dict, routes: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+def service_env(name: str, svc: dict, services: dict, routes: Optional[Dict[str, str]] = None,
+                cache_seconds: int = 35) -> Dict[str, str]:
     """The stand-in's environment that makes it play service ``name`` of catalog ``services``;
-    ``routes`` (path prefix -> callee) are the calls it makes to the services behind it."""
+    ``routes`` (path prefix -> callee) are the calls it makes to the services behind it, the
+    instance lists it fetches from the registry kept ``cache_seconds``."""
     health = svc.get("health") or {}
     env = {
         "STANDIN_SERVICE": name,
@@ -97,6 +99,7 @@ def service_env(name: str, svc: dict, services: dict, routes: Optional[Dict[str,
     if routes:
         env["STANDIN_ROUTES"] = ",".join(f"{prefix}={route_uri(name, callee, services)}"
                                          for prefix, callee in sorted(routes.items()))
+        env["STANDIN_LB_CACHE_TTL"] = str(cache_seconds)
     if svc.get("kind") == "sidecar" and "AWS_XRAY_DAEMON_ADDRESS" in (svc.get("provides_env") or {}):
         # The X-Ray daemon: segments over UDP on its port, listed at GET /segments on the same TCP port.
         env["STANDIN_XRAY_DAEMON"] = "true"
@@ -124,7 +127,8 @@ def main(registry: str) -> None:
             if same in built:
                 run("docker", "tag", built[same], ref)
             else:
-                env = service_env(pushed.service, services[pushed.service], services, images.routes(pushed.service))
+                env = service_env(pushed.service, services[pushed.service], services, images.routes(pushed.service),
+                                  images.registry_cache_seconds)
                 derived_image(pushed.local, env, ref)
                 built[same] = ref
         else:

@@ -21,6 +21,13 @@ Service entry (``stack_services[<name>]``, the name is the compose service name)
                                 network instead, so nothing listens on the host for it
     host_port   int   = port    published services only; null for everything else
     replicas    int   = 1       see "Replicas" below
+    update_order str            how an update replaces it, Compose's update_config.order:
+                                start-first (the new containers start beside the running
+                                ones and take over once healthy and visible to their callers)
+                                or stop-first (recreated, health-gated). Default start-first
+                                for kind service; stop-first, and only that, for databases
+                                (one data directory), sidecars, and public services that do
+                                not publish (one fixed address on the stack network)
     depends_on  list  = []      names of other services
     health      dict, required  exactly one of path (str, starts with /) or command
                                 (list of str), plus interval = 5 and timeout = 120 (s)
@@ -142,8 +149,10 @@ SERVICE_KEYS = frozenset(
         "provides_env",
         "rotate",
         "bake",
+        "update_order",
     )
 )
+UPDATE_ORDERS = ("start-first", "stop-first")
 REQUIRED_SERVICE_KEYS = ("image", "tag", "port", "health")
 HEALTH_KEYS = frozenset(("path", "command", "interval", "timeout"))
 ROTATE_KEYS = frozenset(("engine", "user"))
@@ -369,6 +378,20 @@ def _normalize_service(name: Any, raw: Any, problems: List[str]) -> Optional[Dic
     if not (_is_int(replicas) and replicas >= 1):
         problems.append("service {0!r}: replicas must be an integer >= 1, got {1!r}".format(name, replicas))
     svc["replicas"] = replicas
+
+    # Two containers of it at once would share what only one may hold: a data directory, the
+    # host's sidecar, a fixed address.
+    single = {"database": "a database", "sidecar": "a sidecar"}.get(kind) or (
+        "reached at one fixed address" if svc["public"] is True and not svc["publish"] else None)
+    order = raw.get("update_order")
+    if order is None:
+        order = "stop-first" if single else "start-first"
+    elif order not in UPDATE_ORDERS:
+        problems.append("service {0!r}: update_order must be one of {1}, got {2!r}".format(name, " | ".join(UPDATE_ORDERS), order))
+    elif order == "start-first" and single:
+        problems.append("service {0!r}: update_order start-first needs two containers at once; it is {1}, so it is "
+                        "updated stop-first".format(name, single))
+    svc["update_order"] = order
 
     depends_on = raw.get("depends_on") or []
     if not _str_list(depends_on):

@@ -313,13 +313,14 @@ def pins_for(services: Mapping[str, Mapping[str, Any]], targets: Mapping[str, st
 
 
 def rollout_steps(services: Mapping[str, Mapping[str, Any]], names: Sequence[str]) -> List[List[str]]:
-    """The services of a rollout, in their order, as steps: each published service alone (it is
-    swapped start-first, Nginx following it), each run of consecutive others together (they are
-    recreated in one health-gated start, in start-up order, instead of one after another)."""
+    """The services of a rollout, in their order, as steps: each start-first service alone (its new
+    containers start beside the old ones, and Nginx or its registry moves its callers to them),
+    each run of consecutive stop-first ones together (they are recreated in one health-gated
+    start, in start-up order, instead of one after another)."""
     steps: List[List[str]] = []
     for name in names:
-        alone = bool(services[name].get("publish"))
-        if alone or not steps or services[steps[-1][-1]].get("publish"):
+        alone = services[name].get("update_order") == "start-first"
+        if alone or not steps or services[steps[-1][-1]].get("update_order") == "start-first":
             steps.append([name])
         else:
             steps[-1].append(name)

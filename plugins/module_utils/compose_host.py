@@ -49,6 +49,9 @@ import tempfile
 import time
 import unicodedata
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from urllib.parse import urlsplit, urlunsplit
+
+from ansible_collections.sgivu.deploy.plugins.module_utils import registry
 
 LIVE = "compose.yml"
 CANDIDATE = "compose.next.yml"
@@ -958,6 +961,73 @@ class Release:
             error.msg += " They were removed; the running ones never stopped."
             raise error
         return [c["id"] for c in new]
+
+    def drain(self, service: str, old: Sequence[str], log_lines: int, timeout: int = 0, seconds: int = 0) -> Dict[str, Any]:
+        """The hand-over of a start-first swap of a service that callers find in a registry.
+
+        With ``EUREKA_URL`` in the service's environment (its registry; a project service named
+        there is reached at its container's address): waits until each new container (a running
+        one of ``service`` not in ``old``) is registered UP, sets the ``old`` ones OUT_OF_SERVICE,
+        then waits ``seconds`` (the callers' cache of the instance list) before returning, so that
+        the caller may stop them. Without a registry the service's callers find it by its DNS
+        name, where the new containers are as soon as they run: nothing to wait for.
+        A new container that does not register UP within ``timeout`` seconds (0: the service's
+        deadline) is removed, the old ones having never left service, and ComposeError says so.
+        """
+        project = load_project(self.path(LIVE))
+        url = str((project["services"][service].get("environment") or {}).get("EUREKA_URL") or "")
+        rows = self.compose.containers()
+        new = [c["id"] for c in rows if c["service"] == service and c["id"] not in old and c["state"] == "running"]
+        done: Dict[str, Any] = {"registry": None, "registered": [], "out_of_service": [], "drained": 0}
+        if not url or self.check_mode:
+            return dict(done, containers=self.summaries())
+        base = self.registry_base(url, rows)
+        where = self.addresses(list(new) + list(old))
+        wait = timeout or int(meta(project)["deadlines"].get(service, 120))
+        parts = urlsplit(url)  # shown without any user:password it may hold
+        done["registry"] = urlunsplit(parts._replace(netloc=(parts.hostname or "") + (":%d" % parts.port if parts.port else "")))
+        try:
+            done["registered"] = registry.wait_up(base, service, [where[c] for c in new], wait)
+        except registry.RegistryError as error:
+            failure = self.failure([service], log_lines, "the new {0} did not register UP with its registry {1} within {2} s ({3})".format(
+                service, done["registry"], wait, error), only=new)
+            if new:
+                self.compose.docker("rm", "--force", *new, what="removing the new containers")
+            failure.msg += " They were removed; the running ones never left service."
+            raise failure from None
+        try:
+            done["out_of_service"] = registry.take_out_of_service(base, service, [where[c] for c in old if c in where])
+        except registry.RegistryError as error:
+            raise ComposeError("taking the old {0} out of service in its registry {1} failed: {2}. Both the old and the new "
+                               "containers run; the old ones are still in service.".format(service, done["registry"], error),
+                               failed_services=[service]) from None
+        if done["out_of_service"] and seconds > 0:
+            time.sleep(seconds)
+            done["drained"] = seconds
+        return dict(done, containers=self.summaries())
+
+    def registry_base(self, url: str, rows: Sequence[Mapping[str, str]]) -> str:
+        """The registry's base URL as this host reaches it: a project service named in ``url`` is
+        replaced by the address of its running container (Docker's DNS names resolve only inside)."""
+        parts = urlsplit(url)
+        running = [c["id"] for c in rows if c["service"] == parts.hostname and c["state"] == "running"]
+        if not running:
+            return url
+        address = self.addresses(running[:1])[running[0]]
+        return urlunsplit(parts._replace(netloc="{0}:{1}".format(address, parts.port or 80)))
+
+    def addresses(self, ids: Sequence[str]) -> Dict[str, str]:
+        """Container id -> its address on the project's network (``docker inspect``)."""
+        if not ids:
+            return {}
+        out = self.compose.docker("inspect", "--format", "{{.Id}}{{range .NetworkSettings.Networks}} {{.IPAddress}}{{end}}",
+                                  *ids, what="inspecting the containers' addresses")
+        found = {}
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                found[parts[0]] = parts[1]
+        return {i: found[f] for i in ids for f in found if f.startswith(i) or i.startswith(f)}
 
     def stack_images(self, repositories: Sequence[str]) -> List[Dict[str, Any]]:
         """Every image on the host with a reference in one of ``repositories``, from ``docker image inspect``:

@@ -26,6 +26,12 @@ description:
     the running ones), and returns once the new ones are healthy; new containers that do not become
     healthy in time are removed, so the running ones never stop. C(retired) stops containers gracefully
     (SIGTERM and a grace period) and removes them - the caller moves traffic between the two.
+  - C(drained) is the hand-over of a start-first swap of a service its callers find in a registry (Eureka,
+    C(EUREKA_URL) in its environment; a project service named there is reached at its container's address). It
+    waits until every new container of the service (running, not in C(containers)) is registered UP, sets the old
+    ones (C(containers)) OUT_OF_SERVICE, then waits C(drain) seconds, the callers' cache of the instance list, so
+    that C(retired) may stop them. A new container that does not register UP in time is removed and the module
+    fails; the old ones never left service. Without a registry (callers use Docker's DNS name) it does nothing.
   - C(rotated) changes database credentials in place, in one C(phase) - C(begin) (before any service gets
     the new value; the new value works beside the old one), C(finish) (every service runs with the new value;
     only it works - Redis is recreated from the running project, PostgreSQL keeps its container) or C(undo)
@@ -56,9 +62,9 @@ options:
     type: str
     required: true
   state:
-    description: C(planned), C(applied), C(started_beside), C(retired), C(rotated) or C(restored) (see the description).
+    description: C(planned), C(applied), C(started_beside), C(drained), C(retired), C(rotated) or C(restored) (see the description).
     type: str
-    choices: [planned, applied, started_beside, retired, rotated, restored]
+    choices: [planned, applied, started_beside, drained, retired, rotated, restored]
     required: true
   project:
     description:
@@ -86,12 +92,14 @@ options:
     description:
       - C(state=applied) starts only these services (without their dependencies); empty starts those the plan
         (C(expect)) found changed, in start-up order, and removes the containers of services no longer in the project.
-      - C(state=started_beside) the one service to start beside its running containers.
+      - C(state=started_beside) the one service to start beside its running containers; C(state=drained) the one
+        service handed over.
     type: list
     elements: str
     default: []
   containers:
-    description: C(state=retired) the IDs of the containers to stop and remove.
+    description: C(state=retired) the IDs of the containers to stop and remove; C(state=drained) the old ones (C(old) of
+      C(started_beside)).
     type: list
     elements: str
     default: []
@@ -100,9 +108,17 @@ options:
     type: int
     default: 30
   timeout:
-    description: Seconds each wave has to become healthy; 0 takes each service's own deadline.
+    description:
+      - Seconds each wave has to become healthy; 0 takes each service's own deadline.
+      - C(state=drained) seconds the new containers have to register UP (0 - the service's deadline).
     type: int
     default: 0
+  drain:
+    description:
+      - C(state=drained) seconds to wait after the old containers left service, before the module returns - the
+        longest time a caller keeps the instance list it fetched (Spring Cloud LoadBalancer's cache, 35 s by default).
+    type: int
+    default: 35
   release:
     description:
       - C(state=restored) the archived release to bring back; empty stops the stack.
@@ -214,6 +230,24 @@ containers:
   returned: success
   type: list
   elements: dict
+registry:
+  description: C(drained) the registry's URL (C(EUREKA_URL) without credentials); null when the service has none.
+  returned: state=drained
+  type: str
+registered:
+  description: C(drained) the instance ids of the new containers, registered UP.
+  returned: state=drained
+  type: list
+  elements: str
+out_of_service:
+  description: C(drained) the instance ids of the old containers, set OUT_OF_SERVICE.
+  returned: state=drained
+  type: list
+  elements: str
+drained:
+  description: C(drained) the seconds waited for the callers' caches (0 when nothing was taken out of service).
+  returned: state=drained
+  type: int
 old:
   description: C(started_beside), C(restored) the IDs of the containers that ran before (to retire).
   returned: state=started_beside or state=restored
@@ -251,7 +285,7 @@ def main() -> None:
             root=dict(type="path", required=True),
             name=dict(type="str", required=True),
             state=dict(type="str", required=True,
-                       choices=["planned", "applied", "started_beside", "retired", "rotated", "restored"]),
+                       choices=["planned", "applied", "started_beside", "drained", "retired", "rotated", "restored"]),
             project=dict(type="dict"),
             env_source=dict(type="str", default="next", choices=["next", "live"]),
             pull=dict(type="str", default="missing", choices=["missing", "always"]),
@@ -260,12 +294,14 @@ def main() -> None:
             containers=dict(type="list", elements="str", default=[]),
             grace=dict(type="int", default=30),
             timeout=dict(type="int", default=0),
+            drain=dict(type="int", default=35),
             release=dict(type="str", default=""),
             log_lines=dict(type="int", default=20),
             phase=dict(type="str", default="begin", choices=["begin", "finish", "undo"]),
             rotations=dict(type="list", elements="str"),
         ),
-        required_if=[("state", "applied", ("expect",)), ("state", "started_beside", ("expect", "services"))],
+        required_if=[("state", "applied", ("expect",)), ("state", "started_beside", ("expect", "services")),
+                     ("state", "drained", ("services",))],
         supports_check_mode=True,
     )
     p = module.params
@@ -283,6 +319,11 @@ def main() -> None:
             if len(p["services"]) != 1:
                 module.fail_json(msg="state=started_beside takes exactly one service")
             module.exit_json(changed=True, **release.start_beside(p["expect"], p["services"][0], p["log_lines"], p["timeout"]))
+        elif p["state"] == "drained":
+            if len(p["services"]) != 1:
+                module.fail_json(msg="state=drained takes exactly one service")
+            done = release.drain(p["services"][0], p["containers"], p["log_lines"], p["timeout"], max(0, p["drain"]))
+            module.exit_json(changed=bool(done["out_of_service"]), **done)
         elif p["state"] == "retired":
             done = release.retire(p["containers"], p["grace"])
             module.exit_json(changed=bool(done["removed"]), **done)

@@ -28,13 +28,16 @@ class Poller:
 
 
 class Probe(Poller):
-    """GET a URL every `interval` seconds in a thread, bounded in count and time; keep every outcome.
+    """GET (or `method`, with `data` as a JSON body) a URL every `interval` seconds in a thread,
+    bounded in count and time; keep every outcome as (status, version answered).
 
     The target is a bench host's Nginx on the bench network, which the test run created.
     """
 
-    def __init__(self, url: str, interval: float = 0.02, max_requests: int = 30000, max_seconds: float = 900):
+    def __init__(self, url: str, interval: float = 0.02, max_requests: int = 30000, max_seconds: float = 900,
+                 method: str = "GET", data: bytes | None = None):
         self.url, self.interval = url, interval
+        self.method, self.data = method, data
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.results: list = []
         super().__init__()
@@ -43,7 +46,9 @@ class Probe(Poller):
         deadline = time.monotonic() + self.max_seconds
         while not self._stop.is_set() and len(self.results) < self.max_requests and time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(self.url, timeout=5) as response:
+                request = urllib.request.Request(self.url, data=self.data, method=self.method,
+                                                 headers={"Content-Type": "application/json"} if self.data else {})
+                with urllib.request.urlopen(request, timeout=5) as response:
                     self.results.append((response.status, json.loads(response.read()).get("version")))
             except urllib.error.HTTPError as error:
                 self.results.append((error.code, None))

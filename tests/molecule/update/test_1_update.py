@@ -1,8 +1,9 @@
 """update.yml on a deployed stack, watched from outside by a probe through Nginx (first of the
 update scenario's files: test_2_rollback.py and test_3_moved_tag.py build on what it leaves).
 
-The tests run in file order and build on each other: the gateway moves to the next release, then an
-internal service, then the gateway meets a release that never gets healthy.
+The tests run in file order and build on each other: the gateway moves to the next release, then a
+service behind the registry (start-first, then a release of it that never gets healthy), then the
+gateway meets a release that never gets healthy.
 """
 from __future__ import annotations
 
@@ -47,17 +48,49 @@ def test_nginx_follows_the_new_container(host, ansible_vars, stack):
     assert f"server 127.0.0.1:{port};" in upstreams
 
 
-def test_an_internal_service_is_recreated_and_health_gated(host, run_playbook, stack):
+def service_containers(host, stack: str, service: str) -> list[dict]:
+    ids = host.check_output(
+        f"docker ps -aq --filter label=com.docker.compose.project={stack} --filter label=com.docker.compose.service={service}"
+    ).split()
+    return json.loads(host.check_output(f"docker inspect {' '.join(ids)}")) if ids else []
+
+
+def api_probes(probe):
+    """GET and POST through Nginx and the gateway to sgivu-user (lb://, found in the registry)."""
+    return probe("/v1/users/7", interval=0.05), probe("/v1/users", interval=0.05, method="POST", data=b'{"name": "ana"}')
+
+
+def test_a_service_behind_the_registry_is_swapped_start_first_dropping_no_request(host, run_playbook, probe, stack):
+    """Issue 11: the new sgivu-user is UP in the registry before the old one leaves service there, and
+    the old one stops only once the gateway's cached instance list expired."""
+    gets, posts = api_probes(probe)
     # From inside the execution environment image, as an AWX job template runs it (issue 14).
-    run = run_playbook("update.yml", "--limit", host.backend.get_hostname(),
-                       "-e", "service=sgivu-user", "-e", f"version={NEXT}", in_ee=True)
+    with gets, posts:
+        run = run_playbook("update.yml", "--limit", host.backend.get_hostname(),
+                           "-e", "service=sgivu-user", "-e", f"version={NEXT}", in_ee=True)
     assert run.returncode == 0, run.stdout[-3000:]
     assert "ansible-navigator run update.yml" in run.stdout.splitlines()[0]
-    version = host.check_output(
-        f"docker exec $(docker ps -q --filter label=com.docker.compose.project={stack} "
-        f"--filter label=com.docker.compose.service=sgivu-user) curl -fsS http://127.0.0.1:8081/version"
-    )
-    assert version.strip() == NEXT
+    assert "Hand over in the registry (new ones UP, old ones out of service, the callers' cache waited out), sgivu-user" in run.stdout
+    for watch in (gets, posts):
+        assert len(watch.results) > 100, "the probe ran too briefly to tell anything"
+        assert watch.failures == []
+    assert NEXT in gets.versions and len(gets.versions) == 2 and gets.results[-1][1] == NEXT
+    containers = service_containers(host, stack, "sgivu-user")
+    assert len(containers) == 1 and f"/sgivu-user:{NEXT}@sha256:" in containers[0]["Config"]["Image"]
+
+
+def test_a_never_healthy_service_behind_the_registry_leaves_the_old_one_serving(host, run_playbook, probe, stack):
+    before = [c["Id"] for c in service_containers(host, stack, "sgivu-user")]
+    gets, posts = api_probes(probe)
+    with gets, posts:
+        run = run_playbook("update.yml", "--limit", host.backend.get_hostname(),
+                           "-e", "service=sgivu-user", "-e", f"version={NEVER_HEALTHY}", "-e", "health_timeout=20")
+    assert run.returncode != 0
+    assert "the new sgivu-user did not become healthy" in run.stdout
+    for watch in (gets, posts):
+        assert watch.failures == []
+        assert watch.versions == {NEXT}
+    assert [c["Id"] for c in service_containers(host, stack, "sgivu-user")] == before
 
 
 def test_dependants_were_left_running(host, stack):

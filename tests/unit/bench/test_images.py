@@ -117,3 +117,11 @@ def test_a_route_to_a_service_the_catalog_does_not_run_stops_the_build_naming_it
     services = BENCH.catalog("lottery")
     with pytest.raises(SystemExit, match="lottery calls 'sgivu-user', which its catalog does not run"):
         service_env("lottery", services["lottery"], services, {"/v1/users": "sgivu-user"})
+
+
+def test_the_bench_waits_out_a_little_more_than_its_gateway_s_instance_cache():
+    """A start-first update stops an old instance stack_registry_cache_seconds after it left service."""
+    for inventory in ("bench", "bench-fleet"):
+        with open(ROOT / "inventories" / inventory / "group_vars" / "stack_hosts" / "stack.yml", encoding="utf-8") as handle:
+            waited = yaml.safe_load(handle)["stack_registry_cache_seconds"]
+        assert BENCH.registry_cache_seconds < waited <= BENCH.registry_cache_seconds + 5, inventory

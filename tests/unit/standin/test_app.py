@@ -569,6 +569,17 @@ def test_the_gateway_stops_calling_an_out_of_service_instance_once_its_cache_exp
     assert {request(gw.port, "GET", "/v1/users/1")[1]["version"] for _ in range(4)} == {"1.1.0"}
 
 
+def test_the_gateway_keeps_its_list_while_the_registry_does_not_answer(standin, discovery):
+    """A stop-first update of the registry itself: the Eureka client keeps the copy it has."""
+    registered(standin, discovery, "sgivu-user")
+    gw = gateway(standin, discovery, "/v1/users=lb://sgivu-user", ttl="0.3")
+    assert request(gw.port, "GET", "/v1/users/1")[0] == 200
+    discovery.proc.send_signal(signal.SIGTERM)
+    discovery.proc.communicate(timeout=10)
+    time.sleep(0.5)
+    assert [request(gw.port, "GET", "/v1/users/1")[0] for _ in range(3)] == [200, 200, 200]
+
+
 def test_a_route_by_dns_name_needs_no_registry(standin):
     ticket = standin(STANDIN_SERVICE="ticket")
     lottery = standin(STANDIN_SERVICE="lottery", STANDIN_ROUTES="/bbb/lotto/ticket=http://127.0.0.1:%d" % ticket.port)

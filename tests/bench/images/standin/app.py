@@ -395,7 +395,8 @@ class LoadBalancer:
 
     target(uri) -> (host, port) or None. For lb://NAME the UP instances of NAME are fetched from the
     Eureka server at cfg.eureka_url (GET /apps/NAME) and kept for cfg.lb_cache_ttl seconds, an empty
-    list too, then taken in turn; for http://HOST:PORT it is that name, which Docker's DNS resolves.
+    list too, then taken in turn; a registry that does not answer leaves the list as it was (the
+    Eureka client keeps its copy). For http://HOST:PORT it is that name, which Docker's DNS resolves.
     """
 
     def __init__(self, cfg, clock=time.monotonic):
@@ -409,8 +410,10 @@ class LoadBalancer:
         try:
             with urllib.request.urlopen(request, timeout=3) as response:
                 instances = json.loads(response.read().decode()).get("application", {}).get("instance", [])
+        except urllib.error.HTTPError as exc:
+            return [] if exc.code == 404 else None  # 404: the registry knows no such app
         except (OSError, ValueError, AttributeError):
-            return []  # 404 (no such app) and an unreachable server alike: nothing to call
+            return None  # no answer: the Eureka client keeps the registry copy it has
         return [(i.get("ipAddr") or i.get("hostName"), int(i["port"]["$"])) for i in instances
                 if i.get("status") == "UP" and isinstance(i.get("port"), dict)]
 
@@ -421,8 +424,10 @@ class LoadBalancer:
         with self._lock:
             fetched, instances, turn = self._cache.get(parts.hostname, (None, [], None))
             if fetched is None or self._clock() - fetched >= self.cfg.lb_cache_ttl:
-                instances, turn = self._fetch(parts.hostname), itertools.count()
-                self._cache[parts.hostname] = (self._clock(), instances, turn)
+                found = self._fetch(parts.hostname)
+                if found is not None:
+                    instances, turn = found, itertools.count()
+                self._cache[parts.hostname] = (self._clock(), instances, turn or itertools.count())
             return instances[next(turn) % len(instances)] if instances else None
 
 

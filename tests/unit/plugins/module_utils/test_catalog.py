@@ -71,6 +71,7 @@ def test_minimal_service_gets_every_default():
             "provides_env": {},
             "rotate": {},
             "bake": {},
+            "update_order": "start-first",
         }
     }
 
@@ -746,3 +747,32 @@ def test_only_a_public_service_is_baked():
 ])
 def test_a_bad_bake_is_named(bake, says):
     assert says in one_problem({"web": svc(public=True, bake=bake)})
+
+
+# --------------------------------------------------------------------------
+# update_order: start-first where two containers may run at once
+# --------------------------------------------------------------------------
+def test_update_order_is_start_first_by_default_and_stop_first_for_what_must_run_once():
+    services = validate_services({
+        "app": svc(), "web": svc(public=True), "pg": db(),
+        "daemon": svc(kind="sidecar", provides_env={"DAEMON": "daemon:2000"}),
+        "registry": svc(public=True, publish=False),
+    })
+    assert {n: s["update_order"] for n, s in services.items()} == {
+        "app": "start-first", "web": "start-first", "pg": "stop-first", "daemon": "stop-first", "registry": "stop-first"}
+
+
+def test_a_service_may_choose_stop_first():
+    assert validate_services({"app": svc(update_order="stop-first")})["app"]["update_order"] == "stop-first"
+
+
+@pytest.mark.parametrize("service,problem", [
+    (svc(update_order="rolling"), "service 'app': update_order must be one of start-first | stop-first, got 'rolling'"),
+    (db(update_order="start-first"),
+     "service 'app': update_order start-first needs two containers at once; it is a database, so it is updated stop-first"),
+    (svc(update_order="start-first", public=True, publish=False),
+     "service 'app': update_order start-first needs two containers at once; it is reached at one fixed address, "
+     "so it is updated stop-first"),
+])
+def test_an_update_order_the_service_cannot_have_is_named(service, problem):
+    assert one_problem({"app": service}) == problem

@@ -232,9 +232,9 @@ def test_an_update_without_a_version_of_a_service_pinned_by_digest_alone_is_refu
         update_targets(sgivu, ["sgivu-user"], "", {"sgivu-user": "r/sgivu-user@sha256:" + "a" * 64})
 
 
-def test_a_rollout_swaps_each_published_service_alone_and_recreates_the_others_in_runs(sgivu):
-    names = ["sgivu-auth", "sgivu-user", "sgivu-client", "sgivu-gateway", "sgivu-ml", "sgivu-vehicle"]
+def test_a_rollout_swaps_each_start_first_service_alone_and_recreates_the_stop_first_ones_in_runs(sgivu):
+    names = ["sgivu-postgres", "sgivu-redis", "sgivu-discovery", "sgivu-auth", "sgivu-user", "sgivu-gateway", "sgivu-ml"]
     assert rollout_steps(sgivu, names) == [
-        ["sgivu-auth"], ["sgivu-user", "sgivu-client"], ["sgivu-gateway"], ["sgivu-ml", "sgivu-vehicle"]]
-    assert rollout_steps(sgivu, ["sgivu-gateway", "sgivu-auth"]) == [["sgivu-gateway"], ["sgivu-auth"]]
+        ["sgivu-postgres", "sgivu-redis", "sgivu-discovery"], ["sgivu-auth"], ["sgivu-user"], ["sgivu-gateway"], ["sgivu-ml"]]
+    assert rollout_steps(sgivu, ["sgivu-gateway", "sgivu-redis", "sgivu-auth"]) == [["sgivu-gateway"], ["sgivu-redis"], ["sgivu-auth"]]
     assert rollout_steps(sgivu, []) == []

@@ -12,11 +12,13 @@ import hmac
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple, Union
 
 import pytest
 
+from ansible_collections.sgivu.deploy.plugins.module_utils import registry
 from ansible_collections.sgivu.deploy.plugins.module_utils.compose_host import (
     HEADER,
     MASK,
@@ -1003,3 +1005,65 @@ def test_finish_acts_on_the_plan_s_rotations_only_though_begin_wrote_the_marker(
     done = Release(run, str(root), "sgivu").rotate("finish", only=["sgivu-postgres/POSTGRES_PASSWORD"])
     assert done["rotations"] == ["sgivu-postgres/POSTGRES_PASSWORD"]
     assert not [argv for argv in run.calls if "up" in argv]  # Redis is not restarted
+
+
+# --------------------------------------------------------------------------
+# drain: the registry hand-over of a start-first swap
+# --------------------------------------------------------------------------
+DRAIN_PROJECT = {"services": {
+    "sgivu-user": {"image": "r/user:2", "environment": {"EUREKA_URL": "http://eureka:pw@sgivu-discovery:8761/eureka"}},
+    "sgivu-ml": {"image": "r/ml:2"},
+    "sgivu-discovery": {"image": "r/discovery:1"}},
+    "x-sgivu": {"deadlines": {"sgivu-user": 7}}}
+
+
+def drain_host(tmp_path: Path) -> FakeRun:
+    (tmp_path / "compose.yml").write_text(HEADER + "\n" + json.dumps(DRAIN_PROJECT), encoding="utf-8")
+    ps = "\n".join([ps_line(id="old", name="sgivu-sgivu-user-1", service="sgivu-user"),
+                    ps_line(id="new", name="sgivu-sgivu-user-2", service="sgivu-user"),
+                    ps_line(id="disc", name="sgivu-sgivu-discovery-1", service="sgivu-discovery")]) + "\n"
+    addresses = {"old": "172.30.0.8", "new": "172.30.0.9", "disc": "172.30.0.3"}
+
+    def answer(argv: List[str]) -> Answer:
+        if argv[:2] == ["docker", "ps"]:
+            return 0, ps, ""
+        if argv[:2] == ["docker", "inspect"]:
+            return 0, "".join(f"{i} {addresses[i]}\n" for i in argv[4:]), ""
+        return 0, "", ""
+    return FakeRun(answer)
+
+
+def test_drain_waits_for_the_new_instance_takes_the_old_out_and_waits_the_callers_cache(tmp_path, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(registry, "wait_up", lambda base, service, addresses, timeout: seen.update(
+        up=(base, service, addresses, timeout)) or ["new-id"])
+    monkeypatch.setattr(registry, "take_out_of_service", lambda base, service, addresses: seen.update(
+        out=(base, service, addresses)) or ["old-id"])
+    monkeypatch.setattr(time, "sleep", lambda seconds: seen.update(slept=seconds))
+    done = Release(drain_host(tmp_path), str(tmp_path), "sgivu").drain("sgivu-user", ["old"], 20, 0, 35)
+    # The registry is reached at the discovery container's address, its password never shown.
+    assert seen == {"up": ("http://172.30.0.3:8761/eureka", "sgivu-user", ["172.30.0.9"], 7),
+                    "out": ("http://172.30.0.3:8761/eureka", "sgivu-user", ["172.30.0.8"]), "slept": 35}
+    assert (done["registry"], done["registered"], done["out_of_service"], done["drained"]) == (
+        "http://sgivu-discovery:8761/eureka", ["new-id"], ["old-id"], 35)
+
+
+def test_drain_of_a_service_without_a_registry_waits_for_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail("slept"))
+    done = Release(drain_host(tmp_path), str(tmp_path), "sgivu").drain("sgivu-ml", ["old"], 20, 0, 35)
+    assert (done["registry"], done["out_of_service"], done["drained"]) == (None, [], 0)
+
+
+def test_a_new_instance_that_never_registers_up_is_removed_and_the_old_stays_in_service(tmp_path, monkeypatch):
+    def never(base, service, addresses, timeout):
+        raise registry.RegistryError("no instance UP at 172.30.0.9")
+    monkeypatch.setattr(registry, "wait_up", never)
+    monkeypatch.setattr(registry, "take_out_of_service", lambda *args: pytest.fail("the old one left service"))
+    run = drain_host(tmp_path)
+    with pytest.raises(ComposeError) as error:
+        Release(run, str(tmp_path), "sgivu").drain("sgivu-user", ["old"], 20, 9, 35)
+    assert error.value.msg.startswith("the new sgivu-user did not register UP with its registry "
+                                      "http://sgivu-discovery:8761/eureka within 9 s (no instance UP at 172.30.0.9): ")
+    assert error.value.msg.endswith(" They were removed; the running ones never left service.")
+    assert ["docker", "rm", "--force", "new"] in run.calls
+    assert not any("old" in call and call[:2] == ["docker", "rm"] for call in run.calls)
