@@ -14,7 +14,11 @@ On one bench host with the SGIVU stack deployed, a probe sends a request through
   - updates to releases that are healthy but bad, with a bake window of 60 s: one that answers 500
     to 3 of 10 requests, one that takes 800 ms per request: time until update.yml has put the old
     version back, failed requests, and how long the bake watched before it failed;
-  - rollback.yml of the gateway to its previous release: time, failed requests.
+  - rollback.yml of the gateway to its previous release: time, failed requests;
+  - services behind the gateway (issue 11): sgivu-user (callers find it in the registry), sgivu-ml
+    and sgivu-config (by DNS name), each updated with update.yml (start-first) and then the seed's
+    stop-first way (pull, `up -d --no-deps --force-recreate --wait`), with a probe through Nginx
+    and the gateway: time, failed requests.
 Run it with `bench/benchmark update`. Figures only; nothing here asserts on a duration.
 """
 from __future__ import annotations
@@ -64,7 +68,6 @@ def main() -> dict:
     sh("molecule", "prepare", "-s", SCENARIO)
     sh("molecule", "converge", "-s", SCENARIO, "--", "--limit", HOST)
     inventory = _inventory_path()
-    registry = f"{os.environ['SGIVU_BENCH_REGISTRY']}/sgivu/sgivu-gateway"
     swap = os.path.join(ROOT, "tests", "benchmarks", "start_first_swap.sh")
     try:
         address = sh("docker", "inspect", "-f", "{{(index .NetworkSettings.Networks \"sgivu-bench\").IPAddress}}", HOST).stdout.strip()
@@ -72,8 +75,12 @@ def main() -> dict:
         ours, ours_probe = watched(url, lambda: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", f"version={NEXT}"))
         set_image = os.path.join(ROOT, "tests", "benchmarks", "set_image.py")
 
+        def point_at(service: str, tag: str) -> None:
+            image = f"{os.environ['SGIVU_BENCH_REGISTRY']}/sgivu/{service}:{tag}"
+            sh("bash", "-c", f"docker exec -i {HOST} python3 - /opt/sgivu/compose.yml {service} {image} < {set_image}")
+
         def point_gateway_at(tag: str) -> None:
-            sh("bash", "-c", f"docker exec -i {HOST} python3 - /opt/sgivu/compose.yml sgivu-gateway {registry}:{tag} < {set_image}")
+            point_at("sgivu-gateway", tag)
 
         # The same work by hand, start-first as docker-rollout does it: the gateway to the catalog's tag.
         point_gateway_at(CATALOG_TAG)
@@ -96,6 +103,17 @@ def main() -> dict:
             last = json.loads(sh("docker", "exec", HOST, "cat", "/opt/sgivu/releases.json").stdout)["releases"][-1]
             baked[label] += ((last.get("bake") or {}).get("sgivu-gateway", {}).get("watched", "-"),)
         back, back_probe = watched(url, lambda: playbook(inventory, "rollback.yml", "-e", "service=sgivu-gateway"))
+        # Issue 11: services behind the gateway. update.yml (start-first: the registry for sgivu-user,
+        # Docker's DNS for sgivu-ml), then the seed's stop-first recreate of the same service.
+        behind = {}
+        for service, path in (("sgivu-user", "/v1/users/7"), ("sgivu-ml", "/v1/ml/7"), ("sgivu-config", "/v1/users/7")):
+            api = f"http://{address}{path}"
+            ours_behind = watched(api, lambda s=service: playbook(inventory, "update.yml", "-e", f"service={s}", "-e", f"version={NEXT}"))
+            point_at(service, CATALOG_TAG)
+            raw_behind = watched(api, lambda s=service: sh("docker", "exec", HOST, "bash", "-c",
+                                                            f"{compose} pull -q {s} && {compose} up -d --no-deps --force-recreate --wait {s}"))
+            playbook(inventory, "update.yml", "-e", f"service={service}", "-e", f"version={NEXT}")
+            behind[service] = (ours_behind, raw_behind)
     finally:
         sh("molecule", "destroy", "-s", SCENARIO, check=False)
 
@@ -114,6 +132,12 @@ def main() -> dict:
     print(row("800 ms release: bake fails -> old one serving", *baked["slow"][:2])
           + f", bake failed after {baked['slow'][2]} s of {BAKE}")
     print(row("rollback.yml -e service=sgivu-gateway (by digest)", back, back_probe))
+    print()
+    print("Updating a service behind the gateway, a request through Nginx and the gateway to it every 20 ms")
+    for service, how in (("sgivu-user", "registry"), ("sgivu-ml", "DNS name"), ("sgivu-config", "DNS name, read at start-up")):
+        (ours_s, ours_p), (raw_s, raw_p) = behind[service]
+        print(row(f"{service}: update.yml (start-first, callers by {how})", ours_s, ours_p))
+        print(row(f"{service}: pull + up -d --no-deps --force-recreate --wait", raw_s, raw_p))
     return {"update": ours, "scripted_swap": script, "update_failed": len(ours_probe.failures),
             "scripted_failed": len(script_probe.failures)}
 
