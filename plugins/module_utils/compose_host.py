@@ -981,6 +981,9 @@ class Release:
         done: Dict[str, Any] = {"registry": None, "registered": [], "out_of_service": [], "drained": 0}
         if not url or self.check_mode:
             return dict(done, containers=self.summaries())
+        if not new:  # never take every instance out of service
+            raise ComposeError("no new container of {0} runs beside the old ones; they stay in service.".format(service),
+                               failed_services=[service])
         base = self.registry_base(url, rows)
         where = self.addresses(list(new) + list(old))
         wait = timeout or int(meta(project)["deadlines"].get(service, 120))

@@ -1067,3 +1067,9 @@ def test_a_new_instance_that_never_registers_up_is_removed_and_the_old_stays_in_
     assert error.value.msg.endswith(" They were removed; the running ones never left service.")
     assert ["docker", "rm", "--force", "new"] in run.calls
     assert not any("old" in call and call[:2] == ["docker", "rm"] for call in run.calls)
+
+
+def test_drain_without_a_new_container_takes_nothing_out_of_service(tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "take_out_of_service", lambda *args: pytest.fail("the old one left service"))
+    with pytest.raises(ComposeError, match="^no new container of sgivu-user runs beside the old ones; they stay in service.$"):
+        Release(drain_host(tmp_path), str(tmp_path), "sgivu").drain("sgivu-user", ["old", "new"], 20, 0, 35)
