@@ -953,14 +953,18 @@ class Release:
                 break
             time.sleep(1)
         if rc != 0 or len(ready) < wanted:
-            error = self.failure([service], log_lines, "the new {0} did not become healthy within {1} s{2}".format(
-                service, wait, "" if rc == 0 else " (" + brief(err or out, self.compose.secrets, 400) + ")"),
-                only=[c["id"] for c in new])
-            if new:
-                self.compose.docker("rm", "--force", *[c["id"] for c in new], what="removing the new containers")
-            error.msg += " They were removed; the running ones never stopped."
-            raise error
+            raise self.withdraw(service, [c["id"] for c in new], log_lines, "the new {0} did not become healthy within {1} s{2}".format(
+                service, wait, "" if rc == 0 else " (" + brief(err or out, self.compose.secrets, 400) + ")"), "never stopped")
         return [c["id"] for c in new]
+
+    def withdraw(self, service: str, new: Sequence[str], log_lines: int, why: str, old_state: str) -> ComposeError:
+        """A start-first swap that failed before the old containers stepped aside: ComposeError naming
+        the ``new`` ones (states, log lines), which are then removed; the old ones ``old_state``."""
+        error = self.failure([service], log_lines, why, only=list(new))
+        if new:
+            self.compose.docker("rm", "--force", *new, what="removing the new containers")
+        error.msg += " They were removed; the running ones {0}.".format(old_state)
+        return error
 
     def drain(self, service: str, old: Sequence[str], log_lines: int, timeout: int = 0, seconds: int = 0) -> Dict[str, Any]:
         """The hand-over of a start-first swap of a service that callers find in a registry.
@@ -984,20 +988,20 @@ class Release:
         if not new:  # never take every instance out of service
             raise ComposeError("no new container of {0} runs beside the old ones; they stay in service.".format(service),
                                failed_services=[service])
-        base = self.registry_base(url, rows)
-        where = self.addresses(list(new) + list(old))
+        parts = urlsplit(url)
+        # A registry that is a service of the project is reached at its container's address: one
+        # inspect gives that and the addresses the registry knows the instances by.
+        server = [c["id"] for c in rows if c["service"] == parts.hostname and c["state"] == "running"][:1]
+        where = self.addresses(list(new) + list(old) + server)
+        base = urlunsplit(parts._replace(netloc="{0}:{1}".format(where[server[0]], parts.port or 80))) if server else url
         wait = timeout or int(meta(project)["deadlines"].get(service, 120))
-        parts = urlsplit(url)  # shown without any user:password it may hold
+        # Shown without any user:password it may hold.
         done["registry"] = urlunsplit(parts._replace(netloc=(parts.hostname or "") + (":%d" % parts.port if parts.port else "")))
         try:
             done["registered"] = registry.wait_up(base, service, [where[c] for c in new], wait)
         except registry.RegistryError as error:
-            failure = self.failure([service], log_lines, "the new {0} did not register UP with its registry {1} within {2} s ({3})".format(
-                service, done["registry"], wait, error), only=new)
-            if new:
-                self.compose.docker("rm", "--force", *new, what="removing the new containers")
-            failure.msg += " They were removed; the running ones never left service."
-            raise failure from None
+            raise self.withdraw(service, new, log_lines, "the new {0} did not register UP with its registry {1} within {2} s ({3})".format(
+                service, done["registry"], wait, error), "never left service") from None
         try:
             done["out_of_service"] = registry.take_out_of_service(base, service, [where[c] for c in old if c in where])
         except registry.RegistryError as error:
@@ -1008,16 +1012,6 @@ class Release:
             time.sleep(seconds)
             done["drained"] = seconds
         return dict(done, containers=self.summaries())
-
-    def registry_base(self, url: str, rows: Sequence[Mapping[str, str]]) -> str:
-        """The registry's base URL as this host reaches it: a project service named in ``url`` is
-        replaced by the address of its running container (Docker's DNS names resolve only inside)."""
-        parts = urlsplit(url)
-        running = [c["id"] for c in rows if c["service"] == parts.hostname and c["state"] == "running"]
-        if not running:
-            return url
-        address = self.addresses(running[:1])[running[0]]
-        return urlunsplit(parts._replace(netloc="{0}:{1}".format(address, parts.port or 80)))
 
     def addresses(self, ids: Sequence[str]) -> Dict[str, str]:
         """Container id -> its address on the project's network (``docker inspect``)."""
