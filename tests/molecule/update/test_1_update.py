@@ -13,12 +13,15 @@ import pytest
 from bench_images import NEVER_HEALTHY, NEXT  # tests/lib, on the path from conftest.py
 
 
-def gateway_containers(host, stack: str) -> list[dict]:
+def service_containers(host, stack: str, service: str) -> list[dict]:
     ids = host.check_output(
-        f"docker ps -aq --filter label=com.docker.compose.project={stack} "
-        f"--filter label=com.docker.compose.service=sgivu-gateway"
+        f"docker ps -aq --filter label=com.docker.compose.project={stack} --filter label=com.docker.compose.service={service}"
     ).split()
     return json.loads(host.check_output(f"docker inspect {' '.join(ids)}")) if ids else []
+
+
+def gateway_containers(host, stack: str) -> list[dict]:
+    return service_containers(host, stack, "sgivu-gateway")
 
 
 @pytest.fixture(scope="module")
@@ -46,13 +49,6 @@ def test_nginx_follows_the_new_container(host, ansible_vars, stack):
     port = gateway_containers(host, stack)[0]["NetworkSettings"]["Ports"]["8080/tcp"][0]["HostPort"]
     upstreams = host.file(f"/etc/nginx/conf.d/{stack}-upstreams.conf").content_string
     assert f"server 127.0.0.1:{port};" in upstreams
-
-
-def service_containers(host, stack: str, service: str) -> list[dict]:
-    ids = host.check_output(
-        f"docker ps -aq --filter label=com.docker.compose.project={stack} --filter label=com.docker.compose.service={service}"
-    ).split()
-    return json.loads(host.check_output(f"docker inspect {' '.join(ids)}")) if ids else []
 
 
 def api_probes(probe):

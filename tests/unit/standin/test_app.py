@@ -391,16 +391,24 @@ def test_a_request_that_cannot_be_parsed_sends_no_segment(standin):
 
 # --- the Eureka server (sgivu-discovery) and its clients ------------------------------------------
 
-def eureka(port, method, path, body=None):
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request("http://127.0.0.1:%d/eureka%s" % (port, path), data=data, method=method,
-                                     headers={"Accept": "application/json", "Content-Type": "application/json"})
+def request(port, method, path, body=None):
+    """(status, parsed JSON or text) of one request, without raising on 4xx/5xx."""
+    data = body.encode() if body is not None else None
+    headers = {"Accept": "application/json", **({"Content-Type": "application/json"} if data else {})}
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=data, method=method, headers=headers)
     try:
-        with urllib.request.urlopen(request, timeout=5) as resp:
-            text = resp.read().decode()
-            return resp.status, json.loads(text) if text else None
+        with urllib.request.urlopen(req, timeout=10) as response:
+            status, text = response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
-        return exc.code, None
+        status, text = exc.code, exc.read().decode()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, text
+
+
+def eureka(port, method, path, body=None):
+    return request(port, method, "/eureka" + path, json.dumps(body) if body is not None else None)
 
 
 def instances(port, app):
@@ -494,22 +502,6 @@ def test_on_sigterm_a_service_answers_its_in_flight_request_then_cancels_its_reg
 
 
 # --- the gateway's routes: lb:// through the registry, http:// by DNS name ------------------------
-
-def request(port, method, path, body=None):
-    """(status, parsed JSON or text) of one request, without raising on 4xx/5xx."""
-    data = body.encode() if body is not None else None
-    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=data, method=method,
-                                 headers={"Content-Type": "application/json"} if data else {})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as response:
-            status, text = response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        status, text = exc.code, exc.read().decode()
-    try:
-        return status, json.loads(text)
-    except ValueError:
-        return status, text
-
 
 def registered(standin, discovery, service, **env):
     """A stand-in registered UP with the discovery stand-in at 127.0.0.1."""
