@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 __all__ = ["render_project", "static_addresses", "upstreams", "image_refs", "effective_images",
            "live_upstreams", "update_targets", "pins_for", "env_file_path"]
@@ -313,15 +313,35 @@ def pins_for(services: Mapping[str, Mapping[str, Any]], targets: Mapping[str, st
 
 
 def rollout_steps(services: Mapping[str, Mapping[str, Any]], names: Sequence[str]) -> List[List[str]]:
-    """The services of a rollout, in their order, as steps: each start-first service alone (its new
-    containers start beside the old ones, and Nginx or its registry moves its callers to them),
-    each run of consecutive stop-first ones together (they are recreated in one health-gated
-    start, in start-up order, instead of one after another)."""
+    """The services of a rollout, in their order, as steps.
+
+    * A published start-first service is a step alone: its new containers start beside the old
+      ones and Nginx moves to them.
+    * Consecutive unpublished start-first services of one start-up wave share a step: their new
+      containers start side by side, and one registry hand-over (one wait of the callers' cache)
+      moves the callers of all of them. Services of one wave do not depend on each other.
+    * Consecutive stop-first services share a step: they are recreated in one health-gated start,
+      in start-up order, instead of one after another.
+    """
+    depth: Dict[str, int] = {}
+
+    def wave(name: str) -> int:
+        if name not in depth:
+            depth[name] = 1 + max((wave(d) for d in services[name].get("depends_on") or [] if d in services), default=-1)
+        return depth[name]
+
+    def kind(name: str) -> Tuple[Any, ...]:
+        svc = services[name]
+        if svc.get("update_order") != "start-first":
+            return ("stop-first",)
+        if svc.get("publish"):
+            return ("published", name)
+        return ("start-first", wave(name))
+
     steps: List[List[str]] = []
     for name in names:
-        alone = services[name].get("update_order") == "start-first"
-        if alone or not steps or services[steps[-1][-1]].get("update_order") == "start-first":
-            steps.append([name])
-        else:
+        if steps and kind(steps[-1][-1]) == kind(name):
             steps[-1].append(name)
+        else:
+            steps.append([name])
     return steps

@@ -41,6 +41,7 @@ import base64
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import shutil
@@ -922,92 +923,118 @@ class Release:
     def summaries(self) -> List[Dict[str, Any]]:
         return [summary(c, self.name) for c in self.compose.containers()]
 
-    def start_beside(self, expect: Mapping[str, Any], service: str, log_lines: int, timeout: int = 0) -> Dict[str, Any]:
-        """Start-first: new containers of ``service`` next to the running ones, healthy before anything else.
+    def start_beside(self, expect: Mapping[str, Any], services: Sequence[str], log_lines: int, timeout: int = 0) -> Dict[str, Any]:
+        """Start-first: new containers of ``services`` next to the running ones, healthy before anything else.
 
-        Scales the service to twice its replicas without recreating the running containers, then
-        waits until each new container is healthy. A new container that is not healthy in time is
-        removed again, so the old ones keep serving, and ComposeError names it with its log lines.
+        Scales each service to twice its replicas without recreating the running containers (one
+        Compose call for all of them), then waits until each new container is healthy. When one is
+        not healthy in time, every new container is removed again, so the old ones keep serving,
+        and ComposeError names the late ones with their log lines.
         """
         project = self.promote_planned(expect)
-        old = [c["id"] for c in self.compose.containers() if c["service"] == service and c["state"] == "running"]
+        old = [c["id"] for c in self.compose.containers() if c["service"] in services and c["state"] == "running"]
         if self.check_mode:
             return {"old": old, "new": [], "containers": self.summaries()}
-        new = self.beside(project, service, old, log_lines, timeout)
+        new = self.beside(project, services, old, log_lines, timeout)
         return {"old": old, "new": new, "containers": self.summaries()}
 
-    def beside(self, project: Mapping[str, Any], service: str, old: Sequence[str], log_lines: int, timeout: int = 0) -> List[str]:
-        """Start new containers of ``service`` from ``project`` next to the ``old`` ones and wait
-        until they are healthy; returns their IDs. Those that are not healthy in time are removed
-        and ComposeError names them with their log lines."""
-        wanted = replicas(project["services"][service])
-        wait = timeout or int(meta(project)["deadlines"].get(service, 120))
+    def beside(self, project: Mapping[str, Any], services: Sequence[str], old: Sequence[str], log_lines: int,
+               timeout: int = 0) -> List[str]:
+        """Start new containers of ``services`` from ``project`` next to the ``old`` ones (their
+        running containers' IDs), in one Compose call, and wait until they are healthy; returns
+        their IDs. ``timeout`` seconds (0: the longest deadline of the services). When any is not
+        healthy in time, the new containers of every service are removed and ComposeError names
+        the late ones with their log lines."""
+        rows = self.compose.containers()
+        wanted = {s: replicas(project["services"][s]) for s in services}
+        scale = []
+        for service in services:
+            running = len([c for c in rows if c["service"] == service and c["id"] in old])
+            scale += ["--scale", f"{service}={running + wanted[service]}"]
+        wait = timeout or max(int(meta(project)["deadlines"].get(s, 120)) for s in services)
         rc, out, err = self.compose.compose("up", "--detach", "--no-deps", "--no-recreate", "--pull", "never",
-                                            "--quiet-pull", "--scale", f"{service}={len(old) + wanted}", service,
-                                            check=False)
+                                            "--quiet-pull", *scale, *services, check=False)
         deadline = time.monotonic() + wait
         while True:
-            new = [c for c in self.compose.containers() if c["service"] == service and c["id"] not in old]
-            ready = [c for c in new if serving(c)]
-            if rc != 0 or len(ready) >= wanted or time.monotonic() >= deadline or any(c["state"] == "exited" for c in new):
+            new = [c for c in self.compose.containers() if c["service"] in services and c["id"] not in old]
+            late = [s for s in services if len([c for c in new if c["service"] == s and serving(c)]) < wanted[s]]
+            if rc != 0 or not late or time.monotonic() >= deadline or any(c["state"] == "exited" for c in new):
                 break
             time.sleep(1)
-        if rc != 0 or len(ready) < wanted:
-            raise self.withdraw(service, [c["id"] for c in new], log_lines, "the new {0} did not become healthy within {1} s{2}".format(
-                service, wait, "" if rc == 0 else " (" + brief(err or out, self.compose.secrets, 400) + ")"), "never stopped")
+        if rc != 0 or late:
+            raise self.withdraw(late or list(services), [c["id"] for c in new], log_lines,
+                                "the new {0} did not become healthy within {1} s{2}".format(
+                                    ", ".join(late or services), wait,
+                                    "" if rc == 0 else " (" + brief(err or out, self.compose.secrets, 400) + ")"), "never stopped")
         return [c["id"] for c in new]
 
-    def withdraw(self, service: str, new: Sequence[str], log_lines: int, why: str, old_state: str) -> ComposeError:
+    def withdraw(self, services: Sequence[str], new: Sequence[str], log_lines: int, why: str, old_state: str) -> ComposeError:
         """A start-first swap that failed before the old containers stepped aside: ComposeError naming
-        the ``new`` ones (states, log lines), which are then removed; the old ones ``old_state``."""
-        error = self.failure([service], log_lines, why, only=list(new))
+        the ``new`` ones of ``services`` (states, log lines); every ``new`` one is then removed, the old
+        ones ``old_state``."""
+        error = self.failure(services, log_lines, why, only=list(new))
         if new:
             self.compose.docker("rm", "--force", *new, what="removing the new containers")
         error.msg += " They were removed; the running ones {0}.".format(old_state)
         return error
 
-    def drain(self, service: str, old: Sequence[str], log_lines: int, timeout: int = 0, seconds: int = 0) -> Dict[str, Any]:
-        """The hand-over of a start-first swap of a service that callers find in a registry.
+    def drain(self, services: Sequence[str], old: Sequence[str], log_lines: int, timeout: int = 0, seconds: int = 0) -> Dict[str, Any]:
+        """The hand-over of a start-first swap of services that callers find in a registry.
 
-        With ``EUREKA_URL`` in the service's environment (its registry; a project service named
-        there is reached at its container's address): waits until each new container (a running
-        one of ``service`` not in ``old``) is registered UP, sets the ``old`` ones OUT_OF_SERVICE,
-        then waits ``seconds`` (the callers' cache of the instance list) before returning, so that
-        the caller may stop them. Without a registry the service's callers find it by its DNS
-        name, where the new containers are as soon as they run: nothing to wait for.
-        A new container that does not register UP within ``timeout`` seconds (0: the service's
-        deadline) is removed, the old ones having never left service, and ComposeError says so.
+        For each of ``services`` with ``EUREKA_URL`` in its environment (its registry; a project
+        service named there is reached at its container's address): waits until each new container
+        (a running one of the service not in ``old``) is registered UP; then sets the ``old`` ones
+        OUT_OF_SERVICE, and waits ``seconds`` once (the callers' cache of the instance list) before
+        returning, so that the caller may stop them. Without a registry a service's callers find it
+        by its DNS name, where the new containers are as soon as they run: nothing to wait for.
+        When a new container does not register UP within ``timeout`` seconds (0: the longest
+        deadline of the services), the new containers of every service are removed, the old ones
+        having never left service, and ComposeError says so.
         """
         project = load_project(self.path(LIVE))
-        url = str((project["services"][service].get("environment") or {}).get("EUREKA_URL") or "")
+        urls = {s: str((project["services"][s].get("environment") or {}).get("EUREKA_URL") or "") for s in services}
+        behind = [s for s in services if urls[s]]
         rows = self.compose.containers()
-        new = [c["id"] for c in rows if c["service"] == service and c["id"] not in old and c["state"] == "running"]
+        new = {s: [c["id"] for c in rows if c["service"] == s and c["id"] not in old and c["state"] == "running"] for s in services}
         done: Dict[str, Any] = {"registry": None, "registered": [], "out_of_service": [], "drained": 0}
-        if not url or self.check_mode:
+        if not behind or self.check_mode:
             return dict(done, containers=self.summaries())
-        if not new:  # never take every instance out of service
-            raise ComposeError("no new container of {0} runs beside the old ones; they stay in service.".format(service),
-                               failed_services=[service])
-        parts = urlsplit(url)
+        alone = [s for s in behind if not new[s]]
+        if alone:  # never take every instance out of service
+            raise ComposeError("no new container of {0} runs beside the old ones; they stay in service.".format(", ".join(alone)),
+                               failed_services=alone)
+        parts = {s: urlsplit(urls[s]) for s in behind}
         # A registry that is a service of the project is reached at its container's address: one
-        # inspect gives that and the addresses the registry knows the instances by.
-        server = [c["id"] for c in rows if c["service"] == parts.hostname and c["state"] == "running"][:1]
-        where = self.addresses(list(new) + list(old) + server)
-        base = urlunsplit(parts._replace(netloc="{0}:{1}".format(where[server[0]], parts.port or 80))) if server else url
-        wait = timeout or int(meta(project)["deadlines"].get(service, 120))
+        # inspect gives those and the addresses the registry knows the instances by.
+        server = {s: [c["id"] for c in rows if c["service"] == parts[s].hostname and c["state"] == "running"][:1] for s in behind}
+        where = self.addresses([i for s in behind for i in new[s] + server[s]] + list(old))
+        base = {s: urlunsplit(parts[s]._replace(netloc="{0}:{1}".format(where[server[s][0]], parts[s].port or 80)))
+                if server[s] else urls[s] for s in behind}
         # Shown without any user:password it may hold.
-        done["registry"] = urlunsplit(parts._replace(netloc=(parts.hostname or "") + (":%d" % parts.port if parts.port else "")))
-        try:
-            done["registered"] = registry.wait_up(base, service, [where[c] for c in new], wait)
-        except registry.RegistryError as error:
-            raise self.withdraw(service, new, log_lines, "the new {0} did not register UP with its registry {1} within {2} s ({3})".format(
-                service, done["registry"], wait, error), "never left service") from None
-        try:
-            done["out_of_service"] = registry.take_out_of_service(base, service, [where[c] for c in old if c in where])
-        except registry.RegistryError as error:
-            raise ComposeError("taking the old {0} out of service in its registry {1} failed: {2}. Both the old and the new "
-                               "containers run; the old ones are still in service.".format(service, done["registry"], error),
-                               failed_services=[service]) from None
+        shown = {s: urlunsplit(parts[s]._replace(netloc=(parts[s].hostname or "") + (":%d" % parts[s].port if parts[s].port else "")))
+                 for s in behind}
+        done["registry"] = ", ".join(sorted(set(shown.values())))
+        wait = timeout or max(int(meta(project)["deadlines"].get(s, 120)) for s in behind)
+        deadline = time.monotonic() + wait
+        for service in behind:
+            try:
+                done["registered"] += registry.wait_up(base[service], service, [where[c] for c in new[service]],
+                                                       max(1, math.ceil(deadline - time.monotonic())))
+            except registry.RegistryError as error:
+                raise self.withdraw([service], [i for s in services for i in new[s]], log_lines,
+                                    "the new {0} did not register UP with its registry {1} within {2} s ({3})".format(
+                                        service, shown[service], wait, error), "never left service") from None
+        mine = {c["id"]: c["service"] for c in rows}
+        for service in behind:
+            try:
+                done["out_of_service"] += registry.take_out_of_service(
+                    base[service], service, [where[c] for c in old if c in where and mine.get(c) == service])
+            except registry.RegistryError as error:
+                raise ComposeError("taking the old {0} out of service in its registry {1} failed: {2}. Both the old and the new "
+                                   "containers run; the old ones of {0} are still in service{3}.".format(
+                                       service, shown[service], error,
+                                       "" if service == behind[0] else ", those of " + ", ".join(behind[:behind.index(service)])
+                                       + " left it"), failed_services=[service]) from None
         if done["out_of_service"] and seconds > 0:
             time.sleep(seconds)
             done["drained"] = seconds
@@ -1142,10 +1169,10 @@ class Release:
             swapped = [s for s in changed if project["services"][s].get("ports") and running[s]]
             rest = [s for s in changed if s not in swapped]
             started = self.up(project, rest, log_lines) if rest else []
-            for service in swapped:
-                self.beside(project, service, running[service], log_lines)
-                old += running[service]
-                started.append(service)
+            if swapped:
+                old = [i for s in swapped for i in running[s]]
+                self.beside(project, swapped, old, log_lines)
+                started += swapped
         else:
             started = self.up(project, None, log_lines)
         return {"started": started, "removed": self.remove_orphans(project), "old": old, "containers": self.summaries()}

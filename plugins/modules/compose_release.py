@@ -22,16 +22,17 @@ description:
     project in start-up order (each service once what it depends on is healthy), health-gated; it
     fails naming the services that did not become healthy, with their last log lines.
   - C(started_beside) is the start-first half of a swap - it promotes the planned candidate and starts new
-    containers of one service next to the running ones (twice its replicas in all, without recreating
-    the running ones), and returns once the new ones are healthy; new containers that do not become
-    healthy in time are removed, so the running ones never stop. C(retired) stops containers gracefully
+    containers of each of C(services) next to the running ones (twice its replicas in all, without recreating
+    the running ones; one Compose call for all of them), and returns once the new ones are healthy; when one does
+    not become healthy in time, every new container is removed, so the running ones never stop. C(retired) stops containers gracefully
     (SIGTERM and a grace period) and removes them - the caller moves traffic between the two.
-  - C(drained) is the hand-over of a start-first swap of a service its callers find in a registry (Eureka,
-    C(EUREKA_URL) in its environment; a project service named there is reached at its container's address). It
-    waits until every new container of the service (running, not in C(containers)) is registered UP, sets the old
-    ones (C(containers)) OUT_OF_SERVICE, then waits C(drain) seconds, the callers' cache of the instance list, so
-    that C(retired) may stop them. A new container that does not register UP in time is removed and the module
-    fails; the old ones never left service. Without a registry (callers use Docker's DNS name) it does nothing.
+  - C(drained) is the hand-over of a start-first swap of services their callers find in a registry (Eureka,
+    C(EUREKA_URL) in a service's environment; a project service named there is reached at its container's
+    address). It waits until every new container of those services (running, not in C(containers)) is registered
+    UP, sets the old ones (C(containers)) OUT_OF_SERVICE, then waits C(drain) seconds once, the callers' cache of
+    the instance list, so that C(retired) may stop them. When a new container does not register UP in time, the
+    new containers of every service are removed and the module fails; the old ones never left service. A service
+    without a registry (callers use Docker's DNS name) needs no hand-over.
   - C(rotated) changes database credentials in place, in one C(phase) - C(begin) (before any service gets
     the new value; the new value works beside the old one), C(finish) (every service runs with the new value;
     only it works - Redis is recreated from the running project, PostgreSQL keeps its container) or C(undo)
@@ -92,8 +93,8 @@ options:
     description:
       - C(state=applied) starts only these services (without their dependencies); empty starts those the plan
         (C(expect)) found changed, in start-up order, and removes the containers of services no longer in the project.
-      - C(state=started_beside) the one service to start beside its running containers; C(state=drained) the one
-        service handed over.
+      - C(state=started_beside) the services to start beside their running containers; C(state=drained) the
+        services handed over (those of one C(started_beside)).
     type: list
     elements: str
     default: []
@@ -110,7 +111,7 @@ options:
   timeout:
     description:
       - Seconds each wave has to become healthy; 0 takes each service's own deadline.
-      - C(state=drained) seconds the new containers have to register UP (0 - the service's deadline).
+      - C(state=drained) seconds the new containers have to register UP (0 - the longest deadline of the services).
     type: int
     default: 0
   drain:
@@ -231,7 +232,8 @@ containers:
   type: list
   elements: dict
 registry:
-  description: C(drained) the registry's URL (C(EUREKA_URL) without credentials); null when the service has none.
+  description: C(drained) the registry's URL (C(EUREKA_URL) without credentials; several, comma-separated, when the
+    services name different ones); null when none of them has one.
   returned: state=drained
   type: str
 registered:
@@ -316,13 +318,9 @@ def main() -> None:
         elif p["state"] == "applied":
             module.exit_json(changed=True, **release.apply(p["expect"], p["services"], p["log_lines"], p["timeout"]))
         elif p["state"] == "started_beside":
-            if len(p["services"]) != 1:
-                module.fail_json(msg="state=started_beside takes exactly one service")
-            module.exit_json(changed=True, **release.start_beside(p["expect"], p["services"][0], p["log_lines"], p["timeout"]))
+            module.exit_json(changed=True, **release.start_beside(p["expect"], p["services"], p["log_lines"], p["timeout"]))
         elif p["state"] == "drained":
-            if len(p["services"]) != 1:
-                module.fail_json(msg="state=drained takes exactly one service")
-            done = release.drain(p["services"][0], p["containers"], p["log_lines"], p["timeout"], max(0, p["drain"]))
+            done = release.drain(p["services"], p["containers"], p["log_lines"], p["timeout"], max(0, p["drain"]))
             module.exit_json(changed=bool(done["out_of_service"]), **done)
         elif p["state"] == "retired":
             done = release.retire(p["containers"], p["grace"])

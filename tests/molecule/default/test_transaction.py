@@ -10,6 +10,7 @@ test_deploy.py and leave the host on the good parameters.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shlex
@@ -150,15 +151,22 @@ def logs_in(host, stack: str, service: str, value: str) -> bool:
 @pytest.fixture(scope="module")
 def hostile_deploy(host, run_playbook, first_host, seed, stack, ssm_parameters):
     """deploy.yml with every hostile value in Parameter Store, at -v, with probes through Nginx on the
-    gateway's session path (Redis behind it) and on the login page; a row written before it."""
+    gateway's session path (Redis behind it), on the login page, and through the gateway to business
+    services it finds in the registry (GET and POST); a row written before it."""
     good = {name.rsplit("/", 1)[1]: value for name, value in ssm_parameters(GOOD_PATH).items()}
     written = items(host, stack, "POST", ROW)
     before = container_ids(host, stack)
     path = seed("/sgivu/bench-hostile", HOSTILE)
-    address = host.interface("eth0").addresses[0]
-    with Probe(f"http://{address}/v1/session") as session, Probe(f"http://{address}/login") as login:
+    base = f"http://{host.interface('eth0').addresses[0]}"
+    probes = {"/v1/session": Probe(base + "/v1/session"), "/login": Probe(base + "/login"),
+              "GET /v1/users/7": Probe(base + "/v1/users/7", interval=0.05),
+              "POST /v1/vehicles": Probe(base + "/v1/vehicles", interval=0.05, method="POST", data=b'{"plate": "ABC-123"}'),
+              "GET /v1/purchase-sales/7": Probe(base + "/v1/purchase-sales/7", interval=0.05)}
+    with contextlib.ExitStack() as watching:
+        for watch in probes.values():
+            watching.enter_context(watch)
         run = run_playbook("deploy.yml", "--limit", first_host, "-v", "-e", f"ssm_secrets_path={path}")
-    run.probes = {"/v1/session": session, "/login": login}
+    run.probes = probes
     run.before, run.written, run.good = before, written, good
     return run
 
@@ -167,10 +175,20 @@ def test_a_deploy_with_hostile_values_succeeds(hostile_deploy):
     assert hostile_deploy.returncode == 0, hostile_deploy.stdout[-3000:]
 
 
-def test_rotating_the_database_passwords_dropped_no_request(hostile_deploy):
+def test_rotating_the_keys_dropped_no_request_through_nginx_or_the_gateway(hostile_deploy):
     for path, watch in hostile_deploy.probes.items():
         assert len(watch.results) > 50, f"the probe of {path} ran too briefly to tell anything"
         assert watch.failures == [], f"{path}: {watch.failures[:5]}"
+
+
+def test_the_business_services_were_handed_over_together_once(hostile_deploy):
+    """They use the changed SERVICE_INTERNAL_SECRET_KEY and start in one wave: one step swaps them,
+    one registry hand-over (one wait of the callers' cache) moves the gateway to all of them."""
+    business = ["sgivu-client", "sgivu-purchase-sale", "sgivu-user", "sgivu-vehicle"]
+    # The services of each step's hand-over task, from its heading (shown for every step, run or skipped).
+    steps = [line.rstrip(" *]").split("waited out), ", 1)[1].split(", ") for line in hostile_deploy.stdout.splitlines()
+             if line.startswith("TASK [") and "replace | Hand over in the registry" in line]
+    assert [step for step in steps if set(step) & set(business)] == [business], steps
 
 
 def test_the_databases_take_the_new_passwords_and_refuse_the_old_ones(host, hostile_deploy, stack):

@@ -232,9 +232,17 @@ def test_an_update_without_a_version_of_a_service_pinned_by_digest_alone_is_refu
         update_targets(sgivu, ["sgivu-user"], "", {"sgivu-user": "r/sgivu-user@sha256:" + "a" * 64})
 
 
-def test_a_rollout_swaps_each_start_first_service_alone_and_recreates_the_stop_first_ones_in_runs(sgivu):
+def test_a_rollout_swaps_start_first_services_of_one_wave_together_published_ones_alone_and_recreates_stop_first_runs(sgivu):
     names = ["sgivu-postgres", "sgivu-redis", "sgivu-discovery", "sgivu-auth", "sgivu-user", "sgivu-gateway", "sgivu-ml"]
     assert rollout_steps(sgivu, names) == [
         ["sgivu-postgres", "sgivu-redis", "sgivu-discovery"], ["sgivu-auth"], ["sgivu-user"], ["sgivu-gateway"], ["sgivu-ml"]]
     assert rollout_steps(sgivu, ["sgivu-gateway", "sgivu-redis", "sgivu-auth"]) == [["sgivu-gateway"], ["sgivu-redis"], ["sgivu-auth"]]
     assert rollout_steps(sgivu, []) == []
+    # A shared key's users: the business services (one wave) in one step; config (an earlier wave)
+    # and ml (a later one) each in their own, though all are start-first and unpublished.
+    shared = ["sgivu-config", "sgivu-auth", "sgivu-client", "sgivu-purchase-sale", "sgivu-user", "sgivu-vehicle",
+              "sgivu-gateway", "sgivu-ml"]
+    assert rollout_steps(sgivu, shared) == [
+        ["sgivu-config"], ["sgivu-auth"], ["sgivu-client", "sgivu-purchase-sale", "sgivu-user", "sgivu-vehicle"],
+        ["sgivu-gateway"], ["sgivu-ml"]]
+    assert rollout_steps(sgivu, ["sgivu-config", "sgivu-user"]) == [["sgivu-config"], ["sgivu-user"]]

@@ -1012,17 +1012,20 @@ def test_finish_acts_on_the_plan_s_rotations_only_though_begin_wrote_the_marker(
 # --------------------------------------------------------------------------
 DRAIN_PROJECT = {"services": {
     "sgivu-user": {"image": "r/user:2", "environment": {"EUREKA_URL": "http://eureka:pw@sgivu-discovery:8761/eureka"}},
+    "sgivu-client": {"image": "r/client:2", "environment": {"EUREKA_URL": "http://eureka:pw@sgivu-discovery:8761/eureka"}},
     "sgivu-ml": {"image": "r/ml:2"},
     "sgivu-discovery": {"image": "r/discovery:1"}},
-    "x-sgivu": {"deadlines": {"sgivu-user": 7}}}
+    "x-sgivu": {"deadlines": {"sgivu-user": 7, "sgivu-client": 9}}}
 
 
 def drain_host(tmp_path: Path) -> FakeRun:
     (tmp_path / "compose.yml").write_text(HEADER + "\n" + json.dumps(DRAIN_PROJECT), encoding="utf-8")
     ps = "\n".join([ps_line(id="old", name="sgivu-sgivu-user-1", service="sgivu-user"),
                     ps_line(id="new", name="sgivu-sgivu-user-2", service="sgivu-user"),
+                    ps_line(id="cold", name="sgivu-sgivu-client-1", service="sgivu-client"),
+                    ps_line(id="cnew", name="sgivu-sgivu-client-2", service="sgivu-client"),
                     ps_line(id="disc", name="sgivu-sgivu-discovery-1", service="sgivu-discovery")]) + "\n"
-    addresses = {"old": "172.30.0.8", "new": "172.30.0.9", "disc": "172.30.0.3"}
+    addresses = {"old": "172.30.0.8", "new": "172.30.0.9", "cold": "172.30.0.10", "cnew": "172.30.0.11", "disc": "172.30.0.3"}
 
     def answer(argv: List[str]) -> Answer:
         if argv[:2] == ["docker", "ps"]:
@@ -1040,7 +1043,7 @@ def test_drain_waits_for_the_new_instance_takes_the_old_out_and_waits_the_caller
     monkeypatch.setattr(registry, "take_out_of_service", lambda base, service, addresses: seen.update(
         out=(base, service, addresses)) or ["old-id"])
     monkeypatch.setattr(time, "sleep", lambda seconds: seen.update(slept=seconds))
-    done = Release(drain_host(tmp_path), str(tmp_path), "sgivu").drain("sgivu-user", ["old"], 20, 0, 35)
+    done = Release(drain_host(tmp_path), str(tmp_path), "sgivu").drain(["sgivu-user"], ["old"], 20, 0, 35)
     # The registry is reached at the discovery container's address, its password never shown.
     assert seen == {"up": ("http://172.30.0.3:8761/eureka", "sgivu-user", ["172.30.0.9"], 7),
                     "out": ("http://172.30.0.3:8761/eureka", "sgivu-user", ["172.30.0.8"]), "slept": 35}
@@ -1050,7 +1053,7 @@ def test_drain_waits_for_the_new_instance_takes_the_old_out_and_waits_the_caller
 
 def test_drain_of_a_service_without_a_registry_waits_for_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail("slept"))
-    done = Release(drain_host(tmp_path), str(tmp_path), "sgivu").drain("sgivu-ml", ["old"], 20, 0, 35)
+    done = Release(drain_host(tmp_path), str(tmp_path), "sgivu").drain(["sgivu-ml"], ["old"], 20, 0, 35)
     assert (done["registry"], done["out_of_service"], done["drained"]) == (None, [], 0)
 
 
@@ -1061,7 +1064,7 @@ def test_a_new_instance_that_never_registers_up_is_removed_and_the_old_stays_in_
     monkeypatch.setattr(registry, "take_out_of_service", lambda *args: pytest.fail("the old one left service"))
     run = drain_host(tmp_path)
     with pytest.raises(ComposeError) as error:
-        Release(run, str(tmp_path), "sgivu").drain("sgivu-user", ["old"], 20, 9, 35)
+        Release(run, str(tmp_path), "sgivu").drain(["sgivu-user"], ["old"], 20, 9, 35)
     assert error.value.msg.startswith("the new sgivu-user did not register UP with its registry "
                                       "http://sgivu-discovery:8761/eureka within 9 s (no instance UP at 172.30.0.9): ")
     assert error.value.msg.endswith(" They were removed; the running ones never left service.")
@@ -1072,4 +1075,77 @@ def test_a_new_instance_that_never_registers_up_is_removed_and_the_old_stays_in_
 def test_drain_without_a_new_container_takes_nothing_out_of_service(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "take_out_of_service", lambda *args: pytest.fail("the old one left service"))
     with pytest.raises(ComposeError, match="^no new container of sgivu-user runs beside the old ones; they stay in service.$"):
-        Release(drain_host(tmp_path), str(tmp_path), "sgivu").drain("sgivu-user", ["old", "new"], 20, 0, 35)
+        Release(drain_host(tmp_path), str(tmp_path), "sgivu").drain(["sgivu-user"], ["old", "new"], 20, 0, 35)
+
+
+def test_one_hand_over_moves_the_callers_of_several_services_and_waits_their_cache_once(tmp_path, monkeypatch):
+    ups, outs, slept = [], [], []
+    monkeypatch.setattr(registry, "wait_up", lambda base, service, addresses, timeout: ups.append(
+        (service, addresses, timeout)) or [service + "-new"])
+    monkeypatch.setattr(registry, "take_out_of_service", lambda base, service, addresses: outs.append(
+        (service, addresses)) or [service + "-old"])
+    monkeypatch.setattr(time, "sleep", slept.append)
+    done = Release(drain_host(tmp_path), str(tmp_path), "sgivu").drain(
+        ["sgivu-user", "sgivu-client", "sgivu-ml"], ["old", "cold"], 20, 0, 35)
+    # Both wait within one deadline, the longest of theirs (9 s); ml is found by DNS: nothing to do.
+    assert [(s, a) for s, a, _ in ups] == [("sgivu-user", ["172.30.0.9"]), ("sgivu-client", ["172.30.0.11"])]
+    assert all(1 <= t <= 9 for _, _, t in ups)
+    # Every old container leaves service before the one wait, and only its own service's.
+    assert outs == [("sgivu-user", ["172.30.0.8"]), ("sgivu-client", ["172.30.0.10"])]
+    assert slept == [35]
+    assert (done["registry"], done["registered"], done["out_of_service"], done["drained"]) == (
+        "http://sgivu-discovery:8761/eureka", ["sgivu-user-new", "sgivu-client-new"], ["sgivu-user-old", "sgivu-client-old"], 35)
+
+
+def test_when_one_of_several_never_registers_every_new_container_goes_and_no_old_one_left_service(tmp_path, monkeypatch):
+    def up(base, service, addresses, timeout):
+        if service == "sgivu-client":
+            raise registry.RegistryError("no instance UP at 172.30.0.11")
+        return [service]
+    monkeypatch.setattr(registry, "wait_up", up)
+    monkeypatch.setattr(registry, "take_out_of_service", lambda *args: pytest.fail("an old one left service"))
+    run = drain_host(tmp_path)
+    with pytest.raises(ComposeError) as error:
+        Release(run, str(tmp_path), "sgivu").drain(["sgivu-user", "sgivu-client"], ["old", "cold"], 20, 0, 35)
+    assert error.value.msg.startswith("the new sgivu-client did not register UP with its registry")
+    assert error.value.details["failed_services"] == ["sgivu-client"]
+    assert ["docker", "rm", "--force", "new", "cnew"] in run.calls
+
+
+def beside_host(tmp_path: Path, late: str = "") -> FakeRun:
+    """Two services with one replica each running; after the scale-up each has a new container,
+    healthy but for ``late``'s, which stays starting."""
+    project = {"services": {"sgivu-user": {"image": "r/user:2"}, "sgivu-client": {"image": "r/client:2"}},
+               "x-sgivu": {"deadlines": {"sgivu-user": 1, "sgivu-client": 2}, "waves": [["sgivu-client", "sgivu-user"]]}}
+    (tmp_path / "compose.yml").write_text(HEADER + "\n" + json.dumps(project), encoding="utf-8")
+    before = [ps_line(id="old", service="sgivu-user"), ps_line(id="cold", service="sgivu-client")]
+    after = before + [ps_line(id="new", service="sgivu-user", status="Up 2 seconds (healthy)"),
+                      ps_line(id="cnew", service="sgivu-client", status="Up 2 seconds (health: starting)" if late else
+                              "Up 2 seconds (healthy)")]
+    run = FakeRun(lambda argv: (0, "\n".join(after if any("--scale" in c for c in run.calls) else before) + "\n", "")
+                  if argv[:2] == ["docker", "ps"] else (0, "", ""))
+    return run
+
+
+def test_services_swapped_together_start_beside_their_old_ones_in_one_compose_call(tmp_path):
+    run = beside_host(tmp_path)
+    release = Release(run, str(tmp_path), "sgivu")
+    new = release.beside(load_project(str(tmp_path / "compose.yml")), ["sgivu-user", "sgivu-client"], ["old", "cold"], 5)
+    ups = [argv for argv in run.calls if "up" in argv]
+    assert len(ups) == 1 and ups[0][-6:] == ["--scale", "sgivu-user=2", "--scale", "sgivu-client=2", "sgivu-user", "sgivu-client"]
+    assert "--no-recreate" in ups[0] and "--no-deps" in ups[0]
+    assert new == ["new", "cnew"]
+
+
+def test_when_one_of_several_is_not_healthy_in_time_every_new_container_goes_and_the_late_one_is_named(tmp_path, monkeypatch):
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    clock = iter(range(0, 1000, 1))
+    monkeypatch.setattr(time, "monotonic", lambda: next(clock))
+    run = beside_host(tmp_path, late="sgivu-client")
+    with pytest.raises(ComposeError) as error:
+        Release(run, str(tmp_path), "sgivu").beside(
+            load_project(str(tmp_path / "compose.yml")), ["sgivu-user", "sgivu-client"], ["old", "cold"], 5)
+    # The wait is the longest deadline of the two (2 s); only the late one is named.
+    assert error.value.msg.startswith("the new sgivu-client did not become healthy within 2 s: sgivu-client (")
+    assert error.value.msg.endswith(" They were removed; the running ones never stopped.")
+    assert ["docker", "rm", "--force", "new", "cnew"] in run.calls
