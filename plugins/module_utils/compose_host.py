@@ -674,8 +674,8 @@ class Release:
     def rollout_order(project: Mapping[str, Any], live_text: Optional[str], changed: Sequence[str],
                       orphans: Sequence[str], containers: Sequence[Mapping[str, str]]) -> List[str]:
         """The changed services when only env values change (else ``[]``): those that publish no
-        port first, then those that do (swapped start-first, one at a time), each part in start-up
-        order, so that the first part is recreated in one health-gated start.
+        port first, then those that do (each swapped alone, Nginx following it), each part in
+        start-up order; the rollout makes steps of them (``compose.rollout_steps``).
 
         Only then can the services be replaced this way in place of a whole-project start: the
         project is the running one but for the config labels, no container is an orphan, and each
