@@ -572,6 +572,33 @@ def test_the_gateway_keeps_its_list_while_the_registry_does_not_answer(standin, 
     assert [request(gw.port, "GET", "/v1/users/1")[0] for _ in range(3)] == [200, 200, 200]
 
 
+def test_a_registry_restarted_without_peers_keeps_its_list_from_the_clients_until_they_registered_again(standin):
+    """A stop-first update of the registry itself, with Eureka's default-open-for-traffic-count 0: for its
+    wait when sync is empty the new registry answers reads with 403 and takes registrations; every
+    instance registers again at its next renewal, and the gateway calls the ones it knew throughout."""
+    closed = dict(STANDIN_SERVICE="sgivu-discovery", STANDIN_EUREKA_SERVER="true",
+                  EUREKA_SERVER_DEFAULTOPENFORTRAFFICCOUNT="0", EUREKA_SERVER_WAITTIMEINMSWHENSYNCEMPTY="1500")
+    first = standin(**closed)
+    assert eureka(first.port, "GET", "/apps")[0] == 403
+    assert eureka(first.port, "GET", "/apps/SGIVU-USER")[0] == 403
+    time.sleep(1.6)
+    user = registered(standin, first, "sgivu-user")
+    gw = gateway(standin, first, "/v1/users=lb://sgivu-user", ttl="0.2")
+    assert request(gw.port, "GET", "/v1/users/1")[0] == 200
+    first.proc.send_signal(signal.SIGTERM)
+    first.proc.communicate(timeout=10)
+    second = standin(wait=False, **dict(closed, STANDIN_PORT=str(first.port)))
+    second.port = first.port
+    second.wait_listening()
+    assert eureka(second.port, "GET", "/apps/SGIVU-USER")[0] == 403
+    codes, deadline = [], time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        codes.append(request(gw.port, "GET", "/v1/users/1")[0])
+        time.sleep(0.05)
+    assert set(codes) == {200}
+    assert [i["port"]["$"] for i in instances(second.port, "SGIVU-USER")] == [user.port]
+
+
 def test_a_route_by_dns_name_needs_no_registry(standin):
     ticket = standin(STANDIN_SERVICE="ticket")
     lottery = standin(STANDIN_SERVICE="lottery", STANDIN_ROUTES="/bbb/lotto/ticket=http://127.0.0.1:%d" % ticket.port)

@@ -32,6 +32,15 @@ name, port and health path. Configuration comes only from the environment:
                          (DELETE), status override (PUT/DELETE .../status), list (GET, JSON); a
                          lease not renewed for its duration is evicted every STANDIN_EUREKA_EVICTION
                          seconds (default 60, Eureka's evictionIntervalTimerInMs)
+  EUREKA_SERVER_DEFAULTOPENFORTRAFFICCOUNT, EUREKA_SERVER_WAITTIMEINMSWHENSYNCEMPTY
+                         the real server's keys (Spring Cloud Netflix; Spring's environment names
+                         of eureka.server.default-open-for-traffic-count and
+                         .wait-time-in-ms-when-sync-empty): a server with no peers that opens for
+                         traffic with a count of 0 (default 1: at once) answers reads of the
+                         registry (GET /eureka/apps...) with 403 for that many milliseconds
+                         (default 300000) after it started, while it takes registrations and
+                         renewals, so that the clients keep the copy they have until every
+                         instance registered again
   EUREKA_URL             the real services' variable (http://sgivu-discovery:8761/eureka): once
                          listening, register there as the service (app = its name in capitals,
                          instance id host:service:port, status UP while healthy, else DOWN, as
@@ -136,6 +145,10 @@ class Config:
         self.xray_daemon = (env.get("STANDIN_XRAY_DAEMON") or "").strip().lower() in ("true", "1", "yes", "on")
         self.eureka_server = (env.get("STANDIN_EUREKA_SERVER") or "").strip().lower() in ("true", "1", "yes", "on")
         self.eureka_eviction = max(0.1, float(env.get("STANDIN_EUREKA_EVICTION") or 60))
+        # Seconds a fresh registry keeps its list from the clients (Eureka's shouldAllowAccess).
+        self.eureka_closed_for = 0.0
+        if int(env.get("EUREKA_SERVER_DEFAULTOPENFORTRAFFICCOUNT") or 1) == 0:
+            self.eureka_closed_for = max(0.0, float(env.get("EUREKA_SERVER_WAITTIMEINMSWHENSYNCEMPTY") or 300000) / 1000)
         self.eureka_url = (env.get("EUREKA_URL") or "").strip().rstrip("/")
         self.eureka_renew = max(0.1, float(env.get("STANDIN_EUREKA_RENEW") or 30))
         self.xray_address = _xray_address(env.get("AWS_XRAY_DAEMON_ADDRESS"))
@@ -245,10 +258,16 @@ def serve_segments(cfg, store):
 class Registry:
     """The Eureka server's registry: app -> instance id -> lease (as the Eureka REST API shows it)."""
 
-    def __init__(self, clock=time.monotonic):
+    def __init__(self, clock=time.monotonic, closed_for=0.0):
         self._apps = {}
         self._lock = threading.Lock()
         self._clock = clock
+        self._opens = clock() + closed_for
+
+    def readable(self):
+        """Whether the registry shows its list yet: a server that started empty, with no peer to copy
+        from, keeps it from the clients until its wait when sync is empty has passed."""
+        return self._clock() >= self._opens
 
     def register(self, app, instance):
         """Add or replace an instance (its own status, or an override an operator set earlier)."""
@@ -729,6 +748,8 @@ def make_handler(cfg, backends, segments=None, connections=None, registry=None):
             value = (re.search(r"(?:^|&)value=([A-Z_]+)", parts.query) or [None, None])[1]
             body = self._read_body() if self.command in ("POST", "PUT", "DELETE") else ""
             method, known = self.command, None
+            if method in ("GET", "HEAD") and not registry.readable():
+                return self._send(403, {"error": "the registry is not open for reads yet (wait when sync is empty)"}) or True
             if method in ("GET", "HEAD") and not names:
                 return self._send(200, registry.applications()) or True
             if method in ("GET", "HEAD") and len(names) == 1:
@@ -942,7 +963,7 @@ def main():
     segments = SegmentStore() if cfg.xray_daemon else None
     if segments is not None:
         threading.Thread(target=serve_segments, args=(cfg, segments), daemon=True).start()
-    registry = Registry() if cfg.eureka_server else None
+    registry = Registry(closed_for=cfg.eureka_closed_for) if cfg.eureka_server else None
     if registry is not None:
         threading.Thread(target=evict_leases, args=(cfg, registry), daemon=True).start()
     server = Server((cfg.bind, cfg.port), make_handler(cfg, backends, segments, connections, registry))
