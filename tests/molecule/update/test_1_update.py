@@ -2,12 +2,14 @@
 update scenario's files: test_2_rollback.py and test_3_moved_tag.py build on what it leaves).
 
 The tests run in file order and build on each other: the gateway moves to the next release, then a
-service behind the registry (start-first, then a release of it that never gets healthy), then the
-gateway meets a release that never gets healthy.
+service behind the registry and config (found by DNS name), start-first, then releases of them that
+never get healthy, then the registry itself (stop-first) to the next release and to one that never
+gets healthy, then the gateway meets a release that never gets healthy.
 """
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from bench_images import NEVER_HEALTHY, NEXT  # tests/lib, on the path from conftest.py
@@ -56,14 +58,23 @@ def api_probes(probe):
     return probe("/v1/users/7", interval=0.05), probe("/v1/users", interval=0.05, method="POST", data=b'{"name": "ana"}')
 
 
+def watched_update(host, run_playbook, probe, service: str, version: str, *extra: str, until=None, **kw):
+    """update.yml of ``service`` to ``version`` with api_probes running, until it ends and then
+    ``until(run)`` returned; (the run, the GET probe, the POST probe)."""
+    gets, posts = api_probes(probe)
+    with gets, posts:
+        run = run_playbook("update.yml", "--limit", host.backend.get_hostname(),
+                           "-e", f"service={service}", "-e", f"version={version}", *extra, **kw)
+        if until is not None:
+            until(run)
+    return run, gets, posts
+
+
 def test_a_service_behind_the_registry_is_swapped_start_first_dropping_no_request(host, run_playbook, probe, stack):
     """Issue 11: the new sgivu-user is UP in the registry before the old one leaves service there, and
     the old one stops only once the gateway's cached instance list expired."""
-    gets, posts = api_probes(probe)
     # From inside the execution environment image, as an AWX job template runs it (issue 14).
-    with gets, posts:
-        run = run_playbook("update.yml", "--limit", host.backend.get_hostname(),
-                           "-e", "service=sgivu-user", "-e", f"version={NEXT}", in_ee=True)
+    run, gets, posts = watched_update(host, run_playbook, probe, "sgivu-user", NEXT, in_ee=True)
     assert run.returncode == 0, run.stdout[-3000:]
     assert "ansible-navigator run update.yml" in run.stdout.splitlines()[0]
     assert "Hand over in the registry (new ones UP, old ones out of service, the callers' cache waited out), sgivu-user" in run.stdout
@@ -75,18 +86,73 @@ def test_a_service_behind_the_registry_is_swapped_start_first_dropping_no_reques
     assert len(containers) == 1 and f"/sgivu-user:{NEXT}@sha256:" in containers[0]["Config"]["Image"]
 
 
-def test_a_never_healthy_service_behind_the_registry_leaves_the_old_one_serving(host, run_playbook, probe, stack):
-    before = [c["Id"] for c in service_containers(host, stack, "sgivu-user")]
-    gets, posts = api_probes(probe)
-    with gets, posts:
-        run = run_playbook("update.yml", "--limit", host.backend.get_hostname(),
-                           "-e", "service=sgivu-user", "-e", f"version={NEVER_HEALTHY}", "-e", "health_timeout=20")
+def test_config_is_swapped_start_first_by_its_dns_name_dropping_no_request(host, run_playbook, probe, stack):
+    """Issue 11: sgivu-config, found by its DNS name and read at start-up: its new container starts
+    beside the old one and is healthy before the old one stops."""
+    run, gets, posts = watched_update(host, run_playbook, probe, "sgivu-config", NEXT)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "Start the new containers beside the running ones, healthy before they take traffic, of sgivu-config" in run.stdout
+    for watch in (gets, posts):
+        assert len(watch.results) > 100, "the probe ran too briefly to tell anything"
+        assert watch.failures == []
+    containers = service_containers(host, stack, "sgivu-config")
+    assert len(containers) == 1 and f"/sgivu-config:{NEXT}@sha256:" in containers[0]["Config"]["Image"]
+
+
+@pytest.mark.parametrize("service", ["sgivu-user", "sgivu-config"])
+def test_a_never_healthy_service_behind_the_registry_or_by_dns_name_leaves_the_old_one_serving(
+        host, run_playbook, probe, stack, service):
+    before = [c["Id"] for c in service_containers(host, stack, service)]
+    run, gets, posts = watched_update(host, run_playbook, probe, service, NEVER_HEALTHY, "-e", "health_timeout=20")
     assert run.returncode != 0
-    assert "the new sgivu-user did not become healthy" in run.stdout
+    assert f"the new {service} did not become healthy" in run.stdout
     for watch in (gets, posts):
         assert watch.failures == []
         assert watch.versions == {NEXT}
-    assert [c["Id"] for c in service_containers(host, stack, "sgivu-user")] == before
+    assert [c["Id"] for c in service_containers(host, stack, service)] == before
+
+
+def registry_shows(host, app: str) -> bool:
+    """Whether the registry lists an UP instance of ``app``, read as an operator on the host reads it
+    (its allowlisted /eureka/ route); a registry that keeps its list from the clients answers 403."""
+    out = host.run(f"curl -s -H 'Accept: application/json' -w '\\n%{{http_code}}' http://127.0.0.1/eureka/apps/{app}")
+    body, _, code = out.stdout.rpartition("\n")
+    if code != "200":
+        return False
+    found = json.loads(body)["application"]["instance"]
+    return any(i["status"] == "UP" for i in ([found] if isinstance(found, dict) else found))
+
+
+def wait_until_the_registry_shows_sgivu_user(host, ansible_vars) -> None:
+    """Until the new registry shows its list again, sgivu-user registered there, and the gateway's
+    cached list expired once after that (it fetches the new registry's)."""
+    deadline = time.monotonic() + 120
+    while not registry_shows(host, "SGIVU-USER") and time.monotonic() < deadline:
+        time.sleep(2)
+    assert registry_shows(host, "SGIVU-USER"), "sgivu-user did not register again with the new registry"
+    time.sleep(int(ansible_vars["stack_registry_cache_seconds"]))
+
+
+@pytest.mark.parametrize("version,outcome", [(NEXT, 0), (NEVER_HEALTHY, 1)], ids=["next", "never-healthy"])
+def test_the_registry_itself_is_recreated_without_a_failed_call_through_the_gateway(host, run_playbook, probe, stack,
+                                                                                   ansible_vars, version, outcome):
+    """Issue 11: sgivu-discovery is stop-first (one fixed address). The new registry keeps its list from
+    the clients for its wait when sync is empty (the catalog's 45 s) while every instance registers again
+    at its next renewal; the gateway keeps calling the instances it knew, through the restart and after.
+    A release that never gets healthy is replaced by the last good one again, the same way."""
+    assert registry_shows(host, "SGIVU-USER")
+    before = [c["Id"] for c in service_containers(host, stack, "sgivu-discovery")]
+    run, gets, posts = watched_update(host, run_playbook, probe, "sgivu-discovery", version, "-e", "health_timeout=20",
+                                      until=lambda run: wait_until_the_registry_shows_sgivu_user(host, ansible_vars))
+    assert (run.returncode != 0) == bool(outcome), run.stdout[-3000:]
+    if outcome:
+        assert "sgivu-discovery" in run.stdout and "did not become healthy" in run.stdout
+    for watch in (gets, posts):
+        assert len(watch.results) > 300, "the probe ran too briefly to tell anything"
+        assert watch.failures == []
+    containers = service_containers(host, stack, "sgivu-discovery")
+    assert len(containers) == 1 and f"/sgivu-discovery:{NEXT}@sha256:" in containers[0]["Config"]["Image"]
+    assert containers[0]["Id"] not in before, "the registry was not recreated"
 
 
 def test_dependants_were_left_running(host, stack):
