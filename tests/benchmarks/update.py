@@ -18,7 +18,9 @@ On one bench host with the SGIVU stack deployed, a probe sends a request through
   - services behind the gateway (issue 11): sgivu-user (callers find it in the registry), sgivu-ml
     and sgivu-config (by DNS name), each updated with update.yml (start-first) and then the seed's
     stop-first way (pull, `up -d --no-deps --force-recreate --wait`), with a probe through Nginx
-    and the gateway: time, failed requests.
+    and the gateway: time, failed requests; and the registry itself, sgivu-discovery (stop-first both
+    ways, watched 55 s more: its sync-empty wait and the gateway's cache), then recreated once more
+    the seed's way with Spring Cloud's default open-for-traffic count (1: open at once, empty).
 Run it with `bench/benchmark update`. Figures only; nothing here asserts on a duration.
 """
 from __future__ import annotations
@@ -52,13 +54,14 @@ def playbook(inventory: str, name: str, *args: str, check: bool = True) -> subpr
     return sh("ansible-playbook", "-i", inventory, name, "--limit", HOST, *args, check=check)
 
 
-def watched(url: str, action) -> tuple[float, Probe]:
+def watched(url: str, action, after: float = 1.0) -> tuple[float, Probe]:
+    """Seconds the action took, and a probe of ``url`` from 1 s before it to ``after`` s after it."""
     with Probe(url) as probe:
         time.sleep(1)
         start = time.monotonic()
         action()
         elapsed = time.monotonic() - start
-        time.sleep(1)
+        time.sleep(after)
     return elapsed, probe
 
 
@@ -75,9 +78,9 @@ def main() -> dict:
         ours, ours_probe = watched(url, lambda: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", f"version={NEXT}"))
         set_image = os.path.join(ROOT, "tests", "benchmarks", "set_image.py")
 
-        def point_at(service: str, tag: str) -> None:
+        def point_at(service: str, tag: str, *env: str) -> None:
             image = f"{os.environ['SGIVU_BENCH_REGISTRY']}/sgivu/{service}:{tag}"
-            sh("bash", "-c", f"docker exec -i {HOST} python3 - /opt/sgivu/compose.yml {service} {image} < {set_image}")
+            sh("bash", "-c", f"docker exec -i {HOST} python3 - /opt/sgivu/compose.yml {service} {image} {' '.join(env)} < {set_image}")
 
         def point_gateway_at(tag: str) -> None:
             point_at("sgivu-gateway", tag)
@@ -104,16 +107,26 @@ def main() -> dict:
             baked[label] += ((last.get("bake") or {}).get("sgivu-gateway", {}).get("watched", "-"),)
         back, back_probe = watched(url, lambda: playbook(inventory, "rollback.yml", "-e", "service=sgivu-gateway"))
         # Issue 11: services behind the gateway. update.yml (start-first: the registry for sgivu-user,
-        # Docker's DNS for sgivu-ml), then the seed's stop-first recreate of the same service.
+        # Docker's DNS for sgivu-ml; stop-first for the registry itself), then the seed's stop-first
+        # recreate of the same service.
         behind = {}
-        for service, path in (("sgivu-user", "/v1/users/7"), ("sgivu-ml", "/v1/ml/7"), ("sgivu-config", "/v1/users/7")):
+
+        def recreate(service: str) -> None:
+            sh("docker", "exec", HOST, "bash", "-c", f"{compose} pull -q {service} && {compose} up -d --no-deps --force-recreate --wait {service}")
+
+        for service, path in (("sgivu-user", "/v1/users/7"), ("sgivu-ml", "/v1/ml/7"), ("sgivu-config", "/v1/users/7"),
+                              ("sgivu-discovery", "/v1/users/7")):
             api = f"http://{address}{path}"
-            ours_behind = watched(api, lambda s=service: playbook(inventory, "update.yml", "-e", f"service={s}", "-e", f"version={NEXT}"))
+            # A registry restart shows in the calls only once the gateway's cache expired after it.
+            after = 55.0 if service == "sgivu-discovery" else 1.0
+            ours_behind = watched(api, lambda s=service: playbook(inventory, "update.yml", "-e", f"service={s}", "-e", f"version={NEXT}"), after)
             point_at(service, CATALOG_TAG)
-            raw_behind = watched(api, lambda s=service: sh("docker", "exec", HOST, "bash", "-c",
-                                                            f"{compose} pull -q {s} && {compose} up -d --no-deps --force-recreate --wait {s}"))
-            playbook(inventory, "update.yml", "-e", f"service={service}", "-e", f"version={NEXT}")
+            raw_behind = watched(api, lambda s=service: recreate(s), after)
             behind[service] = (ours_behind, raw_behind)
+            if service == "sgivu-discovery":
+                point_at(service, NEXT, "EUREKA_SERVER_DEFAULTOPENFORTRAFFICCOUNT=1")
+                behind["open at once"] = watched(api, lambda: recreate("sgivu-discovery"), after)
+            playbook(inventory, "update.yml", "-e", f"service={service}", "-e", f"version={NEXT}")
     finally:
         sh("molecule", "destroy", "-s", SCENARIO, check=False)
 
@@ -134,10 +147,13 @@ def main() -> dict:
     print(row("rollback.yml -e service=sgivu-gateway (by digest)", back, back_probe))
     print()
     print("Updating a service behind the gateway, a request through Nginx and the gateway to it every 20 ms")
-    for service, how in (("sgivu-user", "registry"), ("sgivu-ml", "DNS name"), ("sgivu-config", "DNS name, read at start-up")):
+    for service, how in (("sgivu-user", "start-first, callers by registry"), ("sgivu-ml", "start-first, callers by DNS name"),
+                         ("sgivu-config", "start-first, read at start-up"), ("sgivu-discovery", "stop-first, 45 s sync-empty wait")):
         (ours_s, ours_p), (raw_s, raw_p) = behind[service]
-        print(row(f"{service}: update.yml (start-first, callers by {how})", ours_s, ours_p))
+        print(row(f"{service}: update.yml ({how})", ours_s, ours_p))
         print(row(f"{service}: pull + up -d --no-deps --force-recreate --wait", raw_s, raw_p))
+    print(row("sgivu-discovery: the same, registry open at once (Spring's 1)", *behind["open at once"]))
+    print("  (sgivu-discovery rows: the probe ran 55 s past the end of each, the wait and the gateway's cache)")
     return {"update": ours, "scripted_swap": script, "update_failed": len(ours_probe.failures),
             "scripted_failed": len(script_probe.failures)}
 
