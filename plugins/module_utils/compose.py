@@ -339,7 +339,7 @@ def rollout_steps(services: Mapping[str, Mapping[str, Any]], names: Sequence[str
         return ("start-first", wave(name))
 
     steps: List[List[str]] = []
-    for name in names:
+    for name in dict.fromkeys(names):  # each once, in the order first named
         if steps and kind(steps[-1][-1]) == kind(name):
             steps[-1].append(name)
         else:

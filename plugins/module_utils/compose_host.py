@@ -302,6 +302,11 @@ def serving(row: Mapping[str, str]) -> bool:
     return row.get("state") == "running" and health_of(row) in ("healthy", "none")
 
 
+def among(cid: str, ids: Iterable[str]) -> bool:
+    """Whether a container ID is one of ``ids``, each written in full or shortened (``docker ps``)."""
+    return any(i and (cid.startswith(i) or i.startswith(cid)) for i in ids)
+
+
 _PORT = re.compile(r"^(?:(?P<ip>[0-9.]+|\[[0-9a-f:]*\]|::):(?P<public>\d+)->)?(?P<private>\d+)/(?P<proto>\w+)$")
 
 
@@ -923,40 +928,43 @@ class Release:
     def summaries(self) -> List[Dict[str, Any]]:
         return [summary(c, self.name) for c in self.compose.containers()]
 
-    def start_beside(self, expect: Mapping[str, Any], services: Sequence[str], log_lines: int, timeout: int = 0) -> Dict[str, Any]:
+    def start_beside(self, expect: Mapping[str, Any], services: Sequence[str], log_lines: int, timeout: int = 0,
+                     drain: int = 0) -> Dict[str, Any]:
         """Start-first: new containers of ``services`` next to the running ones, healthy before anything else.
 
         Scales each service to twice its replicas without recreating the running containers (one
         Compose call for all of them), then waits until each new container is healthy. When one is
-        not healthy in time, every new container is removed again, so the old ones keep serving,
-        and ComposeError names the late ones with their log lines.
+        not healthy in time, every new container is withdrawn (see :meth:`withdraw`; ``drain``), so
+        the old ones keep serving, and ComposeError names the late ones with their log lines.
         """
+        if not services:
+            raise ComposeError("a start-first swap needs at least one service; none was named. Nothing was changed.")
         project = self.promote_planned(expect)
         old = [c["id"] for c in self.compose.containers() if c["service"] in services and c["state"] == "running"]
         if self.check_mode:
             return {"old": old, "new": [], "containers": self.summaries()}
-        new = self.beside(project, services, old, log_lines, timeout)
+        new = self.beside(project, services, old, log_lines, timeout, drain)
         return {"old": old, "new": new, "containers": self.summaries()}
 
     def beside(self, project: Mapping[str, Any], services: Sequence[str], old: Sequence[str], log_lines: int,
-               timeout: int = 0) -> List[str]:
+               timeout: int = 0, drain: int = 0) -> List[str]:
         """Start new containers of ``services`` from ``project`` next to the ``old`` ones (their
-        running containers' IDs), in one Compose call, and wait until they are healthy; returns
-        their IDs. ``timeout`` seconds (0: the longest deadline of the services). When any is not
-        healthy in time, the new containers of every service are removed and ComposeError names
-        the late ones with their log lines."""
+        running containers' IDs, in full or shortened), in one Compose call, and wait until they are
+        healthy; returns their IDs. ``timeout`` seconds (0: the longest deadline of the services).
+        When any is not healthy in time, the new containers of every service are withdrawn (see
+        :meth:`withdraw`; ``drain``) and ComposeError names the late ones with their log lines."""
         rows = self.compose.containers()
         wanted = {s: replicas(project["services"][s]) for s in services}
         scale = []
         for service in services:
-            running = len([c for c in rows if c["service"] == service and c["id"] in old])
+            running = len([c for c in rows if c["service"] == service and among(c["id"], old)])
             scale += ["--scale", f"{service}={running + wanted[service]}"]
         wait = timeout or max(int(meta(project)["deadlines"].get(s, 120)) for s in services)
         rc, out, err = self.compose.compose("up", "--detach", "--no-deps", "--no-recreate", "--pull", "never",
                                             "--quiet-pull", *scale, *services, check=False)
         deadline = time.monotonic() + wait
         while True:
-            new = [c for c in self.compose.containers() if c["service"] in services and c["id"] not in old]
+            new = [c for c in self.compose.containers() if c["service"] in services and not among(c["id"], old)]
             late = [s for s in services if len([c for c in new if c["service"] == s and serving(c)]) < wanted[s]]
             if rc != 0 or not late or time.monotonic() >= deadline or any(c["state"] == "exited" for c in new):
                 break
@@ -965,18 +973,73 @@ class Release:
             raise self.withdraw(late or list(services), [c["id"] for c in new], log_lines,
                                 "the new {0} did not become healthy within {1} s{2}".format(
                                     ", ".join(late or services), wait,
-                                    "" if rc == 0 else " (" + brief(err or out, self.compose.secrets, 400) + ")"), "never stopped")
+                                    "" if rc == 0 else " (" + brief(err or out, self.compose.secrets, 400) + ")"),
+                                "never stopped", project, drain)
         return [c["id"] for c in new]
 
-    def withdraw(self, services: Sequence[str], new: Sequence[str], log_lines: int, why: str, old_state: str) -> ComposeError:
+    def withdraw(self, services: Sequence[str], new: Sequence[str], log_lines: int, why: str, old_state: str,
+                 project: Optional[Mapping[str, Any]] = None, drain: int = 0) -> ComposeError:
         """A start-first swap that failed before the old containers stepped aside: ComposeError naming
         the ``new`` ones of ``services`` (states, log lines); every ``new`` one is then removed, the old
-        ones ``old_state``."""
+        ones ``old_state``.
+
+        A new container that serves (healthy) and whose service has a registry may be registered UP
+        there, and a caller may have it in its cached list already (another service of the step was
+        the late one): it leaves the registry first (OUT_OF_SERVICE, then ``drain`` seconds, the
+        callers' cache), then gets SIGTERM (its client cancels); the others are removed at once.
+        """
         error = self.failure(services, log_lines, why, only=list(new))
+        rows = [c for c in self.compose.containers() if among(c["id"], new)]
+        project = project if project is not None else load_project(self.path(LIVE))
+        found, where = self.registries(project, sorted({c["service"] for c in rows if serving(c)}), [c["id"] for c in rows])
+        if found:
+            ready = [c for c in rows if serving(c) and c["service"] in found]
+            taken = []
+            for service, (base, _) in found.items():
+                try:
+                    taken += registry.take_out_of_service(base, service, [where[c["id"]] for c in ready
+                                                                          if c["service"] == service and c["id"] in where])
+                except registry.RegistryError:
+                    pass  # its graceful stop still cancels it
+            if taken and drain > 0:
+                time.sleep(drain)
+            self.compose.docker("stop", "--time", "30", *[c["id"] for c in ready], what="stopping the new containers")
         if new:
             self.compose.docker("rm", "--force", *new, what="removing the new containers")
-        error.msg += " They were removed; the running ones {0}.".format(old_state)
+        others = sorted({c["service"] for c in rows} - set(services))
+        error.msg += " They were removed{0}; the running ones {1}.".format(
+            ", as were the new ones of " + ", ".join(others) if others else "", old_state)
         return error
+
+    def registries(self, project: Mapping[str, Any], services: Sequence[str],
+                   also: Sequence[str] = ()) -> Tuple[Dict[str, Tuple[str, str]], Dict[str, str]]:
+        """Where each of ``services`` with ``EUREKA_URL`` (in the project) is registered: service ->
+        (the URL to call, the URL shown: without user and password); a registry that is a service of
+        the project is called at its container's address, its user and password kept. And the
+        addresses of the containers of ``also`` (ID -> address), from the same ``docker inspect``.
+        ComposeError when a URL's port is not a number."""
+        urls = {s: str((project["services"][s].get("environment") or {}).get("EUREKA_URL") or "") for s in services}
+        behind = [s for s in services if urls[s]]
+        if not behind:
+            return {}, {}
+        rows = self.compose.containers()
+        parts, ports = {}, {}
+        for service in behind:
+            parts[service] = urlsplit(urls[service])
+            try:
+                ports[service] = parts[service].port
+            except ValueError:
+                raise ComposeError("the EUREKA_URL of {0} has no valid port.".format(service), failed_services=[service]) from None
+        server = {s: [c["id"] for c in rows if c["service"] == parts[s].hostname and c["state"] == "running"][:1] for s in behind}
+        where = self.addresses(list(also) + [i for s in behind for i in server[s]])
+        found: Dict[str, Tuple[str, str]] = {}
+        for service in behind:
+            part, port = parts[service], ports[service]
+            user = part.netloc.rpartition("@")[0]
+            host = "{0}:{1}".format(where[server[service][0]], port or 80) if server[service] else part.netloc.rpartition("@")[2]
+            found[service] = (urlunsplit(part._replace(netloc=(user + "@" if user else "") + host)),
+                              urlunsplit(part._replace(netloc=(part.hostname or "") + (":%d" % port if port else ""))))
+        return found, where
 
     def drain(self, services: Sequence[str], old: Sequence[str], log_lines: int, timeout: int = 0, seconds: int = 0) -> Dict[str, Any]:
         """The hand-over of a start-first swap of services that callers find in a registry.
@@ -988,51 +1051,48 @@ class Release:
         returning, so that the caller may stop them. Without a registry a service's callers find it
         by its DNS name, where the new containers are as soon as they run: nothing to wait for.
         When a new container does not register UP within ``timeout`` seconds (0: the longest
-        deadline of the services), the new containers of every service are removed, the old ones
-        having never left service, and ComposeError says so.
+        deadline of the services), the new containers of every service are withdrawn (those that
+        registered leave the registry first, ``seconds``), the old ones having never left service,
+        and ComposeError says so.
         """
+        if not services:
+            raise ComposeError("a registry hand-over needs at least one service; none was named. Nothing was changed.")
         project = load_project(self.path(LIVE))
-        urls = {s: str((project["services"][s].get("environment") or {}).get("EUREKA_URL") or "") for s in services}
-        behind = [s for s in services if urls[s]]
         rows = self.compose.containers()
-        new = {s: [c["id"] for c in rows if c["service"] == s and c["id"] not in old and c["state"] == "running"] for s in services}
+        new = {s: [c["id"] for c in rows if c["service"] == s and not among(c["id"], old) and c["state"] == "running"]
+               for s in services}
         done: Dict[str, Any] = {"registry": None, "registered": [], "out_of_service": [], "drained": 0}
-        if not behind or self.check_mode:
+        if self.check_mode:
+            return dict(done, containers=self.summaries())
+        mine = {c["id"]: c["service"] for c in rows if among(c["id"], old)}
+        # One inspect: where the registries are, and the addresses they know the instances by.
+        found, where = self.registries(project, services, [i for s in services for i in new[s]] + list(mine))
+        behind = [s for s in services if s in found]
+        if not behind:
             return dict(done, containers=self.summaries())
         alone = [s for s in behind if not new[s]]
         if alone:  # never take every instance out of service
             raise ComposeError("no new container of {0} runs beside the old ones; they stay in service.".format(", ".join(alone)),
                                failed_services=alone)
-        parts = {s: urlsplit(urls[s]) for s in behind}
-        # A registry that is a service of the project is reached at its container's address: one
-        # inspect gives those and the addresses the registry knows the instances by.
-        server = {s: [c["id"] for c in rows if c["service"] == parts[s].hostname and c["state"] == "running"][:1] for s in behind}
-        where = self.addresses([i for s in behind for i in new[s] + server[s]] + list(old))
-        base = {s: urlunsplit(parts[s]._replace(netloc="{0}:{1}".format(where[server[s][0]], parts[s].port or 80)))
-                if server[s] else urls[s] for s in behind}
-        # Shown without any user:password it may hold.
-        shown = {s: urlunsplit(parts[s]._replace(netloc=(parts[s].hostname or "") + (":%d" % parts[s].port if parts[s].port else "")))
-                 for s in behind}
-        done["registry"] = ", ".join(sorted(set(shown.values())))
+        done["registry"] = ", ".join(sorted({found[s][1] for s in behind}))
         wait = timeout or max(int(meta(project)["deadlines"].get(s, 120)) for s in behind)
         deadline = time.monotonic() + wait
         for service in behind:
             try:
-                done["registered"] += registry.wait_up(base[service], service, [where[c] for c in new[service]],
+                done["registered"] += registry.wait_up(found[service][0], service, [where[c] for c in new[service]],
                                                        max(1, math.ceil(deadline - time.monotonic())))
             except registry.RegistryError as error:
                 raise self.withdraw([service], [i for s in services for i in new[s]], log_lines,
                                     "the new {0} did not register UP with its registry {1} within {2} s ({3})".format(
-                                        service, shown[service], wait, error), "never left service") from None
-        mine = {c["id"]: c["service"] for c in rows}
+                                        service, found[service][1], wait, error), "never left service", project, seconds) from None
         for service in behind:
             try:
                 done["out_of_service"] += registry.take_out_of_service(
-                    base[service], service, [where[c] for c in old if c in where and mine.get(c) == service])
+                    found[service][0], service, [where[c] for c, s in mine.items() if s == service and c in where])
             except registry.RegistryError as error:
                 raise ComposeError("taking the old {0} out of service in its registry {1} failed: {2}. Both the old and the new "
                                    "containers run; the old ones of {0} are still in service{3}.".format(
-                                       service, shown[service], error,
+                                       service, found[service][1], error,
                                        "" if service == behind[0] else ", those of " + ", ".join(behind[:behind.index(service)])
                                        + " left it"), failed_services=[service]) from None
         if done["out_of_service"] and seconds > 0:

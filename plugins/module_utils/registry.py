@@ -21,6 +21,8 @@ Runs on the host with the Python standard library; nothing here imports Ansible.
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import time
 import urllib.error
@@ -37,16 +39,31 @@ class RegistryError(Exception):
 
 
 def http_call(method: str, url: str, timeout: float = 5.0) -> Tuple[int, str]:
-    """One request to the registry: (HTTP status, body), status 0 when it could not be reached."""
-    request = urllib.request.Request(url, method=method, headers={"Accept": "application/json"},
-                                     data=b"" if method in ("PUT", "POST") else None)
+    """One request to the registry: (HTTP status, body), status 0 when it could not be reached.
+
+    A user and password in the URL (``http://user:password@host:8761/eureka``, as Eureka clients
+    write their defaultZone) go as HTTP basic authentication, never in the request line; what
+    comes back when the call fails names the error's kind, never the URL."""
+    parts = urllib.parse.urlsplit(url)
+    headers = {"Accept": "application/json"}
+    userinfo, _, host = parts.netloc.rpartition("@")
+    if userinfo:
+        user, _, password = userinfo.partition(":")
+        credentials = urllib.parse.unquote(user) + ":" + urllib.parse.unquote(password)
+        headers["Authorization"] = "Basic " + base64.b64encode(credentials.encode("utf-8")).decode("ascii")
+        url = urllib.parse.urlunsplit(parts._replace(netloc=host))
+    request = urllib.request.Request(url, method=method, headers=headers, data=b"" if method in ("PUT", "POST") else None)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode("utf-8", "replace")
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode("utf-8", "replace")
-    except (OSError, ValueError) as error:
+    except urllib.error.URLError as error:  # refused, no such host, timed out: the OS's words name no URL
+        return 0, str(error.reason) if isinstance(error.reason, OSError) else "URLError"
+    except OSError as error:
         return 0, str(error)
+    except (ValueError, http.client.HTTPException) as error:  # a malformed URL: its text may hold the password
+        return 0, type(error).__name__
 
 
 def instances(base: str, service: str, call: Call = http_call) -> List[Dict[str, Any]]:

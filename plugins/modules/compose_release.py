@@ -24,7 +24,8 @@ description:
   - C(started_beside) is the start-first half of a swap - it promotes the planned candidate and starts new
     containers of each of C(services) next to the running ones (twice its replicas in all, without recreating
     the running ones; one Compose call for all of them), and returns once the new ones are healthy; when one does
-    not become healthy in time, every new container is removed, so the running ones never stop. C(retired) stops containers gracefully
+    not become healthy in time, every new container is removed, so the running ones never stop (one that serves and
+    may be registered UP leaves its registry first, C(drain) seconds, and stops gracefully). C(retired) stops containers gracefully
     (SIGTERM and a grace period) and removes them - the caller moves traffic between the two.
   - C(drained) is the hand-over of a start-first swap of services their callers find in a registry (Eureka,
     C(EUREKA_URL) in a service's environment; a project service named there is reached at its container's
@@ -118,6 +119,8 @@ options:
     description:
       - C(state=drained) seconds to wait after the old containers left service, before the module returns - the
         longest time a caller keeps the instance list it fetched (Spring Cloud LoadBalancer's cache, 35 s by default).
+      - C(state=started_beside) or C(drained), when the swap fails - the seconds a new container that serves (another
+        service of the step was late) waits after it left its registry, before it stops.
     type: int
     default: 35
   release:
@@ -318,7 +321,8 @@ def main() -> None:
         elif p["state"] == "applied":
             module.exit_json(changed=True, **release.apply(p["expect"], p["services"], p["log_lines"], p["timeout"]))
         elif p["state"] == "started_beside":
-            module.exit_json(changed=True, **release.start_beside(p["expect"], p["services"], p["log_lines"], p["timeout"]))
+            module.exit_json(changed=True, **release.start_beside(p["expect"], p["services"], p["log_lines"], p["timeout"],
+                                                                  max(0, p["drain"])))
         elif p["state"] == "drained":
             done = release.drain(p["services"], p["containers"], p["log_lines"], p["timeout"], max(0, p["drain"]))
             module.exit_json(changed=bool(done["out_of_service"]), **done)

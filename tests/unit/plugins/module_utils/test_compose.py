@@ -246,3 +246,4 @@ def test_a_rollout_swaps_start_first_services_of_one_wave_together_published_one
         ["sgivu-config"], ["sgivu-auth"], ["sgivu-client", "sgivu-purchase-sale", "sgivu-user", "sgivu-vehicle"],
         ["sgivu-gateway"], ["sgivu-ml"]]
     assert rollout_steps(sgivu, ["sgivu-config", "sgivu-user"]) == [["sgivu-config"], ["sgivu-user"]]
+    assert rollout_steps(sgivu, ["sgivu-user", "sgivu-client", "sgivu-user"]) == [["sgivu-user", "sgivu-client"]]

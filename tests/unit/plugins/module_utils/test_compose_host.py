@@ -1044,9 +1044,11 @@ def test_drain_waits_for_the_new_instance_takes_the_old_out_and_waits_the_caller
         out=(base, service, addresses)) or ["old-id"])
     monkeypatch.setattr(time, "sleep", lambda seconds: seen.update(slept=seconds))
     done = Release(drain_host(tmp_path), str(tmp_path), "sgivu").drain(["sgivu-user"], ["old"], 20, 0, 35)
-    # The registry is reached at the discovery container's address, its password never shown.
-    assert seen == {"up": ("http://172.30.0.3:8761/eureka", "sgivu-user", ["172.30.0.9"], 7),
-                    "out": ("http://172.30.0.3:8761/eureka", "sgivu-user", ["172.30.0.8"]), "slept": 35}
+    # The registry is reached at the discovery container's address with its user and password (basic
+    # auth, registry.http_call), which are never shown.
+    assert seen == {"up": ("http://eureka:pw@172.30.0.3:8761/eureka", "sgivu-user", ["172.30.0.9"], 7),
+                    "out": ("http://eureka:pw@172.30.0.3:8761/eureka", "sgivu-user", ["172.30.0.8"]), "slept": 35}
+    assert "pw" not in json.dumps(done)
     assert (done["registry"], done["registered"], done["out_of_service"], done["drained"]) == (
         "http://sgivu-discovery:8761/eureka", ["new-id"], ["old-id"], 35)
 
@@ -1061,7 +1063,8 @@ def test_a_new_instance_that_never_registers_up_is_removed_and_the_old_stays_in_
     def never(base, service, addresses, timeout):
         raise registry.RegistryError("no instance UP at 172.30.0.9")
     monkeypatch.setattr(registry, "wait_up", never)
-    monkeypatch.setattr(registry, "take_out_of_service", lambda *args: pytest.fail("the old one left service"))
+    taken = []
+    monkeypatch.setattr(registry, "take_out_of_service", lambda base, service, addresses: taken.append(addresses) or [])
     run = drain_host(tmp_path)
     with pytest.raises(ComposeError) as error:
         Release(run, str(tmp_path), "sgivu").drain(["sgivu-user"], ["old"], 20, 9, 35)
@@ -1069,7 +1072,8 @@ def test_a_new_instance_that_never_registers_up_is_removed_and_the_old_stays_in_
                                       "http://sgivu-discovery:8761/eureka within 9 s (no instance UP at 172.30.0.9): ")
     assert error.value.msg.endswith(" They were removed; the running ones never left service.")
     assert ["docker", "rm", "--force", "new"] in run.calls
-    assert not any("old" in call and call[:2] == ["docker", "rm"] for call in run.calls)
+    assert not any("old" in call and call[:2] in (["docker", "rm"], ["docker", "stop"]) for call in run.calls)
+    assert taken == [["172.30.0.9"]]  # only the new one, healthy, leaves the registry (if it is there)
 
 
 def test_drain_without_a_new_container_takes_nothing_out_of_service(tmp_path, monkeypatch):
@@ -1103,13 +1107,23 @@ def test_when_one_of_several_never_registers_every_new_container_goes_and_no_old
             raise registry.RegistryError("no instance UP at 172.30.0.11")
         return [service]
     monkeypatch.setattr(registry, "wait_up", up)
-    monkeypatch.setattr(registry, "take_out_of_service", lambda *args: pytest.fail("an old one left service"))
+    taken, slept = [], []
+    monkeypatch.setattr(registry, "take_out_of_service", lambda base, service, addresses: taken.append(
+        (service, addresses)) or [service + "-new"])
+    monkeypatch.setattr(time, "sleep", slept.append)
     run = drain_host(tmp_path)
     with pytest.raises(ComposeError) as error:
         Release(run, str(tmp_path), "sgivu").drain(["sgivu-user", "sgivu-client"], ["old", "cold"], 20, 0, 35)
     assert error.value.msg.startswith("the new sgivu-client did not register UP with its registry")
+    assert error.value.msg.endswith(" They were removed, as were the new ones of sgivu-user; the running ones never left service.")
     assert error.value.details["failed_services"] == ["sgivu-client"]
-    assert ["docker", "rm", "--force", "new", "cnew"] in run.calls
+    # The new sgivu-user was UP, maybe in the gateway's list already: it leaves the registry, the
+    # callers' cache passes, and it stops gracefully (its client cancels) before it is removed.
+    assert taken == [("sgivu-client", ["172.30.0.11"]), ("sgivu-user", ["172.30.0.9"])]
+    assert slept == [35]
+    stops = [call for call in run.calls if call[:2] == ["docker", "stop"]]
+    assert stops == [["docker", "stop", "--time", "30", "new", "cnew"]]
+    assert run.calls.index(stops[0]) < run.calls.index(["docker", "rm", "--force", "new", "cnew"])
 
 
 def beside_host(tmp_path: Path, late: str = "") -> FakeRun:
@@ -1147,5 +1161,23 @@ def test_when_one_of_several_is_not_healthy_in_time_every_new_container_goes_and
             load_project(str(tmp_path / "compose.yml")), ["sgivu-user", "sgivu-client"], ["old", "cold"], 5)
     # The wait is the longest deadline of the two (2 s); only the late one is named.
     assert error.value.msg.startswith("the new sgivu-client did not become healthy within 2 s: sgivu-client (")
-    assert error.value.msg.endswith(" They were removed; the running ones never stopped.")
+    assert error.value.msg.endswith(" They were removed, as were the new ones of sgivu-user; the running ones never stopped.")
     assert ["docker", "rm", "--force", "new", "cnew"] in run.calls
+
+
+def test_a_swap_or_a_hand_over_of_no_service_is_refused_before_anything_changes(tmp_path):
+    run = beside_host(tmp_path)
+    release = Release(run, str(tmp_path), "sgivu")
+    for call in (lambda: release.start_beside({}, [], 5), lambda: release.drain([], ["old"], 5)):
+        with pytest.raises(ComposeError, match="needs at least one service; none was named. Nothing was changed."):
+            call()
+    assert run.calls == []
+
+
+def test_drain_knows_the_old_containers_by_their_short_ids_too(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(registry, "wait_up", lambda base, service, addresses, timeout: seen.append(addresses) or ["n"])
+    monkeypatch.setattr(registry, "take_out_of_service", lambda base, service, addresses: seen.append(addresses) or ["o"])
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    Release(drain_host(tmp_path), str(tmp_path), "sgivu").drain(["sgivu-user"], ["ol"], 20, 0, 35)
+    assert seen == [["172.30.0.9"], ["172.30.0.8"]]  # "ol" is the old one: waited for the new, took out the old

@@ -6,8 +6,11 @@ unknown app, status overrides), from a dict of instances.
 
 from __future__ import annotations
 
+import base64
+import http.server
 import json
 import re
+import threading
 from typing import Dict, List, Tuple
 
 import pytest
@@ -110,3 +113,40 @@ def test_a_refused_override_is_an_error_naming_the_instance():
 def test_an_answer_that_is_not_eureka_json_is_an_error():
     with pytest.raises(registry.RegistryError, match="did not answer Eureka's JSON"):
         registry.instances(BASE, "sgivu-user", lambda method, url: (200, "<html>"))
+
+
+def test_http_call_sends_the_url_s_user_and_password_as_basic_auth_never_in_the_request_line():
+    seen = {}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            seen.update(path=self.path, auth=self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    server.timeout = 10
+    thread = threading.Thread(target=server.handle_request)
+    thread.start()
+    try:
+        url = "http://eu%40reka:p%3As@ss@127.0.0.1:" + str(server.server_port) + "/eureka/apps/SGIVU-USER"
+        assert registry.http_call("GET", url) == (200, "{}")
+    finally:
+        thread.join(10)
+        server.server_close()
+    assert seen == {"path": "/eureka/apps/SGIVU-USER",
+                    "auth": "Basic " + base64.b64encode("eu@reka:p:s@ss".encode()).decode()}
+
+
+@pytest.mark.parametrize("url", [
+    "http://eureka:s3cr3t-pw@127.0.0.1:1/eureka/apps/X",    # refused, credentials taken off first
+    "http://eureka:s3cr3t-pw/x@127.0.0.1:1/eureka/apps/X",  # '/' unencoded in the password: http.client's InvalidURL
+    "http://127.0.0.1:1/eureka/apps/X?s3cr3t-pw",            # refused
+])
+def test_a_failed_call_names_the_error_never_the_url_or_its_password(url):
+    status, text = registry.http_call("GET", url, timeout=2)
+    assert status == 0 and text and "s3cr3t" not in text
