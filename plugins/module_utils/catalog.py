@@ -119,6 +119,7 @@ __all__ = [
     "check_bake",
     "stack_bake_problems",
     "start_waves",
+    "wave_numbers",
     "validate_catalog",
     "validate_services",
 ]
@@ -886,6 +887,20 @@ def enabled_routes(routes: Any, services: Any) -> List[Dict[str, Any]]:
     return [r for r in normalize_routes(routes, services) if normalised[r["service"]]["enabled"]]
 
 
+def wave_numbers(services: Mapping[str, Mapping[str, Any]]) -> Dict[str, int]:
+    """Each service's start-up wave in a validated catalog (cycles are ruled out): 0 with no
+    dependencies, else one after the last of its dependencies among ``services``."""
+    wave_of: Dict[str, int] = {}
+
+    def wave(name: str) -> int:
+        if name not in wave_of:
+            deps = [d for d in services[name].get("depends_on") or [] if d in services]
+            wave_of[name] = 1 + max((wave(d) for d in deps), default=-1)
+        return wave_of[name]
+
+    return {name: wave(name) for name in services}
+
+
 def start_waves(services: Any) -> List[List[str]]:
     """Enabled services in start order.
 
@@ -893,19 +908,13 @@ def start_waves(services: Any) -> List[List[str]]:
     wave after the last of its dependencies. Names are sorted within a wave.
     """
     normalised = validate_services(services)
+    # Validation has ruled out dependencies on disabled services.
     enabled = {name: svc for name, svc in normalised.items() if svc["enabled"]}
-    wave_of: Dict[str, int] = {}
-
-    def wave(name: str) -> int:
-        # Validation has ruled out cycles and dependencies on disabled services.
-        if name not in wave_of:
-            deps = enabled[name]["depends_on"]
-            wave_of[name] = 1 + max((wave(d) for d in deps), default=-1)
-        return wave_of[name]
+    wave_of = wave_numbers(enabled)
 
     waves: List[List[str]] = []
     for name in sorted(enabled):
-        idx = wave(name)
+        idx = wave_of[name]
         while len(waves) <= idx:
             waves.append([])
         waves[idx].append(name)

@@ -33,6 +33,8 @@ import ipaddress
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import wave_numbers
+
 __all__ = ["render_project", "static_addresses", "upstreams", "image_refs", "effective_images",
            "live_upstreams", "update_targets", "pins_for", "env_file_path"]
 
@@ -323,12 +325,7 @@ def rollout_steps(services: Mapping[str, Mapping[str, Any]], names: Sequence[str
     * Consecutive stop-first services share a step: they are recreated in one health-gated start,
       in start-up order, instead of one after another.
     """
-    depth: Dict[str, int] = {}
-
-    def wave(name: str) -> int:
-        if name not in depth:
-            depth[name] = 1 + max((wave(d) for d in services[name].get("depends_on") or [] if d in services), default=-1)
-        return depth[name]
+    wave = wave_numbers(services)
 
     def kind(name: str) -> Tuple[Any, ...]:
         svc = services[name]
@@ -336,7 +333,7 @@ def rollout_steps(services: Mapping[str, Mapping[str, Any]], names: Sequence[str
             return ("stop-first",)
         if svc.get("publish"):
             return ("published", name)
-        return ("start-first", wave(name))
+        return ("start-first", wave[name])
 
     steps: List[List[str]] = []
     for name in dict.fromkeys(names):  # each once, in the order first named

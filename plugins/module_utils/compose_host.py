@@ -989,9 +989,10 @@ class Release:
         callers' cache), then gets SIGTERM (its client cancels); the others are removed at once.
         """
         error = self.failure(services, log_lines, why, only=list(new))
-        rows = [c for c in self.compose.containers() if among(c["id"], new)]
+        everyone = self.compose.containers()
+        rows = [c for c in everyone if among(c["id"], new)]
         project = project if project is not None else load_project(self.path(LIVE))
-        found, where = self.registries(project, sorted({c["service"] for c in rows if serving(c)}), [c["id"] for c in rows])
+        found, where = self.registries(project, sorted({c["service"] for c in rows if serving(c)}), [c["id"] for c in rows], everyone)
         if found:
             ready = [c for c in rows if serving(c) and c["service"] in found]
             taken = []
@@ -1011,18 +1012,18 @@ class Release:
             ", as were the new ones of " + ", ".join(others) if others else "", old_state)
         return error
 
-    def registries(self, project: Mapping[str, Any], services: Sequence[str],
-                   also: Sequence[str] = ()) -> Tuple[Dict[str, Tuple[str, str]], Dict[str, str]]:
+    def registries(self, project: Mapping[str, Any], services: Sequence[str], also: Sequence[str],
+                   rows: Sequence[Mapping[str, str]]) -> Tuple[Dict[str, Tuple[str, str]], Dict[str, str]]:
         """Where each of ``services`` with ``EUREKA_URL`` (in the project) is registered: service ->
         (the URL to call, the URL shown: without user and password); a registry that is a service of
         the project is called at its container's address, its user and password kept. And the
         addresses of the containers of ``also`` (ID -> address), from the same ``docker inspect``.
+        ``rows``: the project's containers (Compose.containers), where a registry service is found.
         ComposeError when a URL's port is not a number."""
         urls = {s: str((project["services"][s].get("environment") or {}).get("EUREKA_URL") or "") for s in services}
         behind = [s for s in services if urls[s]]
         if not behind:
             return {}, {}
-        rows = self.compose.containers()
         parts, ports = {}, {}
         for service in behind:
             parts[service] = urlsplit(urls[service])
@@ -1066,7 +1067,7 @@ class Release:
             return dict(done, containers=self.summaries())
         mine = {c["id"]: c["service"] for c in rows if among(c["id"], old)}
         # One inspect: where the registries are, and the addresses they know the instances by.
-        found, where = self.registries(project, services, [i for s in services for i in new[s]] + list(mine))
+        found, where = self.registries(project, services, [i for s in services for i in new[s]] + list(mine), rows)
         behind = [s for s in services if s in found]
         if not behind:
             return dict(done, containers=self.summaries())
@@ -1179,7 +1180,7 @@ class Release:
     def retire(self, containers: Sequence[str], grace: int = 30) -> Dict[str, Any]:
         """Stop containers gracefully (SIGTERM, then ``grace`` seconds to finish) and remove them."""
         mine = {c["id"] for c in self.compose.containers()}
-        gone = [c for c in containers if c in mine or any(i.startswith(c) for i in mine)]
+        gone = [c for c in containers if among(c, mine)]
         if gone and not self.check_mode:
             self.compose.docker("stop", "--time", str(grace), *gone, what="stopping the old containers")
             self.compose.docker("rm", *gone, what="removing the old containers")
