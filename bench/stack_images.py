@@ -100,6 +100,7 @@ def service_env(name: str, svc: dict, services: dict, routes: Optional[Dict[str,
         env["STANDIN_ROUTES"] = ",".join(f"{prefix}={route_uri(name, callee, services)}"
                                          for prefix, callee in sorted(routes.items()))
         env["STANDIN_LB_CACHE_TTL"] = str(cache_seconds)
+        env["STANDIN_DNS_CACHE_TTL"] = str(cache_seconds)
     if svc.get("kind") == "sidecar" and "AWS_XRAY_DAEMON_ADDRESS" in (svc.get("provides_env") or {}):
         # The X-Ray daemon: segments over UDP on its port, listed at GET /segments on the same TCP port.
         env["STANDIN_XRAY_DAEMON"] = "true"

@@ -916,6 +916,7 @@ class Release:
             changed = [s for s in project["services"] if s in wanted]
             started = self.up(project, changed, log_lines, timeout) if changed else []
         removed = [] if only else self.remove_orphans(project)
+        self.rejoin_names(project, started)
         if not self.check_mode and os.path.exists(self.path(LEGACY_ENV)):
             os.unlink(self.path(LEGACY_ENV))
         return {"started": started, "removed": removed, "containers": self.summaries()}
@@ -1042,19 +1043,24 @@ class Release:
                               urlunsplit(part._replace(netloc=(part.hostname or "") + (":%d" % port if port else ""))))
         return found, where
 
-    def drain(self, services: Sequence[str], old: Sequence[str], log_lines: int, timeout: int = 0, seconds: int = 0) -> Dict[str, Any]:
-        """The hand-over of a start-first swap of services that callers find in a registry.
+    def drain(self, services: Sequence[str], old: Sequence[str], log_lines: int, timeout: int = 0, seconds: int = 0,
+              dns_seconds: int = 0) -> Dict[str, Any]:
+        """The hand-over of a start-first swap of unpublished services, from the ``old`` containers
+        to the new ones (running containers of the services not in ``old``), so that the caller may
+        then stop the old ones without a failed call.
 
         For each of ``services`` with ``EUREKA_URL`` in its environment (its registry; a project
         service named there is reached at its container's address): waits until each new container
-        (a running one of the service not in ``old``) is registered UP; then sets the ``old`` ones
-        OUT_OF_SERVICE, and waits ``seconds`` once (the callers' cache of the instance list) before
-        returning, so that the caller may stop them. Without a registry a service's callers find it
-        by its DNS name, where the new containers are as soon as they run: nothing to wait for.
+        is registered UP; then sets the old ones OUT_OF_SERVICE. Every other service is found by
+        its callers under its DNS name (Docker's, the service name): its old containers leave that
+        name (leave_dns) and serve on at their address until they stop. Then waits once, ``seconds``
+        (the callers' cache of the instance list) when a registry took one out, ``dns_seconds``
+        (the callers' DNS cache) when a name lost one, the longer of the two when both did.
         When a new container does not register UP within ``timeout`` seconds (0: the longest
         deadline of the services), the new containers of every service are withdrawn (those that
-        registered leave the registry first, ``seconds``), the old ones having never left service,
-        and ComposeError says so.
+        registered leave the registry first, ``seconds``), the old ones having never left service
+        nor their name, and ComposeError says so. A service with no new container running is
+        refused before anything changes: its old ones never leave service.
         """
         if not services:
             raise ComposeError("a registry hand-over needs at least one service; none was named. Nothing was changed.")
@@ -1062,19 +1068,32 @@ class Release:
         rows = self.compose.containers()
         new = {s: [c["id"] for c in rows if c["service"] == s and not among(c["id"], old) and c["state"] == "running"]
                for s in services}
-        done: Dict[str, Any] = {"registry": None, "registered": [], "out_of_service": [], "drained": 0}
+        done: Dict[str, Any] = {"registry": None, "registered": [], "out_of_service": [], "left_dns": [], "drained": 0}
         if self.check_mode:
             return dict(done, containers=self.summaries())
         mine = {c["id"]: c["service"] for c in rows if among(c["id"], old)}
-        # One inspect: where the registries are, and the addresses they know the instances by.
-        found, where = self.registries(project, services, [i for s in services for i in new[s]] + list(mine), rows)
-        behind = [s for s in services if s in found]
-        if not behind:
-            return dict(done, containers=self.summaries())
-        alone = [s for s in behind if not new[s]]
+        alone = [s for s in services if not new[s] and s in mine.values()]
         if alone:  # never take every instance out of service
             raise ComposeError("no new container of {0} runs beside the old ones; they stay in service.".format(", ".join(alone)),
                                failed_services=alone)
+        # One inspect: where the registries are, and the addresses they know the instances by.
+        found, where = self.registries(project, services, [i for s in services for i in new[s]] + list(mine), rows)
+        behind = [s for s in services if s in found]
+        if behind:
+            self.hand_over(done, project, services, behind, new, mine, found, where, log_lines, timeout, seconds)
+        named = [s for s in services if s not in found]
+        done["left_dns"] = self.leave_dns({c: s for c, s in mine.items() if s in named})
+        wait = max(seconds if done["out_of_service"] else 0, dns_seconds if done["left_dns"] else 0)
+        if wait > 0:
+            time.sleep(wait)
+            done["drained"] = wait
+        return dict(done, containers=self.summaries())
+
+    def hand_over(self, done: Dict[str, Any], project: Mapping[str, Any], services: Sequence[str], behind: Sequence[str],
+                  new: Mapping[str, List[str]], mine: Mapping[str, str], found: Mapping[str, Tuple[str, str]],
+                  where: Mapping[str, str], log_lines: int, timeout: int, seconds: int) -> None:
+        """drain's registry part, for the services ``behind`` a registry: the new instances UP, then
+        the old ones OUT_OF_SERVICE; ``done`` gets what was done."""
         done["registry"] = ", ".join(sorted({found[s][1] for s in behind}))
         wait = timeout or max(int(meta(project)["deadlines"].get(s, 120)) for s in behind)
         deadline = time.monotonic() + wait
@@ -1096,10 +1115,71 @@ class Release:
                                        service, found[service][1], error,
                                        "" if service == behind[0] else ", those of " + ", ".join(behind[:behind.index(service)])
                                        + " left it"), failed_services=[service]) from None
-        if done["out_of_service"] and seconds > 0:
-            time.sleep(seconds)
-            done["drained"] = seconds
-        return dict(done, containers=self.summaries())
+
+    def rejoin_names(self, project: Mapping[str, Any], services: Sequence[str]) -> List[str]:
+        """Give each running container of ``services`` its service's DNS name back where it lacks it
+        on a network of the project (it left the name in a start-first hand-over whose run was
+        killed before it stopped, and Compose kept it when it scaled the service down): it leaves
+        the network and joins it again at the same address with the name among its aliases.
+        Returns the IDs (12 characters); in check mode nothing changes."""
+        if not services or self.check_mode:
+            return []
+        rows = [c for c in self.compose.containers() if c["service"] in services and c["state"] == "running"]
+        if not rows:
+            return []
+        out = self.compose.docker("inspect", "--format", "{{.Id}} {{json .NetworkSettings.Networks}}", *[c["id"] for c in rows],
+                                  what="inspecting the containers' networks")
+        rejoined = []
+        for line in out.splitlines():
+            cid, _, networks = line.partition(" ")
+            service = next((c["service"] for c in rows if among(c["id"], [cid])), None)
+            if service is None or not networks.strip():
+                continue
+            svc = project["services"].get(service) or {}
+            names = {str((project.get("networks") or {}).get(k, {}).get("name") or k) for k in (svc.get("networks") or {})}
+            for network, settings in sorted((json.loads(networks) or {}).items()):
+                if network not in names or service in ((settings or {}).get("Aliases") or []):
+                    continue
+                address = settings.get("IPAddress") or ""
+                what = "giving {0} ({1}) its name back on {2}".format(service, cid[:12], network)
+                self.compose.docker("network", "disconnect", network, cid, what=what)
+                self.compose.docker("network", "connect", *(["--ip", address] if address else []), "--alias", service,
+                                    network, cid, what=what)
+                rejoined.append(cid[:12])
+        return rejoined
+
+    def leave_dns(self, containers: Mapping[str, str]) -> List[str]:
+        """Take running containers (ID -> service) out of Docker's DNS answers for their service's
+        name, while they serve on: each leaves every network where the name is one of its aliases
+        and joins it again at the same address without Compose's aliases (its container name
+        still resolves). Callers that look the name up from then on find only the other
+        containers; connections already open go on (the address and, with Docker deriving it from
+        the address, the MAC stay the same; TCP resends what was sent in the moment between). A
+        network that does not take a fixed address (no configured subnet) gives the container a
+        new one: its open connections are lost, the next ones work. Returns the IDs (12 characters)
+        that left a name; ComposeError when Docker refuses, naming the container, which then may
+        have left its network (a failed swap; the release is put back)."""
+        if not containers:
+            return []
+        out = self.compose.docker("inspect", "--format", "{{.Id}} {{json .NetworkSettings.Networks}}", *containers,
+                                  what="inspecting the old containers' networks")
+        left = []
+        for line in out.splitlines():
+            cid, _, networks = line.partition(" ")
+            service = next((s for c, s in containers.items() if among(c, [cid])), None)
+            if service is None or not networks.strip():
+                continue
+            for network, settings in sorted((json.loads(networks) or {}).items()):
+                if service not in (settings or {}).get("Aliases") or []:
+                    continue  # not found by the name there (or left it already)
+                address = settings.get("IPAddress") or ""
+                what = "taking the old {0} ({1}) out of the name {0} on {2}".format(service, cid[:12], network)
+                self.compose.docker("network", "disconnect", network, cid, what=what)
+                if not address or self.compose.attempt("network", "connect", "--ip", address, network, cid) is not None:
+                    self.compose.docker("network", "connect", network, cid, what=what)
+                if cid[:12] not in left:
+                    left.append(cid[:12])
+        return left
 
     def addresses(self, ids: Sequence[str]) -> Dict[str, str]:
         """Container id -> its address on the project's network (``docker inspect``)."""

@@ -27,13 +27,17 @@ description:
     not become healthy in time, every new container is removed, so the running ones never stop (one that serves and
     may be registered UP leaves its registry first, C(drain) seconds, and stops gracefully). C(retired) stops containers gracefully
     (SIGTERM and a grace period) and removes them - the caller moves traffic between the two.
-  - C(drained) is the hand-over of a start-first swap of services their callers find in a registry (Eureka,
+  - C(drained) is the hand-over of a start-first swap of unpublished services, so that C(retired) may then stop the
+    old containers (C(containers)) without a failed call. For a service its callers find in a registry (Eureka,
     C(EUREKA_URL) in a service's environment; a project service named there is reached at its container's
-    address). It waits until every new container of those services (running, not in C(containers)) is registered
-    UP, sets the old ones (C(containers)) OUT_OF_SERVICE, then waits C(drain) seconds once, the callers' cache of
-    the instance list, so that C(retired) may stop them. When a new container does not register UP in time, the
-    new containers of every service are removed and the module fails; the old ones never left service. A service
-    without a registry (callers use Docker's DNS name) needs no hand-over.
+    address) it waits until every new container (running, not in C(containers)) is registered UP, then sets the
+    old ones OUT_OF_SERVICE. A service without a registry is found by its callers under its DNS name (Docker's, the
+    service name) - its old containers leave that name and serve on at their address (each leaves the stack network
+    and joins it again at the same address without the service name among its aliases; connections already open go
+    on). Then it waits once - C(drain) seconds (the callers' cache of the instance list) when a registry took an old
+    one out, C(dns_cache) seconds (the callers' DNS cache) when a name lost one, the longer when both did. When a new
+    container does not register UP in time, the new containers of every service are removed and the module fails;
+    the old ones never left service nor their name.
   - C(rotated) changes database credentials in place, in one C(phase) - C(begin) (before any service gets
     the new value; the new value works beside the old one), C(finish) (every service runs with the new value;
     only it works - Redis is recreated from the running project, PostgreSQL keeps its container) or C(undo)
@@ -123,6 +127,13 @@ options:
         service of the step was late) waits after it left its registry, before it stops.
     type: int
     default: 35
+  dns_cache:
+    description:
+      - C(state=drained) seconds to wait after the old containers of a service found by its DNS name left that name,
+        before the module returns - the longest time a caller keeps an address it looked up (the JVM's
+        C(networkaddress.cache.ttl), 30 s by default). The longer of C(drain) and this one is waited when both apply.
+    type: int
+    default: 30
   release:
     description:
       - C(state=restored) the archived release to bring back; empty stops the stack.
@@ -249,8 +260,14 @@ out_of_service:
   returned: state=drained
   type: list
   elements: str
+left_dns:
+  description: C(drained) the IDs (12 characters) of the old containers that left their service's DNS name.
+  returned: state=drained
+  type: list
+  elements: str
 drained:
-  description: C(drained) the seconds waited for the callers' caches (0 when nothing was taken out of service).
+  description: C(drained) the seconds waited for the callers' caches (0 when nothing was taken out of service nor left its
+    name).
   returned: state=drained
   type: int
 old:
@@ -300,6 +317,7 @@ def main() -> None:
             grace=dict(type="int", default=30),
             timeout=dict(type="int", default=0),
             drain=dict(type="int", default=35),
+            dns_cache=dict(type="int", default=30),
             release=dict(type="str", default=""),
             log_lines=dict(type="int", default=20),
             phase=dict(type="str", default="begin", choices=["begin", "finish", "undo"]),
@@ -324,8 +342,9 @@ def main() -> None:
             module.exit_json(changed=True, **release.start_beside(p["expect"], p["services"], p["log_lines"], p["timeout"],
                                                                   max(0, p["drain"])))
         elif p["state"] == "drained":
-            done = release.drain(p["services"], p["containers"], p["log_lines"], p["timeout"], max(0, p["drain"]))
-            module.exit_json(changed=bool(done["out_of_service"]), **done)
+            done = release.drain(p["services"], p["containers"], p["log_lines"], p["timeout"], max(0, p["drain"]),
+                                 max(0, p["dns_cache"]))
+            module.exit_json(changed=bool(done["out_of_service"] or done["left_dns"]), **done)
         elif p["state"] == "retired":
             done = release.retire(p["containers"], p["grace"])
             module.exit_json(changed=bool(done["removed"]), **done)

@@ -187,7 +187,7 @@ def test_the_business_services_were_handed_over_together_once(hostile_deploy):
     business = ["sgivu-client", "sgivu-purchase-sale", "sgivu-user", "sgivu-vehicle"]
     # The services of each step's hand-over task, from its heading (shown for every step, run or skipped).
     steps = [line.rstrip(" *]").split("waited out), ", 1)[1].split(", ") for line in hostile_deploy.stdout.splitlines()
-             if line.startswith("TASK [") and "replace | Hand over in the registry" in line]
+             if line.startswith("TASK [") and "replace | Hand over to the new containers" in line]
     assert [step for step in steps if set(step) & set(business)] == [business], steps
 
 

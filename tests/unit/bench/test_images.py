@@ -119,9 +119,22 @@ def test_a_route_to_a_service_the_catalog_does_not_run_stops_the_build_naming_it
         service_env("lottery", services["lottery"], services, {"/v1/users": "sgivu-user"})
 
 
-def test_the_bench_waits_out_a_little_more_than_its_gateway_s_instance_cache():
-    """A start-first update stops an old instance stack_registry_cache_seconds after it left service."""
-    for inventory in ("bench", "bench-fleet"):
+@pytest.mark.parametrize("key,inventories", [("stack_registry_cache_seconds", ("bench", "bench-fleet")),
+                                              ("stack_dns_cache_seconds", ("bench", "bench-fleet", "bench-lottery"))])
+def test_the_bench_waits_out_a_little_more_than_its_callers_caches(key, inventories):
+    """A start-first update stops an old instance stack_registry_cache_seconds after it left service
+    in the registry, stack_dns_cache_seconds after it left its DNS name; the stand-in callers keep
+    both for registry_cache_seconds (STANDIN_LB_CACHE_TTL, STANDIN_DNS_CACHE_TTL)."""
+    for inventory in inventories:
         with open(ROOT / "inventories" / inventory / "group_vars" / "stack_hosts" / "stack.yml", encoding="utf-8") as handle:
-            waited = yaml.safe_load(handle)["stack_registry_cache_seconds"]
+            waited = yaml.safe_load(handle)[key]
         assert BENCH.registry_cache_seconds < waited <= BENCH.registry_cache_seconds + 5, inventory
+
+
+def test_a_caller_keeps_the_registry_s_list_and_dns_answers_as_long_as_the_bench_says():
+    from stack_images import service_env
+
+    services = BENCH.catalog("sgivu")
+    env = service_env("sgivu-gateway", services["sgivu-gateway"], services, BENCH.routes("sgivu-gateway"),
+                      BENCH.registry_cache_seconds)
+    assert env["STANDIN_LB_CACHE_TTL"] == env["STANDIN_DNS_CACHE_TTL"] == str(BENCH.registry_cache_seconds)

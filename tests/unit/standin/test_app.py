@@ -4,6 +4,7 @@ No Docker: app.py runs as a subprocess on a free loopback port.
 Run: python -m pytest tests/unit/standin
 """
 
+import importlib.util
 import json
 import re
 import os
@@ -13,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -604,6 +606,49 @@ def test_a_route_by_dns_name_needs_no_registry(standin):
     lottery = standin(STANDIN_SERVICE="lottery", STANDIN_ROUTES="/bbb/lotto/ticket=http://127.0.0.1:%d" % ticket.port)
     status, body = request(lottery.port, "POST", "/bbb/lotto/ticket", "{}")
     assert (status, body["service"], body["path"]) == (200, "ticket", "/bbb/lotto/ticket")
+
+
+def load_app():
+    spec = importlib.util.spec_from_file_location("standin_app", APP)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_route_by_dns_name_keeps_the_addresses_it_looked_up_for_the_dns_cache_time(monkeypatch):
+    """The JVM's networkaddress.cache.ttl: why a container must leave its name a cache time before it stops."""
+    app = load_app()
+    answers = [["172.30.0.8", "172.30.0.9"], ["172.30.0.9"]]
+    lookups = []
+
+    def getaddrinfo(host, port, *args):
+        lookups.append((host, port))
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in answers[min(len(lookups), 2) - 1]]
+    monkeypatch.setattr(app.socket, "getaddrinfo", getaddrinfo)
+    now = [100.0]
+    balancer = app.LoadBalancer(types.SimpleNamespace(dns_cache_ttl=30.0), clock=lambda: now[0])
+    uri = "http://sgivu-ml:8000"
+    assert [balancer.target(uri) for _ in range(3)] == [("172.30.0.8", 8000), ("172.30.0.9", 8000), ("172.30.0.8", 8000)]
+    now[0] += 29.9  # the old container left the name; the caller still has it
+    assert balancer.target(uri) == ("172.30.0.9", 8000) and balancer.target(uri) == ("172.30.0.8", 8000)
+    now[0] += 0.1
+    assert {balancer.target(uri) for _ in range(3)} == {("172.30.0.9", 8000)}
+    assert lookups == [("sgivu-ml", 8000)] * 2
+
+
+def test_a_name_that_does_not_resolve_is_looked_up_again_at_the_next_call(monkeypatch):
+    app = load_app()
+    calls = []
+
+    def getaddrinfo(host, port, *args):
+        calls.append(host)
+        if len(calls) == 1:
+            raise socket.gaierror("Name or service not known")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("172.30.0.9", port))]
+    monkeypatch.setattr(app.socket, "getaddrinfo", getaddrinfo)
+    balancer = app.LoadBalancer(types.SimpleNamespace(dns_cache_ttl=30.0))
+    assert balancer.target("http://ticket:8080") == ("ticket", 8080)  # the call then fails: 502
+    assert balancer.target("http://ticket:8080") == ("172.30.0.9", 8080)
 
 
 @pytest.mark.parametrize("routes", ["v1/users=lb://sgivu-user", "/v1/users=sgivu-user", "/v1/users=ftp://x", "/v1/users"])

@@ -58,9 +58,12 @@ name, port and health path. Configuration comes only from the environment:
                          server at EUREKA_URL, in turn (round robin) - the list fetched is kept for
                          STANDIN_LB_CACHE_TTL seconds (default 35, Spring Cloud LoadBalancer's
                          cache), so an instance that left the registry is still called until then;
-                         http://HOST:PORT: Docker's DNS name, as ECS service discovery does. No
-                         instance: 503; the call fails (refused, reset, timed out): 502. Neither is
-                         retried, as the gateway retries nothing without a Retry filter.
+                         http://HOST:PORT: Docker's DNS name, as ECS service discovery does - the
+                         addresses it resolves to are kept STANDIN_DNS_CACHE_TTL seconds (default 30,
+                         the JVM's networkaddress.cache.ttl), taken in turn, so a container that left
+                         the name is still called until then. No instance: 503; the call fails
+                         (refused, reset, timed out): 502. Neither is retried, as the gateway retries
+                         nothing without a Retry filter.
   STANDIN_XRAY_DAEMON    "true": also play the AWS X-Ray daemon - take segment documents on
                          UDP STANDIN_PORT (its wire format: a JSON header line, then the
                          segment) and list the ones received at GET /segments (newest 1000)
@@ -155,6 +158,7 @@ class Config:
         self.instance_address = (env.get("STANDIN_INSTANCE_ADDRESS") or "").strip()
         self.routes = _routes(env.get("STANDIN_ROUTES"))
         self.lb_cache_ttl = max(0.0, float(env.get("STANDIN_LB_CACHE_TTL") or 35))
+        self.dns_cache_ttl = max(0.0, float(env.get("STANDIN_DNS_CACHE_TTL") or 30))
 
 
 def _routes(value):
@@ -415,13 +419,30 @@ class LoadBalancer:
     target(uri) -> (host, port) or None. For lb://NAME the UP instances of NAME are fetched from the
     Eureka server at cfg.eureka_url (GET /apps/NAME) and kept for cfg.lb_cache_ttl seconds, an empty
     list too, then taken in turn; a registry that does not answer leaves the list as it was (the
-    Eureka client keeps its copy). For http://HOST:PORT it is that name, which Docker's DNS resolves.
+    Eureka client keeps its copy). For http://HOST:PORT the addresses HOST resolves to (Docker's
+    DNS) are kept for cfg.dns_cache_ttl seconds and taken in turn, as the JVM keeps a lookup
+    (networkaddress.cache.ttl); a name that does not resolve is looked up again at the next call,
+    and the call fails.
     """
 
     def __init__(self, cfg, clock=time.monotonic):
         self.cfg, self._clock = cfg, clock
         self._cache = {}  # NAME -> (fetched at, [(host, port)], itertools.count)
+        self._dns = {}  # (HOST, PORT) -> (looked up at, [address], itertools.count)
         self._lock = threading.Lock()
+
+    def _resolve(self, host, port):
+        with self._lock:
+            looked_up, addresses, turn = self._dns.get((host, port), (None, [], None))
+            if looked_up is None or self._clock() - looked_up >= self.cfg.dns_cache_ttl:
+                try:
+                    addresses = sorted({a[4][0] for a in socket.getaddrinfo(host, port, socket.AF_INET, socket.SOCK_STREAM)})
+                except OSError:
+                    addresses = []
+                turn = itertools.count()
+                if addresses:
+                    self._dns[(host, port)] = (self._clock(), addresses, turn)
+            return (addresses[next(turn) % len(addresses)], port) if addresses else (host, port)
 
     def _fetch(self, name):
         request = urllib.request.Request("%s/apps/%s" % (self.cfg.eureka_url, name.upper()),
@@ -439,7 +460,7 @@ class LoadBalancer:
     def target(self, uri):
         parts = urlsplit(uri)
         if parts.scheme != "lb":
-            return parts.hostname, parts.port or 80
+            return self._resolve(parts.hostname, parts.port or 80)
         with self._lock:
             fetched, instances, turn = self._cache.get(parts.hostname, (None, [], None))
             if fetched is None or self._clock() - fetched >= self.cfg.lb_cache_ttl:

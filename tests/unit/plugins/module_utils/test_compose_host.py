@@ -1018,18 +1018,32 @@ DRAIN_PROJECT = {"services": {
     "x-sgivu": {"deadlines": {"sgivu-user": 7, "sgivu-client": 9}}}
 
 
-def drain_host(tmp_path: Path) -> FakeRun:
+def drain_host(tmp_path: Path, ml: Tuple[str, ...] = (), refuse: Tuple[str, ...] = ()) -> FakeRun:
+    """The stack of DRAIN_PROJECT, an old and a new container of sgivu-user and of sgivu-client, and
+    those of sgivu-ml named in ``ml`` ("mlold" on the network under the name sgivu-ml, "mlgone"
+    that left it, "mlnew"); Docker refuses each command that begins with one of ``refuse``."""
     (tmp_path / "compose.yml").write_text(HEADER + "\n" + json.dumps(DRAIN_PROJECT), encoding="utf-8")
     ps = "\n".join([ps_line(id="old", name="sgivu-sgivu-user-1", service="sgivu-user"),
                     ps_line(id="new", name="sgivu-sgivu-user-2", service="sgivu-user"),
                     ps_line(id="cold", name="sgivu-sgivu-client-1", service="sgivu-client"),
                     ps_line(id="cnew", name="sgivu-sgivu-client-2", service="sgivu-client"),
-                    ps_line(id="disc", name="sgivu-sgivu-discovery-1", service="sgivu-discovery")]) + "\n"
+                    ps_line(id="disc", name="sgivu-sgivu-discovery-1", service="sgivu-discovery")]
+                   + [ps_line(id=i + "0" * 60, name="sgivu-sgivu-ml-" + i, service="sgivu-ml") for i in ml]) + "\n"
     addresses = {"old": "172.30.0.8", "new": "172.30.0.9", "cold": "172.30.0.10", "cnew": "172.30.0.11", "disc": "172.30.0.3"}
+    networks = {i + "0" * 60: {"sgivu_sgivu": {"IPAddress": "172.30.0.%d" % (20 + n),
+                                              "Aliases": [i[:12]] + (["sgivu-ml"] if i != "mlgone" else [])}}
+                for n, i in enumerate(ml)}
+    addresses.update({i: settings["sgivu_sgivu"]["IPAddress"] for i, settings in networks.items()})
+    services = {"old": "sgivu-user", "new": "sgivu-user", "cold": "sgivu-client", "cnew": "sgivu-client", "disc": "sgivu-discovery"}
 
     def answer(argv: List[str]) -> Answer:
+        if any(" ".join(argv[1:]).startswith(r) for r in refuse):
+            return 1, "", "Error response from daemon: refused"
         if argv[:2] == ["docker", "ps"]:
             return 0, ps, ""
+        if argv[:2] == ["docker", "inspect"] and "json .NetworkSettings.Networks" in argv[3]:
+            return 0, "".join(f"{i} {json.dumps(networks.get(i, {'sgivu_sgivu': {'IPAddress': addresses.get(i), 'Aliases': [i, services.get(i)]}}))}\n"
+                              for i in argv[4:]), ""
         if argv[:2] == ["docker", "inspect"]:
             return 0, "".join(f"{i} {addresses[i]}\n" for i in argv[4:]), ""
         return 0, "", ""
@@ -1053,10 +1067,95 @@ def test_drain_waits_for_the_new_instance_takes_the_old_out_and_waits_the_caller
         "http://sgivu-discovery:8761/eureka", ["new-id"], ["old-id"], 35)
 
 
-def test_drain_of_a_service_without_a_registry_waits_for_nothing(tmp_path, monkeypatch):
+ML_OLD, ML_NEW = "mlold" + "0" * 60, "mlnew" + "0" * 60
+
+
+def network_calls(run: FakeRun) -> List[List[str]]:
+    return [call[2:] for call in run.calls if call[:2] == ["docker", "network"]]
+
+
+def test_the_old_container_of_a_service_found_by_its_dns_name_leaves_the_name_at_its_address(tmp_path, monkeypatch):
+    """Issue 11: sgivu-ml, which the gateway calls by its DNS name. The old container leaves the
+    network and joins it again at the same address without the alias sgivu-ml: callers that look
+    the name up find only the new one, the connections open to the old one go on, and it stops
+    once the callers' DNS cache passed."""
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    monkeypatch.setattr(registry, "take_out_of_service", lambda *args: pytest.fail("no registry"))
+    run = drain_host(tmp_path, ml=("mlold", "mlnew"))
+    done = Release(run, str(tmp_path), "sgivu").drain(["sgivu-ml"], [ML_OLD[:12]], 20, 0, 35, 7)
+    assert network_calls(run) == [["disconnect", "sgivu_sgivu", ML_OLD], ["connect", "--ip", "172.30.0.20", "sgivu_sgivu", ML_OLD]]
+    assert slept == [7]
+    assert (done["registry"], done["out_of_service"], done["left_dns"], done["drained"]) == (None, [], [ML_OLD[:12]], 7)
+    assert not any(call[:2] in (["docker", "stop"], ["docker", "rm"]) for call in run.calls)  # retire stops it
+
+
+def test_a_container_that_left_its_name_already_is_left_alone_and_nothing_is_waited(tmp_path, monkeypatch):
     monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail("slept"))
-    done = Release(drain_host(tmp_path), str(tmp_path), "sgivu").drain(["sgivu-ml"], ["old"], 20, 0, 35)
-    assert (done["registry"], done["out_of_service"], done["drained"]) == (None, [], 0)
+    run = drain_host(tmp_path, ml=("mlgone", "mlnew"))
+    done = Release(run, str(tmp_path), "sgivu").drain(["sgivu-ml"], ["mlgone"], 20, 0, 35, 7)
+    assert network_calls(run) == [] and (done["left_dns"], done["drained"]) == ([], 0)
+
+
+def test_a_network_without_fixed_addresses_gives_the_old_container_a_new_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    run = drain_host(tmp_path, ml=("mlold", "mlnew"), refuse=("network connect --ip",))
+    done = Release(run, str(tmp_path), "sgivu").drain(["sgivu-ml"], ["mlold"], 20, 0, 35, 7)
+    assert network_calls(run)[-1] == ["connect", "sgivu_sgivu", ML_OLD] and done["left_dns"] == [ML_OLD[:12]]
+
+
+def test_a_refused_disconnect_fails_naming_the_container_and_the_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(time, "sleep", lambda seconds: pytest.fail("slept"))
+    run = drain_host(tmp_path, ml=("mlold", "mlnew"), refuse=("network disconnect",))
+    with pytest.raises(ComposeError, match=r"^taking the old sgivu-ml \(mlold0000000\) out of the name sgivu-ml on "
+                                           r"sgivu_sgivu failed: Error response from daemon: refused"):
+        Release(run, str(tmp_path), "sgivu").drain(["sgivu-ml"], ["mlold"], 20, 0, 35, 7)
+
+
+def test_a_container_left_without_its_name_by_a_killed_hand_over_gets_it_back_when_its_service_starts(tmp_path):
+    """A run killed while the old sgivu-ml waited out the callers' DNS cache, and Compose kept that
+    one when the next deploy scaled sgivu-ml down: the name sgivu-ml would answer nothing."""
+    project = {"services": {"sgivu-ml": {"image": "r/ml:2", "networks": {"sgivu": None}},
+                            "sgivu-user": {"image": "r/user:2", "networks": {"sgivu": None}}},
+               "networks": {"sgivu": {"name": "sgivu_sgivu"}}}
+    run = drain_host(tmp_path, ml=("mlgone", "mlold"))
+    rejoined = Release(run, str(tmp_path), "sgivu").rejoin_names(project, ["sgivu-ml", "sgivu-user"])
+    gone = "mlgone" + "0" * 60
+    assert network_calls(run) == [["disconnect", "sgivu_sgivu", gone],
+                                  ["connect", "--ip", "172.30.0.20", "--alias", "sgivu-ml", "sgivu_sgivu", gone]]
+    assert rejoined == [gone[:12]]
+    assert Release(run, str(tmp_path), "sgivu").rejoin_names(project, []) == []
+
+
+def test_a_service_found_by_its_dns_name_without_a_new_container_keeps_its_name(tmp_path, monkeypatch):
+    run = drain_host(tmp_path, ml=("mlold",))
+    with pytest.raises(ComposeError, match="^no new container of sgivu-ml runs beside the old ones; they stay in service.$"):
+        Release(run, str(tmp_path), "sgivu").drain(["sgivu-ml"], ["mlold"], 20, 0, 35, 7)
+    assert network_calls(run) == []
+
+
+def test_one_step_with_a_registry_and_a_dns_name_waits_the_longer_cache_once(tmp_path, monkeypatch):
+    slept = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    monkeypatch.setattr(registry, "wait_up", lambda base, service, addresses, timeout: ["n"])
+    monkeypatch.setattr(registry, "take_out_of_service", lambda base, service, addresses: ["o"])
+    run = drain_host(tmp_path, ml=("mlold", "mlnew"))
+    done = Release(run, str(tmp_path), "sgivu").drain(["sgivu-user", "sgivu-ml"], ["old", "mlold"], 20, 0, 7, 30)
+    assert slept == [30] and done["drained"] == 30
+    assert (done["out_of_service"], done["left_dns"]) == (["o"], [ML_OLD[:12]])
+
+
+def test_a_new_instance_that_never_registers_leaves_the_old_ones_under_their_dns_name_too(tmp_path, monkeypatch):
+    def never(base, service, addresses, timeout):
+        raise registry.RegistryError("no instance UP at 172.30.0.9")
+    monkeypatch.setattr(registry, "wait_up", never)
+    monkeypatch.setattr(registry, "take_out_of_service", lambda *args: [])
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    run = drain_host(tmp_path, ml=("mlold", "mlnew"))
+    with pytest.raises(ComposeError, match="did not register UP"):
+        Release(run, str(tmp_path), "sgivu").drain(["sgivu-user", "sgivu-ml"], ["old", "mlold"], 20, 0, 7, 30)
+    assert network_calls(run) == []
+    assert any(call[:3] == ["docker", "rm", "--force"] and ML_NEW in call for call in run.calls)
 
 
 def test_a_new_instance_that_never_registers_up_is_removed_and_the_old_stays_in_service(tmp_path, monkeypatch):
