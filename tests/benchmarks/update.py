@@ -21,10 +21,13 @@ On one bench host with the SGIVU stack deployed, a probe sends a request through
     and the gateway: time, failed requests; and the registry itself, sgivu-discovery (stop-first both
     ways, watched 55 s more: its sync-empty wait and the gateway's cache), then recreated once more
     the seed's way with Spring Cloud's default open-for-traffic count (1: open at once, empty).
-Run it with `bench/benchmark update`. Figures only; nothing here asserts on a duration.
+Run it with `bench/benchmark update`; `bench/benchmark update --behind sgivu-ml[,...]` runs only the
+rows of the services behind the gateway named (no gateway rows). Figures only; nothing here
+asserts on a duration.
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -65,7 +68,17 @@ def watched(url: str, action, after: float = 1.0) -> tuple[float, Probe]:
     return elapsed, probe
 
 
-def main() -> dict:
+BEHIND = ("sgivu-user", "sgivu-ml", "sgivu-config", "sgivu-discovery")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(prog="bench/benchmark update", description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--behind", default="", metavar="SERVICE[,SERVICE]",
+                        help="only the rows of these services behind the gateway (of: %s)" % ", ".join(BEHIND))
+    only = [s for s in parser.parse_args(argv if argv is not None else []).behind.split(",") if s]
+    unknown = [s for s in only if s not in BEHIND]
+    if unknown:
+        parser.error("not a service behind the gateway: %s (one of: %s)" % (", ".join(unknown), ", ".join(BEHIND)))
     sh("molecule", "destroy", "-s", SCENARIO, check=False)
     sh("molecule", "create", "-s", SCENARIO)
     sh("molecule", "prepare", "-s", SCENARIO)
@@ -75,64 +88,91 @@ def main() -> dict:
     try:
         address = sh("docker", "inspect", "-f", "{{(index .NetworkSettings.Networks \"sgivu-bench\").IPAddress}}", HOST).stdout.strip()
         url = f"http://{address}/v1/version"
-        ours, ours_probe = watched(url, lambda: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", f"version={NEXT}"))
         set_image = os.path.join(ROOT, "tests", "benchmarks", "set_image.py")
+        compose = "docker compose -p sgivu --project-directory /opt/sgivu -f /opt/sgivu/compose.yml --env-file /dev/null"
 
         def point_at(service: str, tag: str, *env: str) -> None:
             image = f"{os.environ['SGIVU_BENCH_REGISTRY']}/sgivu/{service}:{tag}"
             sh("bash", "-c", f"docker exec -i {HOST} python3 - /opt/sgivu/compose.yml {service} {image} {' '.join(env)} < {set_image}")
 
-        def point_gateway_at(tag: str) -> None:
-            point_at("sgivu-gateway", tag)
-
-        # The same work by hand, start-first as docker-rollout does it: the gateway to the catalog's tag.
-        point_gateway_at(CATALOG_TAG)
-        script, script_probe = watched(url, lambda: sh("bash", "-c", f"docker exec -i {HOST} bash -s -- /opt/sgivu sgivu "
-                                                               f"sgivu-gateway 8080 < {swap}"))
-        playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", f"version={NEXT}")
-        # The upstream way (the seed's rebuild-service): pull, then recreate in place.
-        compose = "docker compose -p sgivu --project-directory /opt/sgivu -f /opt/sgivu/compose.yml --env-file /dev/null"
-        point_gateway_at(CATALOG_TAG)
-        raw, raw_probe = watched(url, lambda: sh("docker", "exec", HOST, "bash", "-c",
-                                                 f"{compose} pull -q sgivu-gateway && {compose} up -d --no-deps --force-recreate sgivu-gateway"))
-        # Put the project back under the collection's management before the next steps.
-        playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", f"version={NEXT}")
-        bad, bad_probe = watched(url, lambda: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway",
-                                                       "-e", f"version={NEVER_HEALTHY}", "-e", "health_timeout=20", check=False))
-        baked = {}
-        for label, tag in (("failing", FAILING), ("slow", SLOW)):
-            baked[label] = watched(url, lambda tag=tag: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway",
-                                                                 "-e", f"version={tag}", "-e", f"bake_seconds={BAKE}", check=False))
-            last = json.loads(sh("docker", "exec", HOST, "cat", "/opt/sgivu/releases.json").stdout)["releases"][-1]
-            baked[label] += ((last.get("bake") or {}).get("sgivu-gateway", {}).get("watched", "-"),)
-        back, back_probe = watched(url, lambda: playbook(inventory, "rollback.yml", "-e", "service=sgivu-gateway"))
-        # Issue 11: services behind the gateway. update.yml (start-first: the registry for sgivu-user,
-        # Docker's DNS for sgivu-ml; stop-first for the registry itself), then the seed's stop-first
-        # recreate of the same service.
-        behind = {}
-
-        def recreate(service: str) -> None:
-            sh("docker", "exec", HOST, "bash", "-c", f"{compose} pull -q {service} && {compose} up -d --no-deps --force-recreate --wait {service}")
-
-        for service, path in (("sgivu-user", "/v1/users/7"), ("sgivu-ml", "/v1/ml/7"), ("sgivu-config", "/v1/users/7"),
-                              ("sgivu-discovery", "/v1/users/7")):
-            api = f"http://{address}{path}"
-            # A registry restart shows in the calls only once the gateway's cache expired after it.
-            after = 55.0 if service == "sgivu-discovery" else 1.0
-            ours_behind = watched(api, lambda s=service: playbook(inventory, "update.yml", "-e", f"service={s}", "-e", f"version={NEXT}"), after)
-            point_at(service, CATALOG_TAG)
-            raw_behind = watched(api, lambda s=service: recreate(s), after)
-            behind[service] = (ours_behind, raw_behind)
-            if service == "sgivu-discovery":
-                point_at(service, NEXT, "EUREKA_SERVER_DEFAULTOPENFORTRAFFICCOUNT=1")
-                behind["open at once"] = watched(api, lambda: recreate("sgivu-discovery"), after)
-            playbook(inventory, "update.yml", "-e", f"service={service}", "-e", f"version={NEXT}")
+        if not only:
+            gateway = gateway_rows(inventory, url, swap, point_at, compose)
+        behind = behind_rows(inventory, address, point_at, compose, only or list(BEHIND))
     finally:
         sh("molecule", "destroy", "-s", SCENARIO, check=False)
+    if not only:
+        print_gateway(*gateway)
+    print_behind(behind)
+    if only:
+        return {}
+    ours, script, ours_probe, script_probe = gateway[0], gateway[1], gateway[2], gateway[3]
+    return {"update": ours, "scripted_swap": script, "update_failed": len(ours_probe.failures),
+            "scripted_failed": len(script_probe.failures)}
 
-    def row(label: str, seconds: float, probe: Probe) -> str:
-        return f"  {label:<58} {seconds:7.1f} s   failed {len(probe.failures):4d} of {len(probe.results):5d} requests"
 
+def gateway_rows(inventory: str, url: str, swap: str, point_at, compose: str) -> tuple:
+    """The gateway's rows: update.yml, the scripted swap, the seed's recreate, the never-healthy and
+    the baked releases, rollback.yml."""
+    ours, ours_probe = watched(url, lambda: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", f"version={NEXT}"))
+
+    def point_gateway_at(tag: str) -> None:
+        point_at("sgivu-gateway", tag)
+
+    # The same work by hand, start-first as docker-rollout does it: the gateway to the catalog's tag.
+    point_gateway_at(CATALOG_TAG)
+    script, script_probe = watched(url, lambda: sh("bash", "-c", f"docker exec -i {HOST} bash -s -- /opt/sgivu sgivu "
+                                                           f"sgivu-gateway 8080 < {swap}"))
+    playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", f"version={NEXT}")
+    # The upstream way (the seed's rebuild-service): pull, then recreate in place.
+    point_gateway_at(CATALOG_TAG)
+    raw, raw_probe = watched(url, lambda: sh("docker", "exec", HOST, "bash", "-c",
+                                             f"{compose} pull -q sgivu-gateway && {compose} up -d --no-deps --force-recreate sgivu-gateway"))
+    # Put the project back under the collection's management before the next steps.
+    playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", f"version={NEXT}")
+    bad, bad_probe = watched(url, lambda: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway",
+                                                   "-e", f"version={NEVER_HEALTHY}", "-e", "health_timeout=20", check=False))
+    baked = {}
+    for label, tag in (("failing", FAILING), ("slow", SLOW)):
+        baked[label] = watched(url, lambda tag=tag: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway",
+                                                             "-e", f"version={tag}", "-e", f"bake_seconds={BAKE}", check=False))
+        last = json.loads(sh("docker", "exec", HOST, "cat", "/opt/sgivu/releases.json").stdout)["releases"][-1]
+        baked[label] += ((last.get("bake") or {}).get("sgivu-gateway", {}).get("watched", "-"),)
+    back, back_probe = watched(url, lambda: playbook(inventory, "rollback.yml", "-e", "service=sgivu-gateway"))
+    return ours, script, ours_probe, script_probe, raw, raw_probe, bad, bad_probe, baked, back, back_probe
+
+
+def behind_rows(inventory: str, address: str, point_at, compose: str, services: list[str]) -> dict:
+    """Each of ``services`` behind the gateway: update.yml, then the seed's stop-first recreate."""
+    # Issue 11: services behind the gateway. update.yml (start-first: the registry for sgivu-user,
+    # Docker's DNS for sgivu-ml; stop-first for the registry itself), then the seed's stop-first
+    # recreate of the same service.
+    behind = {}
+
+    def recreate(service: str) -> None:
+        sh("docker", "exec", HOST, "bash", "-c", f"{compose} pull -q {service} && {compose} up -d --no-deps --force-recreate --wait {service}")
+
+    paths = {"sgivu-user": "/v1/users/7", "sgivu-ml": "/v1/ml/7", "sgivu-config": "/v1/users/7", "sgivu-discovery": "/v1/users/7"}
+    for service in services:
+        path = paths[service]
+        api = f"http://{address}{path}"
+        # A registry restart shows in the calls only once the gateway's cache expired after it.
+        after = 55.0 if service == "sgivu-discovery" else 1.0
+        ours_behind = watched(api, lambda s=service: playbook(inventory, "update.yml", "-e", f"service={s}", "-e", f"version={NEXT}"), after)
+        point_at(service, CATALOG_TAG)
+        raw_behind = watched(api, lambda s=service: recreate(s), after)
+        behind[service] = (ours_behind, raw_behind)
+        if service == "sgivu-discovery":
+            point_at(service, NEXT, "EUREKA_SERVER_DEFAULTOPENFORTRAFFICCOUNT=1")
+            behind["open at once"] = watched(api, lambda: recreate("sgivu-discovery"), after)
+        playbook(inventory, "update.yml", "-e", f"service={service}", "-e", f"version={NEXT}")
+    return behind
+
+
+def row(label: str, seconds: float, probe: Probe) -> str:
+    return f"  {label:<58} {seconds:7.1f} s   failed {len(probe.failures):4d} of {len(probe.results):5d} requests"
+
+
+def print_gateway(ours, script, ours_probe, script_probe, raw, raw_probe, bad, bad_probe, baked, back, back_probe) -> None:
     print()
     print(f"Updating sgivu-gateway on one bench host ({HOST}), a request through Nginx every 20 ms")
     print(row("update.yml (start-first swap, health-gated, recorded)", ours, ours_probe))
@@ -145,17 +185,21 @@ def main() -> dict:
     print(row("800 ms release: bake fails -> old one serving", *baked["slow"][:2])
           + f", bake failed after {baked['slow'][2]} s of {BAKE}")
     print(row("rollback.yml -e service=sgivu-gateway (by digest)", back, back_probe))
+
+
+def print_behind(behind: dict) -> None:
     print()
     print("Updating a service behind the gateway, a request through Nginx and the gateway to it every 20 ms")
     for service, how in (("sgivu-user", "start-first, callers by registry"), ("sgivu-ml", "start-first, callers by DNS name"),
                          ("sgivu-config", "start-first, read at start-up"), ("sgivu-discovery", "stop-first, 45 s sync-empty wait")):
+        if service not in behind:
+            continue
         (ours_s, ours_p), (raw_s, raw_p) = behind[service]
         print(row(f"{service}: update.yml ({how})", ours_s, ours_p))
         print(row(f"{service}: pull + up -d --no-deps --force-recreate --wait", raw_s, raw_p))
-    print(row("sgivu-discovery: the same, registry open at once (Spring's 1)", *behind["open at once"]))
-    print("  (sgivu-discovery rows: the probe ran 55 s past the end of each, the wait and the gateway's cache)")
-    return {"update": ours, "scripted_swap": script, "update_failed": len(ours_probe.failures),
-            "scripted_failed": len(script_probe.failures)}
+    if "open at once" in behind:
+        print(row("sgivu-discovery: the same, registry open at once (Spring's 1)", *behind["open at once"]))
+        print("  (sgivu-discovery rows: the probe ran 55 s past the end of each, the wait and the gateway's cache)")
 
 
 def _inventory_path() -> str:
@@ -167,4 +211,4 @@ def _inventory_path() -> str:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
