@@ -1051,49 +1051,66 @@ class Release:
 
         For each of ``services`` with ``EUREKA_URL`` in its environment (its registry; a project
         service named there is reached at its container's address): waits until each new container
-        is registered UP; then sets the old ones OUT_OF_SERVICE. Every other service is found by
-        its callers under its DNS name (Docker's, the service name): its old containers leave that
-        name (leave_dns) and serve on at their address until they stop. Then waits once, ``seconds``
-        (the callers' cache of the instance list) when a registry took one out, ``dns_seconds``
-        (the callers' DNS cache) when a name lost one, the longer of the two when both did.
+        is registered UP. Every other service is found by its callers under its DNS name (Docker's,
+        the service name): its old containers leave that name (leave_dns) and serve on at their
+        address until they stop. Then the registry services' old containers are set
+        OUT_OF_SERVICE. Then waits once: ``seconds`` (the callers' cache of the instance list) when
+        a registry took one out, ``dns_seconds`` (the callers' DNS cache) when a name lost one, the
+        longer of the two when both did.
         When a new container does not register UP within ``timeout`` seconds (0: the longest
         deadline of the services), the new containers of every service are withdrawn (those that
         registered leave the registry first, ``seconds``), the old ones having never left service
-        nor their name, and ComposeError says so. A service with no new container running is
-        refused before anything changes: its old ones never leave service.
+        nor their name, and ComposeError says so. A service without a new container that serves
+        (healthy, or running without a health check) is refused before anything changes.
         """
         if not services:
-            raise ComposeError("a registry hand-over needs at least one service; none was named. Nothing was changed.")
+            raise ComposeError("a hand-over needs at least one service; none was named. Nothing was changed.")
         project = load_project(self.path(LIVE))
         rows = self.compose.containers()
         new = {s: [c["id"] for c in rows if c["service"] == s and not among(c["id"], old) and c["state"] == "running"]
                for s in services}
-        done: Dict[str, Any] = {"registry": None, "registered": [], "out_of_service": [], "left_dns": [], "drained": 0}
+        done: Dict[str, Any] = {"registry": None, "registered": [], "out_of_service": [], "left_dns": [], "readdressed": [],
+                                "drained": 0}
         if self.check_mode:
             return dict(done, containers=self.summaries())
         mine = {c["id"]: c["service"] for c in rows if among(c["id"], old)}
-        alone = [s for s in services if not new[s] and s in mine.values()]
+        ready = {c["service"] for c in rows if c["service"] in services and not among(c["id"], old) and serving(c)}
+        alone = [s for s in services if s not in ready and s in mine.values()]
         if alone:  # never take every instance out of service
-            raise ComposeError("no new container of {0} runs beside the old ones; they stay in service.".format(", ".join(alone)),
+            raise ComposeError("no new container of {0} serves beside the old ones; they stay in service.".format(", ".join(alone)),
                                failed_services=alone)
         # One inspect: where the registries are, and the addresses they know the instances by.
         found, where = self.registries(project, services, [i for s in services for i in new[s]] + list(mine), rows)
         behind = [s for s in services if s in found]
         if behind:
-            self.hand_over(done, project, services, behind, new, mine, found, where, log_lines, timeout, seconds)
+            self.await_registered(done, project, services, behind, new, found, where, log_lines, timeout, seconds)
         named = [s for s in services if s not in found]
-        done["left_dns"] = self.leave_dns({c: s for c, s in mine.items() if s in named})
+        done["left_dns"], done["readdressed"] = self.leave_dns(
+            {c: s for c, s in mine.items() if s in named},
+            " Nothing left the registry." if behind else "")
+        for service in behind:
+            try:
+                done["out_of_service"] += registry.take_out_of_service(
+                    found[service][0], service, [where[c] for c, s in mine.items() if s == service and c in where])
+            except registry.RegistryError as error:
+                raise ComposeError("taking the old {0} out of service in its registry {1} failed: {2}. Both the old and the new "
+                                   "containers run; the old ones of {0} are still in service{3}{4}.".format(
+                                       service, found[service][1], error,
+                                       "" if service == behind[0] else ", those of " + ", ".join(behind[:behind.index(service)])
+                                       + " left it",
+                                       "; the old ones of {0} left their DNS name".format(", ".join(named)) if done["left_dns"] else ""),
+                                   failed_services=[service]) from None
         wait = max(seconds if done["out_of_service"] else 0, dns_seconds if done["left_dns"] else 0)
         if wait > 0:
             time.sleep(wait)
             done["drained"] = wait
         return dict(done, containers=self.summaries())
 
-    def hand_over(self, done: Dict[str, Any], project: Mapping[str, Any], services: Sequence[str], behind: Sequence[str],
-                  new: Mapping[str, List[str]], mine: Mapping[str, str], found: Mapping[str, Tuple[str, str]],
-                  where: Mapping[str, str], log_lines: int, timeout: int, seconds: int) -> None:
-        """drain's registry part, for the services ``behind`` a registry: the new instances UP, then
-        the old ones OUT_OF_SERVICE; ``done`` gets what was done."""
+    def await_registered(self, done: Dict[str, Any], project: Mapping[str, Any], services: Sequence[str],
+                         behind: Sequence[str], new: Mapping[str, List[str]], found: Mapping[str, Tuple[str, str]],
+                         where: Mapping[str, str], log_lines: int, timeout: int, seconds: int) -> None:
+        """drain's wait until the new containers of the services ``behind`` a registry are UP there;
+        when one is not in time, every new container of ``services`` is withdrawn (ComposeError)."""
         done["registry"] = ", ".join(sorted({found[s][1] for s in behind}))
         wait = timeout or max(int(meta(project)["deadlines"].get(s, 120)) for s in behind)
         deadline = time.monotonic() + wait
@@ -1105,23 +1122,56 @@ class Release:
                 raise self.withdraw([service], [i for s in services for i in new[s]], log_lines,
                                     "the new {0} did not register UP with its registry {1} within {2} s ({3})".format(
                                         service, found[service][1], wait, error), "never left service", project, seconds) from None
-        for service in behind:
-            try:
-                done["out_of_service"] += registry.take_out_of_service(
-                    found[service][0], service, [where[c] for c, s in mine.items() if s == service and c in where])
-            except registry.RegistryError as error:
-                raise ComposeError("taking the old {0} out of service in its registry {1} failed: {2}. Both the old and the new "
-                                   "containers run; the old ones of {0} are still in service{3}.".format(
-                                       service, found[service][1], error,
-                                       "" if service == behind[0] else ", those of " + ", ".join(behind[:behind.index(service)])
-                                       + " left it"), failed_services=[service]) from None
+
+    def leave_dns(self, containers: Mapping[str, str], note: str = "") -> Tuple[List[str], List[str]]:
+        """Take running containers (ID -> service) out of Docker's DNS answers for their service's
+        name, while they serve on: each leaves every network where the name is one of its aliases
+        and joins it again at the same address without Compose's aliases (its container name
+        still resolves). Callers that look the name up from then on find only the other
+        containers; connections already open go on (the same address; TCP resends what was sent
+        in the moment between). Returns the IDs (12 characters) that left a name, and those that
+        came back at another address (a network that takes no fixed address, no configured
+        subnet: their open connections were lost). ComposeError when Docker refuses, naming the
+        container, what had left before it and whether it is still on the network; ``note`` is
+        added to the message."""
+        left: List[str] = []
+        readdressed: List[str] = []
+        if not containers:
+            return left, readdressed
+        out = self.compose.docker("inspect", "--format", "{{.Id}} {{json .NetworkSettings.Networks}}", *containers,
+                                  what="inspecting the old containers' networks")
+        for line in out.splitlines():
+            cid, _, networks = line.partition(" ")
+            service = next((s for c, s in containers.items() if among(c, [cid])), None)
+            if service is None or not networks.strip():
+                continue
+            for network, settings in sorted((json.loads(networks) or {}).items()):
+                if service not in ((settings or {}).get("Aliases") or []):
+                    continue  # not found by the name there (or left it already)
+                address = settings.get("IPAddress") or ""
+                before = " {0} had left the name before.".format(", ".join(left)) if left else ""
+                what = "taking the old {0} ({1}) out of the name {0} on {2}".format(service, cid[:12], network)
+                error = self.compose.attempt("network", "disconnect", network, cid)
+                if error is not None:
+                    raise ComposeError("{0} failed: {1}. It is still on {2} under the name.{3}{4}".format(
+                        what, error, network, before, note), failed_services=[service])
+                if not address or self.compose.attempt("network", "connect", "--ip", address, network, cid) is not None:
+                    error = self.compose.attempt("network", "connect", network, cid)
+                    if error is not None:
+                        raise ComposeError("{0} failed: {1}. It left {2} and could not join it again: it serves no one "
+                                           "there.{3}{4}".format(what, error, network, before, note), failed_services=[service])
+                    readdressed.append(cid[:12])
+                if cid[:12] not in left:
+                    left.append(cid[:12])
+        return left, readdressed
 
     def rejoin_names(self, project: Mapping[str, Any], services: Sequence[str]) -> List[str]:
-        """Give each running container of ``services`` its service's DNS name back where it lacks it
-        on a network of the project (it left the name in a start-first hand-over whose run was
-        killed before it stopped, and Compose kept it when it scaled the service down): it leaves
-        the network and joins it again at the same address with the name among its aliases.
-        Returns the IDs (12 characters); in check mode nothing changes."""
+        """Give each running container of ``services`` its service's DNS name back on each network of
+        the service where it lacks it (it left the name in a start-first hand-over whose run was
+        killed or failed before the container stopped, and Compose kept it when it scaled the
+        service down): it leaves the network (when on it) and joins it again, at the same address,
+        with the name among its aliases. Returns the IDs (12 characters); in check mode nothing
+        changes."""
         if not services or self.check_mode:
             return []
         rows = [c for c in self.compose.containers() if c["service"] in services and c["state"] == "running"]
@@ -1129,57 +1179,29 @@ class Release:
             return []
         out = self.compose.docker("inspect", "--format", "{{.Id}} {{json .NetworkSettings.Networks}}", *[c["id"] for c in rows],
                                   what="inspecting the containers' networks")
-        rejoined = []
+        declared = project.get("networks") or {}
+        rejoined: List[str] = []
         for line in out.splitlines():
             cid, _, networks = line.partition(" ")
             service = next((c["service"] for c in rows if among(c["id"], [cid])), None)
-            if service is None or not networks.strip():
+            if service is None:
                 continue
-            svc = project["services"].get(service) or {}
-            names = {str((project.get("networks") or {}).get(k, {}).get("name") or k) for k in (svc.get("networks") or {})}
-            for network, settings in sorted((json.loads(networks) or {}).items()):
-                if network not in names or service in ((settings or {}).get("Aliases") or []):
+            attached = json.loads(networks or "null") or {}
+            keys = (project["services"].get(service) or {}).get("networks") or {}
+            for key in keys:
+                network = str((declared.get(key) or {}).get("name") or "{0}_{1}".format(self.name, key))
+                settings = attached.get(network)
+                if settings is not None and service in (settings.get("Aliases") or []):
                     continue
-                address = settings.get("IPAddress") or ""
                 what = "giving {0} ({1}) its name back on {2}".format(service, cid[:12], network)
-                self.compose.docker("network", "disconnect", network, cid, what=what)
+                address = (settings or {}).get("IPAddress") or ""
+                if settings is not None:
+                    self.compose.docker("network", "disconnect", network, cid, what=what)
                 self.compose.docker("network", "connect", *(["--ip", address] if address else []), "--alias", service,
                                     network, cid, what=what)
-                rejoined.append(cid[:12])
+                if cid[:12] not in rejoined:
+                    rejoined.append(cid[:12])
         return rejoined
-
-    def leave_dns(self, containers: Mapping[str, str]) -> List[str]:
-        """Take running containers (ID -> service) out of Docker's DNS answers for their service's
-        name, while they serve on: each leaves every network where the name is one of its aliases
-        and joins it again at the same address without Compose's aliases (its container name
-        still resolves). Callers that look the name up from then on find only the other
-        containers; connections already open go on (the address and, with Docker deriving it from
-        the address, the MAC stay the same; TCP resends what was sent in the moment between). A
-        network that does not take a fixed address (no configured subnet) gives the container a
-        new one: its open connections are lost, the next ones work. Returns the IDs (12 characters)
-        that left a name; ComposeError when Docker refuses, naming the container, which then may
-        have left its network (a failed swap; the release is put back)."""
-        if not containers:
-            return []
-        out = self.compose.docker("inspect", "--format", "{{.Id}} {{json .NetworkSettings.Networks}}", *containers,
-                                  what="inspecting the old containers' networks")
-        left = []
-        for line in out.splitlines():
-            cid, _, networks = line.partition(" ")
-            service = next((s for c, s in containers.items() if among(c, [cid])), None)
-            if service is None or not networks.strip():
-                continue
-            for network, settings in sorted((json.loads(networks) or {}).items()):
-                if service not in (settings or {}).get("Aliases") or []:
-                    continue  # not found by the name there (or left it already)
-                address = settings.get("IPAddress") or ""
-                what = "taking the old {0} ({1}) out of the name {0} on {2}".format(service, cid[:12], network)
-                self.compose.docker("network", "disconnect", network, cid, what=what)
-                if not address or self.compose.attempt("network", "connect", "--ip", address, network, cid) is not None:
-                    self.compose.docker("network", "connect", network, cid, what=what)
-                if cid[:12] not in left:
-                    left.append(cid[:12])
-        return left
 
     def addresses(self, ids: Sequence[str]) -> Dict[str, str]:
         """Container id -> its address on the project's network (``docker inspect``)."""
@@ -1316,4 +1338,6 @@ class Release:
                 started += swapped
         else:
             started = self.up(project, None, log_lines)
+        # A container of the restored release that left its DNS name in the failed hand-over gets it back.
+        self.rejoin_names(project, started)
         return {"started": started, "removed": self.remove_orphans(project), "old": old, "containers": self.summaries()}

@@ -20,7 +20,10 @@ description:
   - C(applied) makes the planned candidate the running project (and the env file written beside it by
     the ssm_secrets role the running env file), writes each service's own env file, and starts the
     project in start-up order (each service once what it depends on is healthy), health-gated; it
-    fails naming the services that did not become healthy, with their last log lines.
+    fails naming the services that did not become healthy, with their last log lines. A container of a
+    service it started that lacks the service's DNS name on the service's network (a C(drained) hand-over
+    whose run was killed or failed before the container stopped) leaves the network and joins it again, at
+    the same address, with the name; C(restored) does the same.
   - C(started_beside) is the start-first half of a swap - it promotes the planned candidate and starts new
     containers of each of C(services) next to the running ones (twice its replicas in all, without recreating
     the running ones; one Compose call for all of them), and returns once the new ones are healthy; when one does
@@ -262,6 +265,12 @@ out_of_service:
   elements: str
 left_dns:
   description: C(drained) the IDs (12 characters) of the old containers that left their service's DNS name.
+  returned: state=drained
+  type: list
+  elements: str
+readdressed:
+  description: C(drained) the IDs (12 characters) of the old containers that left their service's DNS name and came back
+    at another address (their network takes no fixed address) - the connections open to them were lost.
   returned: state=drained
   type: list
   elements: str

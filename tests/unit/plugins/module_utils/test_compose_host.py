@@ -1129,7 +1129,7 @@ def test_a_container_left_without_its_name_by_a_killed_hand_over_gets_it_back_wh
 
 def test_a_service_found_by_its_dns_name_without_a_new_container_keeps_its_name(tmp_path, monkeypatch):
     run = drain_host(tmp_path, ml=("mlold",))
-    with pytest.raises(ComposeError, match="^no new container of sgivu-ml runs beside the old ones; they stay in service.$"):
+    with pytest.raises(ComposeError, match="^no new container of sgivu-ml serves beside the old ones; they stay in service.$"):
         Release(run, str(tmp_path), "sgivu").drain(["sgivu-ml"], ["mlold"], 20, 0, 35, 7)
     assert network_calls(run) == []
 
@@ -1177,7 +1177,7 @@ def test_a_new_instance_that_never_registers_up_is_removed_and_the_old_stays_in_
 
 def test_drain_without_a_new_container_takes_nothing_out_of_service(tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "take_out_of_service", lambda *args: pytest.fail("the old one left service"))
-    with pytest.raises(ComposeError, match="^no new container of sgivu-user runs beside the old ones; they stay in service.$"):
+    with pytest.raises(ComposeError, match="^no new container of sgivu-user serves beside the old ones; they stay in service.$"):
         Release(drain_host(tmp_path), str(tmp_path), "sgivu").drain(["sgivu-user"], ["old", "new"], 20, 0, 35)
 
 
@@ -1280,3 +1280,140 @@ def test_drain_knows_the_old_containers_by_their_short_ids_too(tmp_path, monkeyp
     monkeypatch.setattr(time, "sleep", lambda seconds: None)
     Release(drain_host(tmp_path), str(tmp_path), "sgivu").drain(["sgivu-user"], ["ol"], 20, 0, 35)
     assert seen == [["172.30.0.9"], ["172.30.0.8"]]  # "ol" is the old one: waited for the new, took out the old
+
+
+# --------------------------------------------------------------------------
+# DNS hand-over under hostile conditions (a fresh review of the change)
+# --------------------------------------------------------------------------
+
+
+def _ml_restore_root(tmp_path: Path) -> None:
+    good = "r/ml:1@sha256:" + "a" * 64
+    project = {"name": "sgivu",
+               "services": {"sgivu-ml": {"image": good, "labels": {CONFIG_LABEL: "good"},
+                                         "networks": {"sgivu-network": None}}},
+               "networks": {"sgivu-network": {"name": "sgivu-network"}},
+               "x-sgivu": {"env_keys": {}, "waves": [["sgivu-ml"]]}}
+    (tmp_path / "releases" / "r1").mkdir(parents=True)
+    (tmp_path / "releases" / "r1" / "compose.yml").write_text(project_text(project), encoding="utf-8")
+    (tmp_path / "releases" / "r1" / "stack.env").write_text("K=good\n", encoding="utf-8")
+
+
+def test_restore_after_a_failed_dns_hand_over_gives_the_kept_old_container_its_name_back(tmp_path, monkeypatch):
+    """The rescue (stack_release restore.yml -> state=restored) after the old ml left its name: Compose
+    keeps the old container (its config is the last good one) and removes the new one; the old one
+    gets the alias sgivu-ml back, else the name would answer nothing."""
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    _ml_restore_root(tmp_path)
+    old, new = "mlold" + "0" * 60, "mlnew" + "0" * 60
+    upped = []
+
+    def row(cid, label):
+        return "\t".join([cid, "running", "Up 1 minute (healthy)", "sgivu-ml", label, "False",
+                          "r/ml:1@sha256:" + "a" * 64 if label == "good" else "r/ml:2@sha256:" + "b" * 64,
+                          "sgivu-sgivu-ml-" + cid[:5], ""])
+
+    def answer(argv):
+        if argv[:2] == ["docker", "ps"]:
+            return 0, "\n".join([row(old, "good")] + ([] if upped else [row(new, "bad")])), ""
+        if "up" in argv:
+            upped.append(argv)
+        if argv[:2] == ["docker", "inspect"] and "json .NetworkSettings.Networks" in argv[3]:
+            return 0, f"{old} " + json.dumps({"sgivu-network": {"IPAddress": "172.30.0.20", "Aliases": [old[:12]]}}) + "\n", ""
+        return 0, "", ""
+
+    run = FakeRun(answer)
+    Release(run, str(tmp_path), "sgivu").restore("r1", 5)
+    assert upped, "restore recreated ml"
+    assert any(c[:3] == ["docker", "network", "connect"] and "--alias" in c for c in run.calls), \
+        "restore left the kept old sgivu-ml without its DNS name"
+
+
+def test_rejoin_names_reconnects_a_container_left_off_its_network(tmp_path):
+    """leave_dns raised after its disconnect (connect refused) or the run was killed between the
+    two: the container is on no project network, and joins it with its name."""
+    project = {"services": {"sgivu-ml": {"image": "r/ml:2", "networks": {"sgivu": None}}},
+               "networks": {"sgivu": {"name": "sgivu_sgivu"}}}
+    old = "mlold" + "0" * 60
+    run = FakeRun(lambda argv: (0, ps_line(id=old, service="sgivu-ml"), "") if argv[:2] == ["docker", "ps"]
+                  else (0, f"{old} {{}}\n", "") if argv[:2] == ["docker", "inspect"] else (0, "", ""))
+    rejoined = Release(run, str(tmp_path), "sgivu").rejoin_names(project, ["sgivu-ml"])
+    assert rejoined == [old[:12]], "a container on no project network is not given its name back"
+
+
+def test_rejoin_names_matches_a_network_without_an_explicit_name(tmp_path):
+    """Compose names a network without `name` <project>_<key>."""
+    project = {"services": {"sgivu-ml": {"image": "r/ml:2", "networks": {"sgivu": None}}},
+               "networks": {"sgivu": {}}}
+    run = drain_host(tmp_path, ml=("mlgone",))
+    rejoined = Release(run, str(tmp_path), "sgivu").rejoin_names(project, ["sgivu-ml"])
+    assert rejoined == ["mlgone" + "0" * 6]
+
+
+def test_rejoin_names_survives_a_top_level_network_written_as_null(tmp_path):
+    project = {"services": {"sgivu-ml": {"image": "r/ml:2", "networks": ["sgivu_sgivu"]}},
+               "networks": {"sgivu_sgivu": None}}
+    run = drain_host(tmp_path, ml=("mlgone",))
+    assert Release(run, str(tmp_path), "sgivu").rejoin_names(project, ["sgivu-ml"]) == ["mlgone" + "0" * 6]
+
+
+def test_a_refused_connect_says_the_container_is_off_its_network(tmp_path, monkeypatch):
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    run = drain_host(tmp_path, ml=("mlold", "mlnew"), refuse=("network connect",))
+    with pytest.raises(ComposeError) as error:
+        Release(run, str(tmp_path), "sgivu").drain(["sgivu-ml"], ["mlold"], 20, 0, 35, 7)
+    assert ["disconnect", "sgivu_sgivu", ML_OLD] in network_calls(run)
+    assert error.value.msg.endswith("It left sgivu_sgivu and could not join it again: it serves no one there.")
+
+
+def test_a_dns_failure_after_the_registry_hand_over_says_the_registry_ones_left_service(tmp_path, monkeypatch):
+    """A step with sgivu-user (registry) and sgivu-ml (DNS): the DNS move comes before anything leaves
+    the registry, so a refused one leaves the old sgivu-user in service, and the message says so."""
+    taken = []
+    monkeypatch.setattr(registry, "wait_up", lambda base, service, addresses, timeout: ["n"])
+    monkeypatch.setattr(registry, "take_out_of_service", lambda base, service, addresses: taken.append(service) or ["o"])
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    run = drain_host(tmp_path, ml=("mlold", "mlnew"), refuse=("network disconnect",))
+    with pytest.raises(ComposeError) as error:
+        Release(run, str(tmp_path), "sgivu").drain(["sgivu-user", "sgivu-ml"], ["old", "mlold"], 20, 0, 7, 30)
+    assert taken == [], "sgivu-user's old container left service before the DNS move was known to work"
+    assert error.value.msg.endswith("It is still on sgivu_sgivu under the name. Nothing left the registry.")
+
+
+def test_partial_leave_of_several_old_containers_is_reported(tmp_path, monkeypatch):
+    """replicas 2: the first old one left the name, Docker refuses the second."""
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    run = drain_host(tmp_path, ml=("mlold", "mlol2", "mlnew"), refuse=("network disconnect sgivu_sgivu mlol2",))
+    with pytest.raises(ComposeError) as error:
+        Release(run, str(tmp_path), "sgivu").drain(["sgivu-ml"], ["mlold", "mlol2"], 20, 0, 35, 7)
+    assert ["connect", "--ip", "172.30.0.20", "sgivu_sgivu", ML_OLD] in network_calls(run)
+    assert error.value.msg.endswith("It is still on sgivu_sgivu under the name. mlold0000000 had left the name before.")
+
+
+def test_an_unhealthy_new_container_does_not_let_the_old_one_leave_the_name(tmp_path, monkeypatch):
+    """The registry path waits for UP; the DNS path needs a new container that serves (healthy)."""
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    run = drain_host(tmp_path, ml=("mlold", "mlnew"))
+    inner = run.answer
+
+    def answer(argv):
+        rc, out, err = inner(argv)
+        if argv[:2] == ["docker", "ps"]:
+            out = out.replace("\t".join(["running", "Up 1 minute (healthy)", "sgivu-ml", "h1", "False", "r/api:1",
+                                         "sgivu-sgivu-ml-mlnew"]),
+                              "\t".join(["running", "Up 1 minute (unhealthy)", "sgivu-ml", "h1", "False", "r/api:1",
+                                         "sgivu-sgivu-ml-mlnew"]))
+            assert "(unhealthy)" in out
+        return rc, out, err
+    run.answer = answer
+    with pytest.raises(ComposeError):
+        Release(run, str(tmp_path), "sgivu").drain(["sgivu-ml"], ["mlold"], 20, 0, 35, 7)
+    assert network_calls(run) == []
+
+
+def test_a_fallback_to_a_new_address_is_reported(tmp_path, monkeypatch):
+    """--ip refused: the old one gets a new address, its open connections are cut; the result says so."""
+    monkeypatch.setattr(time, "sleep", lambda s: None)
+    run = drain_host(tmp_path, ml=("mlold", "mlnew"), refuse=("network connect --ip",))
+    done = Release(run, str(tmp_path), "sgivu").drain(["sgivu-ml"], ["mlold"], 20, 0, 35, 7)
+    assert done["readdressed"] == done["left_dns"] == [ML_OLD[:12]]
