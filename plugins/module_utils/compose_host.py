@@ -302,6 +302,12 @@ def serving(row: Mapping[str, str]) -> bool:
     return row.get("state") == "running" and health_of(row) in ("healthy", "none")
 
 
+def by_name(service: Mapping[str, Any]) -> bool:
+    """Whether callers find a service of a Compose project by its DNS name: it publishes no port
+    (Nginx reaches those) and names no registry (``EUREKA_URL``) in its environment."""
+    return not service.get("ports") and not (service.get("environment") or {}).get("EUREKA_URL")
+
+
 def among(cid: str, ids: Iterable[str]) -> bool:
     """Whether a container ID is one of ``ids``, each written in full or shortened (``docker ps``)."""
     return any(i and (cid.startswith(i) or i.startswith(cid)) for i in ids)
@@ -953,7 +959,13 @@ class Release:
         running containers' IDs, in full or shortened), in one Compose call, and wait until they are
         healthy; returns their IDs. ``timeout`` seconds (0: the longest deadline of the services).
         When any is not healthy in time, the new containers of every service are withdrawn (see
-        :meth:`withdraw`; ``drain``) and ComposeError names the late ones with their log lines."""
+        :meth:`withdraw`; ``drain``) and ComposeError names the late ones with their log lines.
+
+        The new containers of a service its callers find by its DNS name (no published port, no
+        ``EUREKA_URL``) are created first and leave the name before they start (see
+        :meth:`leave_dns`; Docker puts a container under its aliases as it starts, healthy or not),
+        and join it once healthy (see :meth:`rejoin_names`): a caller never looks up a container
+        that does not answer yet."""
         rows = self.compose.containers()
         wanted = {s: replicas(project["services"][s]) for s in services}
         scale = []
@@ -961,8 +973,14 @@ class Release:
             running = len([c for c in rows if c["service"] == service and among(c["id"], old)])
             scale += ["--scale", f"{service}={running + wanted[service]}"]
         wait = timeout or max(int(meta(project)["deadlines"].get(s, 120)) for s in services)
-        rc, out, err = self.compose.compose("up", "--detach", "--no-deps", "--no-recreate", "--pull", "never",
-                                            "--quiet-pull", *scale, *services, check=False)
+        named = [s for s in services if by_name(project["services"][s])]
+        args = ("--no-deps", "--no-recreate", "--pull", "never", "--quiet-pull", *scale, *services)
+        rc, out, err = self.compose.compose("up", "--no-start", *args, check=False) if named else (0, "", "")
+        if rc == 0 and named:
+            self.leave_dns({c["id"]: c["service"] for c in self.compose.containers()
+                            if c["service"] in named and not among(c["id"], old) and c["state"] == "created"})
+        if rc == 0:
+            rc, out, err = self.compose.compose("up", "--detach", *args, check=False)
         deadline = time.monotonic() + wait
         while True:
             new = [c for c in self.compose.containers() if c["service"] in services and not among(c["id"], old)]
@@ -976,6 +994,7 @@ class Release:
                                     ", ".join(late or services), wait,
                                     "" if rc == 0 else " (" + brief(err or out, self.compose.secrets, 400) + ")"),
                                 "never stopped", project, drain)
+        self.rejoin_names(project, named)
         return [c["id"] for c in new]
 
     def withdraw(self, services: Sequence[str], new: Sequence[str], log_lines: int, why: str, old_state: str,

@@ -1228,7 +1228,9 @@ def test_when_one_of_several_never_registers_every_new_container_goes_and_no_old
 def beside_host(tmp_path: Path, late: str = "") -> FakeRun:
     """Two services with one replica each running; after the scale-up each has a new container,
     healthy but for ``late``'s, which stays starting."""
-    project = {"services": {"sgivu-user": {"image": "r/user:2"}, "sgivu-client": {"image": "r/client:2"}},
+    registry = {"EUREKA_URL": "http://sgivu-discovery:8761/eureka"}
+    project = {"services": {"sgivu-user": {"image": "r/user:2", "environment": registry},
+                            "sgivu-client": {"image": "r/client:2", "environment": registry}},
                "x-sgivu": {"deadlines": {"sgivu-user": 1, "sgivu-client": 2}, "waves": [["sgivu-client", "sgivu-user"]]}}
     (tmp_path / "compose.yml").write_text(HEADER + "\n" + json.dumps(project), encoding="utf-8")
     before = [ps_line(id="old", service="sgivu-user"), ps_line(id="cold", service="sgivu-client")]
@@ -1248,6 +1250,42 @@ def test_services_swapped_together_start_beside_their_old_ones_in_one_compose_ca
     assert len(ups) == 1 and ups[0][-6:] == ["--scale", "sgivu-user=2", "--scale", "sgivu-client=2", "sgivu-user", "sgivu-client"]
     assert "--no-recreate" in ups[0] and "--no-deps" in ups[0]
     assert new == ["new", "cnew"]
+
+
+def test_a_new_container_found_by_its_dns_name_joins_the_name_only_once_healthy(tmp_path, monkeypatch):
+    """Docker puts a container under its aliases as it starts: the new sgivu-ml is created, leaves
+    the name, starts, and joins the name (at its address) once healthy - no caller looks it up while
+    it does not answer yet."""
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    project = {"services": {"sgivu-ml": {"image": "r/ml:2", "networks": {"sgivu": None}}},
+               "networks": {"sgivu": {"name": "sgivu_sgivu"}},
+               "x-sgivu": {"deadlines": {"sgivu-ml": 5}, "waves": [["sgivu-ml"]]}}
+    (tmp_path / "compose.yml").write_text(HEADER + "\n" + json.dumps(project), encoding="utf-8")
+    state = {"new": None, "aliases": ["sgivu-ml", "mlnew"], "address": ""}
+
+    def answer(argv: List[str]) -> Answer:
+        if argv[:2] == ["docker", "ps"]:
+            rows = [ps_line(id="mlold", service="sgivu-ml")]
+            if state["new"]:
+                rows.append(ps_line(id="mlnew", service="sgivu-ml", state=state["new"],
+                                    status="Up 3 seconds (healthy)" if state["new"] == "running" else "Created"))
+            return 0, "\n".join(rows) + "\n", ""
+        if "--no-start" in argv:
+            state["new"] = "created"
+        elif "up" in argv and "--detach" in argv:
+            state["new"], state["address"] = "running", "172.30.0.30"
+        if argv[:2] == ["docker", "inspect"]:
+            return 0, "mlnew " + json.dumps({"sgivu_sgivu": {"IPAddress": state["address"], "Aliases": state["aliases"]}}) + "\n", ""
+        if argv[:3] == ["docker", "network", "connect"]:
+            state["aliases"] = ["mlnew"] + (["sgivu-ml"] if "--alias" in argv else [])
+        return 0, "", ""
+    run = FakeRun(answer)
+    new = Release(run, str(tmp_path), "sgivu").beside(load_project(str(tmp_path / "compose.yml")), ["sgivu-ml"], ["mlold"], 5)
+    assert new == ["mlnew"]
+    steps = [("no-start" if "--no-start" in c else "start") if "up" in c else " ".join(c[2:]) for c in run.calls
+             if "up" in c or c[:2] == ["docker", "network"]]
+    assert steps == ["no-start", "disconnect sgivu_sgivu mlnew", "connect sgivu_sgivu mlnew", "start",
+                     "disconnect sgivu_sgivu mlnew", "connect --ip 172.30.0.30 --alias sgivu-ml sgivu_sgivu mlnew"]
 
 
 def test_when_one_of_several_is_not_healthy_in_time_every_new_container_goes_and_the_late_one_is_named(tmp_path, monkeypatch):
