@@ -1157,14 +1157,11 @@ class Release:
         readdressed: List[str] = []
         if not containers:
             return left, readdressed
-        out = self.compose.docker("inspect", "--format", "{{.Id}} {{json .NetworkSettings.Networks}}", *containers,
-                                  what="inspecting the old containers' networks")
-        for line in out.splitlines():
-            cid, _, networks = line.partition(" ")
+        for cid, networks in self.networks(list(containers), "inspecting the old containers' networks").items():
             service = next((s for c, s in containers.items() if among(c, [cid])), None)
-            if service is None or not networks.strip():
+            if service is None:
                 continue
-            for network, settings in sorted((json.loads(networks) or {}).items()):
+            for network, settings in sorted(networks.items()):
                 if service not in ((settings or {}).get("Aliases") or []):
                     continue  # not found by the name there (or left it already)
                 address = settings.get("IPAddress") or ""
@@ -1184,28 +1181,37 @@ class Release:
                     left.append(cid[:12])
         return left, readdressed
 
+    def networks(self, ids: Sequence[str], what: str) -> Dict[str, Dict[str, Any]]:
+        """Container ID (in full) -> its networks (``NetworkSettings.Networks``: name -> settings,
+        Aliases and IPAddress among them), from one ``docker inspect``."""
+        out = self.compose.docker("inspect", "--format", "{{.Id}} {{json .NetworkSettings.Networks}}", *ids, what=what)
+        found = {}
+        for line in out.splitlines():
+            cid, _, networks = line.partition(" ")
+            if cid:
+                found[cid] = {n: settings or {} for n, settings in (json.loads(networks or "null") or {}).items()}
+        return found
+
     def rejoin_names(self, project: Mapping[str, Any], services: Sequence[str]) -> List[str]:
-        """Give each running container of ``services`` its service's DNS name back on each network of
-        the service where it lacks it (it left the name in a start-first hand-over whose run was
+        """Give each running container of ``services`` found by their DNS name (see :func:`by_name`;
+        the others are left alone) its service's DNS name back on each network of the service where
+        it lacks it (it left the name in a start-first hand-over whose run was
         killed or failed before the container stopped, and Compose kept it when it scaled the
         service down): it leaves the network (when on it) and joins it again, at the same address,
         with the name among its aliases. Returns the IDs (12 characters); in check mode nothing
         changes."""
+        services = [s for s in services if by_name(project["services"].get(s) or {})]  # only those ever leave it
         if not services or self.check_mode:
             return []
         rows = [c for c in self.compose.containers() if c["service"] in services and c["state"] == "running"]
         if not rows:
             return []
-        out = self.compose.docker("inspect", "--format", "{{.Id}} {{json .NetworkSettings.Networks}}", *[c["id"] for c in rows],
-                                  what="inspecting the containers' networks")
         declared = project.get("networks") or {}
         rejoined: List[str] = []
-        for line in out.splitlines():
-            cid, _, networks = line.partition(" ")
+        for cid, attached in self.networks([c["id"] for c in rows], "inspecting the containers' networks").items():
             service = next((c["service"] for c in rows if among(c["id"], [cid])), None)
             if service is None:
                 continue
-            attached = json.loads(networks or "null") or {}
             keys = (project["services"].get(service) or {}).get("networks") or {}
             for key in keys:
                 network = str((declared.get(key) or {}).get("name") or "{0}_{1}".format(self.name, key))
