@@ -205,6 +205,25 @@ def test_logs_one_line_per_request(standin):
     assert all("sgivu-client" in line for line in request_lines)
 
 
+def test_a_client_that_resets_its_connection_leaves_no_traceback_in_the_log(standin):
+    """A health probe killed at its timeout resets its connection. A real service logs nothing
+    for that; a traceback would push the lines an operator needs out of the log tail."""
+    s = standin()
+    for _ in range(3):
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.sendall(b"GET /actuator/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)  # answered; the server waits on the kept connection for the next request
+        sock.close()     # linger 0: the close sends RST, as a killed process's socket does
+    time.sleep(0.3)
+    assert get(s.port, "/after")[0] == 200
+    s.proc.send_signal(signal.SIGTERM)
+    out, err = s.proc.communicate(timeout=10)
+    assert "Traceback" not in out + err
+    assert "ConnectionResetError" not in out + err
+    assert '"GET /after' in out
+
+
 def test_startup_delay_postpones_listening(standin):
     s = standin(wait=False, STANDIN_STARTUP_DELAY="1.5")
     t0 = time.monotonic()

@@ -932,6 +932,14 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def handle_error(self, request, client_address):
+        """A client that drops its connection (a health probe killed at its timeout, Nginx
+        closing an idle upstream) is routine: Tomcat logs nothing, so neither does this.
+        Anything else keeps socketserver's traceback."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        ThreadingHTTPServer.handle_error(self, request, client_address)
+
 
 def main():
     env = os.environ
