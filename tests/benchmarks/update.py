@@ -6,7 +6,8 @@ On one bench host with the SGIVU stack deployed, a probe sends a request through
   - update of sgivu-gateway with update.yml (start-first swap): time, failed requests;
   - the same swap scripted by hand as docker-rollout does it (tests/benchmarks/start_first_swap.sh:
     scale to two, wait healthy, Nginx to the new one, stop the old): time, failed requests, and
-    the ratio of the two;
+    the ratio of the two, and where update.yml's time went (its slowest tasks, from
+    ansible.posix.profile_tasks on that first run);
   - the same update the upstream way (pull, then `docker compose up -d --no-deps
     --force-recreate`): time, failed requests;
   - an update to a release that never gets healthy (deadline 20 s): time until update.yml has
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -45,16 +47,30 @@ BAKE = 60  # seconds of bake window asked for the healthy-but-bad releases
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def sh(*command: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+def sh(*command: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+                            env=dict(os.environ, **env) if env else None)
     if check and result.returncode != 0:
         sys.stdout.write(result.stdout[-4000:])
         raise SystemExit(f"benchmark step failed: {' '.join(command)}")
     return result
 
 
-def playbook(inventory: str, name: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return sh("ansible-playbook", "-i", inventory, name, "--limit", HOST, *args, check=check)
+def playbook(inventory: str, name: str, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    return sh("ansible-playbook", "-i", inventory, name, "--limit", HOST, *args, check=check, env=env)
+
+
+# ansible.posix.profile_tasks: after the play recap, every task's wall time, slowest first.
+PROFILED = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "12"}
+_RECAP_TASK = re.compile(r"^(?P<task>.*\S) -{3,} (?P<seconds>\d+(?:\.\d+)?)s\s*$")
+
+
+def slowest_tasks(output: str) -> list[tuple[str, float]]:
+    """(task, seconds) of profile_tasks' recap in ``output``, slowest first; [] without a recap."""
+    _, found, recap = output.rpartition("TASKS RECAP")
+    if not found:
+        return []
+    return [(m["task"], float(m["seconds"])) for m in map(_RECAP_TASK.match, recap.splitlines()) if m]
 
 
 def watched(url: str, action, after: float = 1.0) -> tuple[float, Probe]:
@@ -113,7 +129,10 @@ def main(argv: list[str] | None = None) -> dict:
 def gateway_rows(inventory: str, url: str, swap: str, point_at, compose: str) -> tuple:
     """The gateway's rows: update.yml, the scripted swap, the seed's recreate, the never-healthy and
     the baked releases, rollback.yml."""
-    ours, ours_probe = watched(url, lambda: playbook(inventory, "update.yml", "-e", "service=sgivu-gateway", "-e", f"version={NEXT}"))
+    # The first run also says where its time goes (profile_tasks); the callback costs nothing to speak of.
+    runs = []
+    ours, ours_probe = watched(url, lambda: runs.append(playbook(inventory, "update.yml", "-e", "service=sgivu-gateway",
+                                                                 "-e", f"version={NEXT}", env=PROFILED)))
 
     def point_gateway_at(tag: str) -> None:
         point_at("sgivu-gateway", tag)
@@ -138,7 +157,7 @@ def gateway_rows(inventory: str, url: str, swap: str, point_at, compose: str) ->
         last = json.loads(sh("docker", "exec", HOST, "cat", "/opt/sgivu/releases.json").stdout)["releases"][-1]
         baked[label] += ((last.get("bake") or {}).get("sgivu-gateway", {}).get("watched", "-"),)
     back, back_probe = watched(url, lambda: playbook(inventory, "rollback.yml", "-e", "service=sgivu-gateway"))
-    return ours, script, ours_probe, script_probe, raw, raw_probe, bad, bad_probe, baked, back, back_probe
+    return ours, script, ours_probe, script_probe, raw, raw_probe, bad, bad_probe, baked, back, back_probe, slowest_tasks(runs[0].stdout)
 
 
 def behind_rows(inventory: str, address: str, point_at, compose: str, services: list[str]) -> dict:
@@ -172,12 +191,16 @@ def row(label: str, seconds: float, probe: Probe) -> str:
     return f"  {label:<58} {seconds:7.1f} s   failed {len(probe.failures):4d} of {len(probe.results):5d} requests"
 
 
-def print_gateway(ours, script, ours_probe, script_probe, raw, raw_probe, bad, bad_probe, baked, back, back_probe) -> None:
+def print_gateway(ours, script, ours_probe, script_probe, raw, raw_probe, bad, bad_probe, baked, back, back_probe, tasks) -> None:
     print()
     print(f"Updating sgivu-gateway on one bench host ({HOST}), a request through Nginx every 20 ms")
     print(row("update.yml (start-first swap, health-gated, recorded)", ours, ours_probe))
     print(row("scripted start-first swap (docker-rollout's way, by hand)", script, script_probe))
     print(f"  {'time ratio update.yml / scripted start-first swap':<58} {ours / script:7.2f} x")
+    if tasks:
+        print(f"  where update.yml's {ours:.1f} s went, its {len(tasks)} slowest tasks ({sum(s for _, s in tasks):.1f} s):")
+        for task, seconds in tasks:
+            print(f"    {task[:80]:<80} {seconds:6.1f} s")
     print(row("pull + docker compose up -d --no-deps --force-recreate", raw, raw_probe))
     print(row("never-healthy release: failed deadline -> old one serving", bad, bad_probe))
     print(row("30 % 500s release: bake fails -> old one serving", *baked["failing"][:2])

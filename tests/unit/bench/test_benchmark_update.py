@@ -1,0 +1,49 @@
+"""bench/benchmark update: reading where update.yml spent its time (ansible.posix.profile_tasks)."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+SOURCE = Path(__file__).resolve().parents[2] / "benchmarks" / "update.py"
+
+
+@pytest.fixture(scope="module")
+def update():
+    spec = importlib.util.spec_from_file_location("benchmark_update", SOURCE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# What the callback prints after the play recap (ansible.posix 1.x/2.x), a task name with dashes of its own.
+RECAP = """\
+PLAY RECAP *********************************************************************
+sgivu-update-deb12         : ok=97   changed=9    unreachable=0    failed=0    skipped=60   rescued=0    ignored=0
+
+
+TASKS RECAP ********************************************************************
+Wednesday 02 December 2026  09:17:25 +0000 (0:00:00.050)       0:00:39.682 ****
+===============================================================================
+sgivu.deploy.compose_rollout : replace | Start the new containers -- beside the old ones --- 11.27s
+sgivu.deploy.stack_backup : Dump every database -------------------------- 3.10s
+Gathering Facts ---------------------------------------------------------- 0.95s
+"""
+
+
+def test_the_recap_gives_each_task_and_its_seconds_slowest_first(update):
+    assert update.slowest_tasks("TASK [x] ****\nok: [h]\n" + RECAP) == [
+        ("sgivu.deploy.compose_rollout : replace | Start the new containers -- beside the old ones", 11.27),
+        ("sgivu.deploy.stack_backup : Dump every database", 3.10),
+        ("Gathering Facts", 0.95),
+    ]
+
+
+def test_a_run_without_the_recap_gives_nothing(update):
+    assert update.slowest_tasks(RECAP.split("TASKS RECAP")[0]) == []
+
+
+def test_the_last_recap_in_the_output_is_the_one_read(update):
+    earlier = RECAP.replace("11.27s", "99.00s")
+    assert update.slowest_tasks(earlier + RECAP)[0][1] == 11.27
