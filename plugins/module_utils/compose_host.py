@@ -1357,14 +1357,24 @@ class Release:
             changed, _ = self.differences(project, labels, containers)
             # Every running container of the service, healthy or not, is the failed release's (as in start_beside).
             running = {s: [c["id"] for c in containers if c["service"] == s and c["state"] == "running"] for s in changed}
+            # A container of it in another state (exited, restarting, created) would count as one of the new
+            # ones in Compose's --scale, or be started as one: such a service is recreated instead.
+            stray = {c["service"] for c in containers if c["service"] in changed and c["state"] != "running"}
             # Start-first where the service runs now and publishes (Nginx follows it) or is start-first
             # in the catalog (its callers follow it in the registry or under its DNS name: handover).
-            swapped = [s for s in changed if running[s] and (project["services"][s].get("ports") or s in start_first)]
+            swapped = [s for s in changed if running[s] and s not in stray
+                       and (project["services"][s].get("ports") or s in start_first)]
             rest = [s for s in changed if s not in swapped]
             started = self.up(project, rest, log_lines) if rest else []
             if swapped:
                 old = [i for s in swapped for i in running[s]]
-                self.beside(project, swapped, old, log_lines)
+                try:
+                    self.beside(project, swapped, old, log_lines)
+                except ComposeError as error:
+                    self.rejoin_names(project, started)
+                    error.msg = "Starting the last good release of {0} beside the running one: {1}".format(
+                        ", ".join(swapped), error.msg)
+                    raise
                 started += swapped
                 handover = [s for s in swapped if not project["services"][s].get("ports")]
         else:
