@@ -965,8 +965,17 @@ class Release:
         ``EUREKA_URL``) are created first and leave the name before they start (see
         :meth:`leave_dns`; Docker puts a container under its aliases as it starts, healthy or not),
         and join it once healthy (see :meth:`rejoin_names`): a caller never looks up a container
-        that does not answer yet."""
+        that does not answer yet.
+
+        A container of ``services`` that does not run and is not among ``old`` (a killed run's
+        created one, an exited or crash-looping one) is removed first: Compose's ``--scale`` would
+        count it, and ``--no-recreate`` start it again with the configuration it has."""
         rows = self.compose.containers()
+        stale = [c["id"] for c in rows if c["service"] in services and not among(c["id"], old) and c["state"] != "running"]
+        if stale:
+            self.compose.docker("rm", "--force", *stale, what="removing the containers of {0} that do not run".format(
+                ", ".join(sorted({c["service"] for c in rows if c["id"] in stale}))))
+            rows = [c for c in rows if c["id"] not in stale]
         wanted = {s: replicas(project["services"][s]) for s in services}
         scale = []
         for service in services:

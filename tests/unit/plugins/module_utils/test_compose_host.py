@@ -1292,6 +1292,24 @@ def test_services_swapped_together_start_beside_their_old_ones_in_one_compose_ca
     assert new == ["new", "cnew"]
 
 
+@pytest.mark.parametrize("state", ["exited", "created", "restarting"])
+def test_a_container_of_the_service_that_does_not_run_is_removed_before_the_scale_up(tmp_path, state):
+    """A killed run's created container, an exited or a crash-looping one: Compose's --scale would
+    count it and --no-recreate start it with its own configuration, taken then for the new one."""
+    run = beside_host(tmp_path)
+    leftover = ps_line(id="gone", service="sgivu-user", state=state, status=state.capitalize())
+    answer = run.answer
+    run.answer = lambda argv: ((0, leftover + "\n" + answer(argv)[1], "") if argv[:2] == ["docker", "ps"]
+                               and not any(c[:3] == ["docker", "rm", "--force"] for c in run.calls) else answer(argv))
+    new = Release(run, str(tmp_path), "sgivu").beside(load_project(str(tmp_path / "compose.yml")),
+                                                      ["sgivu-user", "sgivu-client"], ["old", "cold"], 5)
+    removed = [i for i, argv in enumerate(run.calls) if argv[:3] == ["docker", "rm", "--force"]]
+    ups = [i for i, argv in enumerate(run.calls) if "up" in argv]
+    assert removed and run.calls[removed[0]][3:] == ["gone"] and removed[0] < ups[0]
+    assert run.calls[ups[0]][-6:] == ["--scale", "sgivu-user=2", "--scale", "sgivu-client=2", "sgivu-user", "sgivu-client"]
+    assert new == ["new", "cnew"]
+
+
 def test_a_new_container_found_by_its_dns_name_joins_the_name_only_once_healthy(tmp_path, monkeypatch):
     """Docker puts a container under its aliases as it starts: the new sgivu-ml is created, leaves
     the name, starts, and joins the name (at its address) once healthy - no caller looks it up while
