@@ -1326,7 +1326,8 @@ class Release:
         """Bring an archived release back (images by digest, its env file), health-gated.
 
         A service that runs and differs (a release that was healthy but bad, or one a later step
-        of the change failed after) comes back start-first when it publishes ports or is among
+        of the change failed after), none of its containers stopped or restarting, comes back
+        start-first when it publishes ports or is among
         ``start_first`` (the catalog's start-first services): the restored containers start beside
         the running ones (see :meth:`beside`), healthy before anything else, and ``old`` lists the
         running ones for the caller to retire once Nginx moved and, for the unpublished ones

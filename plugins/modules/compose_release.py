@@ -53,8 +53,8 @@ description:
   - C(restored) brings an archived release back (its compose file and env file from
     C(<root>/releases/<id>/)), images by digest, health-gated; without a release it stops the stack
     (volumes are kept). Only the services that differ from it start; one that runs and publishes ports or is
-    in C(start_first) (a release that was healthy but bad, or one a later step failed after) comes back
-    start-first, its restored containers beside the running ones, which it returns as C(old) for the caller to
+    in C(start_first) (a release that was healthy but bad, or one a later step failed after), and has no
+    container that does not run, comes back start-first, its restored containers beside the running ones, which it returns as C(old) for the caller to
     retire once Nginx moved and, for the unpublished ones it returns in C(handover), once C(state=drained)
     handed them over in their registry or under their DNS name.
   - Compose is always given the project name, the project directory, the file and C(--env-file /dev/null),
