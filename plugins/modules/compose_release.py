@@ -54,9 +54,9 @@ description:
     C(<root>/releases/<id>/)), images by digest, health-gated; without a release it stops the stack
     (volumes are kept). Only the services that differ from it start; one that runs and publishes ports or is
     in C(start_first) (a release that was healthy but bad, or one a later step failed after), and has no
-    container that does not run, comes back start-first, its restored containers beside the running ones, which it returns as C(old) for the caller to
-    retire once Nginx moved and, for the unpublished ones it returns in C(handover), once C(state=drained)
-    handed them over in their registry or under their DNS name.
+    container that does not run, comes back start-first, its restored containers beside the running ones,
+    which it returns as C(old) for the caller to retire once Nginx moved and, for the unpublished ones it
+    returns in C(handover), once C(state=drained) handed them over in their registry or under their DNS name.
   - Compose is always given the project name, the project directory, the file and C(--env-file /dev/null),
     without any C(COMPOSE_*) or C(DOCKER_*) variable in its environment, so no env file value can change
     what Compose does. Services receive their keys through C(env_file) entries in raw format - every
