@@ -965,8 +965,17 @@ class Release:
         ``EUREKA_URL``) are created first and leave the name before they start (see
         :meth:`leave_dns`; Docker puts a container under its aliases as it starts, healthy or not),
         and join it once healthy (see :meth:`rejoin_names`): a caller never looks up a container
-        that does not answer yet."""
+        that does not answer yet.
+
+        A container of ``services`` that does not run and is not among ``old`` (a killed run's
+        created one, an exited or crash-looping one) is removed first: Compose's ``--scale`` would
+        count it, and ``--no-recreate`` start it again with the configuration it has."""
         rows = self.compose.containers()
+        stale = [c["id"] for c in rows if c["service"] in services and not among(c["id"], old) and c["state"] != "running"]
+        if stale:
+            self.compose.docker("rm", "--force", *stale, what="removing the containers of {0} that do not run".format(
+                ", ".join(sorted({c["service"] for c in rows if c["id"] in stale}))))
+            rows = [c for c in rows if c["id"] not in stale]
         wanted = {s: replicas(project["services"][s]) for s in services}
         scale = []
         for service in services:
@@ -1313,20 +1322,24 @@ class Release:
             self.compose.docker("rm", *gone, what="removing the old containers")
         return {"removed": gone, "containers": self.summaries()}
 
-    def restore(self, release: Optional[str], log_lines: int) -> Dict[str, Any]:
+    def restore(self, release: Optional[str], log_lines: int, start_first: Sequence[str] = ()) -> Dict[str, Any]:
         """Bring an archived release back (images by digest, its env file), health-gated.
 
-        A published service that runs and differs (a release that was healthy but bad) comes back
-        start-first: the restored containers start beside the running ones, healthy before
-        anything else, and ``old`` lists the running ones for the caller to retire once Nginx
-        moved. The other services that differ are recreated in start-up order.
+        A service that runs and differs (a release that was healthy but bad, or one a later step
+        of the change failed after), none of its containers stopped or restarting, comes back
+        start-first when it publishes ports or is among
+        ``start_first`` (the catalog's start-first services): the restored containers start beside
+        the running ones (see :meth:`beside`), healthy before anything else, and ``old`` lists the
+        running ones for the caller to retire once Nginx moved and, for the unpublished ones
+        returned in ``handover``, once they were handed over (see :meth:`drain`). The other
+        services that differ are recreated in start-up order.
         Without a release (the host never had a good one) the stack's containers are stopped
         and removed; its volumes are kept.
         """
         if not release:
             if not self.check_mode and os.path.exists(self.path(LIVE)):
                 self.compose.compose("down", "--timeout", "30", what="stopping the stack")
-            return {"started": [], "removed": ["all"], "old": [], "containers": self.summaries()}
+            return {"started": [], "removed": ["all"], "old": [], "handover": [], "containers": self.summaries()}
         folder = self.path(ARCHIVE, release)
         project = load_project(os.path.join(folder, LIVE))
         env = read_env(os.path.join(folder, ENV_LIVE))
@@ -1348,21 +1361,35 @@ class Release:
         # database whose credential a rotation changed in place is not recreated for its env file.
         labels = {n: (svc.get("labels") or {}).get(CONFIG_LABEL) for n, svc in project["services"].items()}
         old: List[str] = []
+        handover: List[str] = []
         if all(labels.values()) and not self.check_mode:
             containers = self.compose.containers()
             changed, _ = self.differences(project, labels, containers)
             # Every running container of the service, healthy or not, is the failed release's (as in start_beside).
             running = {s: [c["id"] for c in containers if c["service"] == s and c["state"] == "running"] for s in changed}
-            # Start-first where the service publishes (Nginx follows it) and runs now.
-            swapped = [s for s in changed if project["services"][s].get("ports") and running[s]]
+            # A container of it in another state (exited, restarting, created) would count as one of the new
+            # ones in Compose's --scale, or be started as one: such a service is recreated instead.
+            stray = {c["service"] for c in containers if c["service"] in changed and c["state"] != "running"}
+            # Start-first where the service runs now and publishes (Nginx follows it) or is start-first
+            # in the catalog (its callers follow it in the registry or under its DNS name: handover).
+            swapped = [s for s in changed if running[s] and s not in stray
+                       and (project["services"][s].get("ports") or s in start_first)]
             rest = [s for s in changed if s not in swapped]
             started = self.up(project, rest, log_lines) if rest else []
             if swapped:
                 old = [i for s in swapped for i in running[s]]
-                self.beside(project, swapped, old, log_lines)
+                try:
+                    self.beside(project, swapped, old, log_lines)
+                except ComposeError as error:
+                    self.rejoin_names(project, started)
+                    error.msg = "Starting the last good release of {0} beside the running one: {1}".format(
+                        ", ".join(swapped), error.msg)
+                    raise
                 started += swapped
+                handover = [s for s in swapped if not project["services"][s].get("ports")]
         else:
             started = self.up(project, None, log_lines)
         # A container of the restored release that left its DNS name in the failed hand-over gets it back.
         self.rejoin_names(project, started)
-        return {"started": started, "removed": self.remove_orphans(project), "old": old, "containers": self.summaries()}
+        return {"started": started, "removed": self.remove_orphans(project), "old": old, "handover": handover,
+                "containers": self.summaries()}

@@ -52,9 +52,11 @@ description:
     database's container with the value in its environment and the statements on stdin, never on a command line.
   - C(restored) brings an archived release back (its compose file and env file from
     C(<root>/releases/<id>/)), images by digest, health-gated; without a release it stops the stack
-    (volumes are kept). Only the services that differ from it start; one that publishes ports and runs
-    (a release that was healthy but bad) comes back start-first, its restored containers beside the running
-    ones, which it returns as C(old) for the caller to retire once Nginx moved.
+    (volumes are kept). Only the services that differ from it start; one that runs and publishes ports or is
+    in C(start_first) (a release that was healthy but bad, or one a later step failed after), and has no
+    container that does not run, comes back start-first, its restored containers beside the running ones,
+    which it returns as C(old) for the caller to retire once Nginx moved and, for the unpublished ones it
+    returns in C(handover), once C(state=drained) handed them over in their registry or under their DNS name.
   - Compose is always given the project name, the project directory, the file and C(--env-file /dev/null),
     without any C(COMPOSE_*) or C(DOCKER_*) variable in its environment, so no env file value can change
     what Compose does. Services receive their keys through C(env_file) entries in raw format - every
@@ -156,6 +158,14 @@ options:
         the env files and C(stack.env.rotating) call for.
     type: list
     elements: str
+  start_first:
+    description:
+      - C(state=restored) the services that may come back start-first without publishing a port - the catalog's
+        C(update_order=start-first) ones (the C(sgivu.deploy.catalog_validate) filter fills in the default). A
+        published service that runs always comes back start-first; any other service is recreated.
+    type: list
+    elements: str
+    default: []
   log_lines:
     description: Last log lines returned for each service that did not become healthy.
     type: int
@@ -284,6 +294,13 @@ old:
   returned: state=started_beside or state=restored
   type: list
   elements: str
+handover:
+  description:
+    - C(restored) the unpublished services that came back start-first - pass them with C(old) to C(state=drained)
+      before C(old) is retired.
+  returned: state=restored
+  type: list
+  elements: str
 new:
   description: C(started_beside) the IDs of the new, healthy containers.
   returned: state=started_beside
@@ -331,6 +348,7 @@ def main() -> None:
             log_lines=dict(type="int", default=20),
             phase=dict(type="str", default="begin", choices=["begin", "finish", "undo"]),
             rotations=dict(type="list", elements="str"),
+            start_first=dict(type="list", elements="str", default=[]),
         ),
         required_if=[("state", "applied", ("expect",)), ("state", "started_beside", ("expect", "services")),
                      ("state", "drained", ("services",))],
@@ -363,7 +381,7 @@ def main() -> None:
                 module.warn(error)
             module.exit_json(changed=bool(done["rotations"]), containers=release.summaries(), **done)
         else:
-            module.exit_json(changed=True, **release.restore(p["release"], p["log_lines"]))
+            module.exit_json(changed=True, **release.restore(p["release"], p["log_lines"], p["start_first"]))
     except ComposeError as error:
         module.fail_json(msg=error.msg, **error.details)
     except (OSError, ValueError) as error:

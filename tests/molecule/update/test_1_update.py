@@ -2,8 +2,9 @@
 update scenario's files: test_2_rollback.py and test_3_moved_tag.py build on what it leaves).
 
 The tests run in file order and build on each other: the gateway moves to the next release, then a
-service behind the registry and config (found by DNS name), start-first, then releases of them that
-never get healthy, then the registry itself (stop-first) to the next release and to one that never
+service behind the registry and config and ml (found by DNS name), start-first, then a release of
+sgivu-user that never gets healthy, then one that took over before ml's never got healthy (the rescue
+puts it back start-first), then the registry itself (stop-first) to the next release and to one that never
 gets healthy, then the gateway meets a release that never gets healthy.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 
 import pytest
 from bench_images import NEVER_HEALTHY, NEXT  # tests/lib, on the path from conftest.py
+from bench_registry import MovedTags
 
 
 def service_containers(host, stack: str, service: str) -> list[dict]:
@@ -111,17 +113,65 @@ def test_a_service_found_by_its_dns_name_is_swapped_start_first_dropping_no_requ
     assert len(containers) == 1 and f"/{service}:{NEXT}@sha256:" in containers[0]["Config"]["Image"]
 
 
-@pytest.mark.parametrize("service", ["sgivu-user", "sgivu-config"])
-def test_a_never_healthy_service_behind_the_registry_or_by_dns_name_leaves_the_old_one_serving(
-        host, run_playbook, probe, stack, service):
-    before = [c["Id"] for c in service_containers(host, stack, service)]
-    run, gets, posts = watched_update(host, run_playbook, probe, service, NEVER_HEALTHY, "-e", "health_timeout=20")
+def test_a_never_healthy_service_behind_the_registry_leaves_the_old_one_serving(host, run_playbook, probe, stack):
+    before = [c["Id"] for c in service_containers(host, stack, "sgivu-user")]
+    run, gets, posts = watched_update(host, run_playbook, probe, "sgivu-user", NEVER_HEALTHY, "-e", "health_timeout=20")
     assert run.returncode != 0
-    assert f"the new {service} did not become healthy" in run.stdout
+    assert "the new sgivu-user did not become healthy" in run.stdout
     for watch in (gets, posts):
         assert watch.failures == []
         assert watch.versions == {NEXT}
-    assert [c["Id"] for c in service_containers(host, stack, service)] == before
+    assert [c["Id"] for c in service_containers(host, stack, "sgivu-user")] == before
+
+
+def running_ref(host, stack: str, service: str) -> tuple[str, str, str]:
+    """(the Id, the tag, the repository@digest) of the one container of ``service``."""
+    (container,) = service_containers(host, stack, service)
+    name, digest = container["Config"]["Image"].split("@", 1)
+    repository, tag = name.rsplit(":", 1)
+    return container["Id"], tag, f"{repository}@{digest}"
+
+
+def test_a_service_that_took_over_before_a_later_step_failed_comes_back_start_first_dropping_no_request(
+        host, run_playbook, probe, stack, registry, ansible_vars):
+    """sgivu-user takes over (start-first, in the registry), then the new sgivu-ml never gets healthy
+    (its tag moved to a release that never does; `update.yml` without a version re-pulls the tags).
+    The rescue puts the last good sgivu-user back start-first: beside the one that took over, UP in
+    the registry before that one leaves service, the callers' cache waited out, then the SIGTERM. No
+    call through Nginx and the gateway fails, to sgivu-user (lb://) or to sgivu-ml, whose old container
+    kept its DNS name while the new one, taken out of it before it started, never got healthy."""
+    user_id, user_tag, user_ref = running_ref(host, stack, "sgivu-user")
+    ml_id, ml_tag, ml_ref = running_ref(host, stack, "sgivu-ml")
+    other = NEXT if user_tag != NEXT else str(ansible_vars["stack_services"]["sgivu-user"]["tag"])
+    user_tags, ml_tags = MovedTags(registry, "sgivu/sgivu-user"), MovedTags(registry, "sgivu/sgivu-ml")
+    try:
+        user_tags.move(user_tag, other)        # healthy, another release: sgivu-user takes it
+        ml_tags.move(ml_tag, NEVER_HEALTHY)    # then sgivu-ml fails
+        gets, posts = api_probes(probe)
+        ml_gets = probe("/v1/ml/predictions/7", interval=0.05)
+        with gets, posts, ml_gets:
+            run = run_playbook("update.yml", "--limit", host.backend.get_hostname(),
+                               "-e", "service=sgivu-user,sgivu-ml", "-e", "health_timeout=20")
+    finally:
+        user_tags.put_back()
+        ml_tags.put_back()
+        # The host pulled the moved tags: they name what they named before again there too.
+        host.check_output(f"docker tag {user_ref} {user_ref.split('@')[0]}:{user_tag}")
+        host.check_output(f"docker tag {ml_ref} {ml_ref.split('@')[0]}:{ml_tag}")
+    assert run.returncode != 0
+    assert "the new sgivu-ml did not become healthy" in run.stdout
+    assert "runs again (health checked)" in run.stdout, run.stdout[-3000:]
+    # The rescue's hand-over ran (the default callback prints a skipped task's banner too).
+    handover = run.stdout.split("Hand the restored services over in their registry or under their DNS name", 1)
+    assert len(handover) == 2 and handover[1].split("TASK [", 1)[0].count("changed: [") == 1, run.stdout[-3000:]
+    for watch in (gets, posts, ml_gets):
+        assert len(watch.results) > 100, "the probe ran too briefly to tell anything"
+        assert watch.failures == []
+    assert other in gets.versions, "the probe never saw the release sgivu-user took over with"
+    assert gets.results[-1][1] == user_tag and posts.results[-1][1] == user_tag
+    (new_id, _, ref), ml_after = running_ref(host, stack, "sgivu-user"), running_ref(host, stack, "sgivu-ml")
+    assert ref == user_ref and new_id != user_id, "sgivu-user runs the digest it ran before, in a new container"
+    assert ml_after == (ml_id, ml_tag, ml_ref), "the old sgivu-ml kept running"
 
 
 def registry_shows(host, app: str) -> bool:

@@ -909,6 +909,18 @@ def test_a_restored_release_is_the_candidate_again(tmp_path):
     assert oct((tmp_path / "stack.env.next").stat().st_mode & 0o777) == "0o600"
 
 
+def archive_release(root: Path, project: dict, release: str = "r1") -> None:
+    """An archived good release under ``root`` (its compose file and env file), as restore reads it."""
+    (root / "releases" / release).mkdir(parents=True)
+    (root / "releases" / release / "compose.yml").write_text(project_text(project), encoding="utf-8")
+    (root / "releases" / release / "stack.env").write_text("K=good\n", encoding="utf-8")
+
+
+def running_row(cid: str, service: str, label: str, image: str) -> str:
+    """A healthy running container as `docker ps` shows it to Release (ID, state, status, service, config label, ...)."""
+    return "\t".join([cid, "running", "Up 1 minute (healthy)", service, label, "False", image, "sgivu-" + cid, ""])
+
+
 def test_a_published_service_that_was_healthy_but_bad_comes_back_start_first(tmp_path):
     # The gateway of the failed release serves (its bake failed): the restored one starts beside
     # it, and the module hands the bad one to the caller to retire once Nginx moved.
@@ -916,19 +928,13 @@ def test_a_published_service_that_was_healthy_but_bad_comes_back_start_first(tmp
     project = {"services": {"gw": {"image": good, "ports": ["127.0.0.1:8080-8081:8080"], "labels": {CONFIG_LABEL: "good"}},
                             "api": {"image": "r/api:1", "labels": {CONFIG_LABEL: "api"}}},
                "x-sgivu": {"env_keys": {}, "waves": [["api"], ["gw"]]}}
-    (tmp_path / "releases" / "r1").mkdir(parents=True)
-    (tmp_path / "releases" / "r1" / "compose.yml").write_text(project_text(project), encoding="utf-8")
-    (tmp_path / "releases" / "r1" / "stack.env").write_text("K=good\n", encoding="utf-8")
-
-    def row(cid, service, label, image):
-        return "\t".join([cid, "running", "Up 1 minute (healthy)", service, label, "False", image, "sgivu-" + cid, ""])
-
+    archive_release(tmp_path, project)
     scaled = []
 
     def answer(argv):
         if argv[:2] == ["docker", "ps"]:
-            rows = [row("bad1", "gw", "bad", "r/gw:2@sha256:" + "b" * 64), row("api1", "api", "api", "r/api:1")]
-            return 0, "\n".join(rows + ([row("new1", "gw", "good", good)] if scaled else [])), ""
+            rows = [running_row("bad1", "gw", "bad", "r/gw:2@sha256:" + "b" * 64), running_row("api1", "api", "api", "r/api:1")]
+            return 0, "\n".join(rows + ([running_row("new1", "gw", "good", good)] if scaled else [])), ""
         if "--scale" in argv:
             scaled.append(argv)
         return 0, "", ""
@@ -939,6 +945,40 @@ def test_a_published_service_that_was_healthy_but_bad_comes_back_start_first(tmp
     assert scaled and scaled[0][-3:] == ["--scale", "gw=2", "gw"] and "--no-recreate" in scaled[0]
     assert not [argv for argv in run.calls if "up" in argv and "--scale" not in argv], "nothing was recreated"
     assert not [argv for argv in run.calls if argv[:2] in (["docker", "stop"], ["docker", "rm"])], "the caller retires"
+
+
+@pytest.mark.parametrize("start_first, swapped", [(["user"], True), ([], False)])
+def test_an_unpublished_start_first_service_a_later_step_failed_after_comes_back_start_first(tmp_path, start_first, swapped):
+    # sgivu-user's new release took over (start-first, in the registry), then a later step failed: the
+    # last good user starts beside the failed one and is handed back to the caller for the hand-over
+    # (drained) and the retire; the database, stop-first in the catalog, is recreated. A service the
+    # catalog does not call start-first is recreated as before.
+    project = {"services": {"user": {"image": "r/user:1", "labels": {CONFIG_LABEL: "good"}},
+                            "pg": {"image": "r/pg:15", "labels": {CONFIG_LABEL: "pg-good"}}},
+               "x-sgivu": {"env_keys": {}, "waves": [["pg"], ["user"]]}}
+    archive_release(tmp_path, project)
+    scaled = []
+
+    def answer(argv):
+        if argv[:2] == ["docker", "ps"]:
+            rows = [running_row("bad1", "user", "bad", "r/user:2"), running_row("pg1", "pg", "pg-rotated", "r/pg:15")]
+            return 0, "\n".join(rows + ([running_row("new1", "user", "good", "r/user:1")] if scaled else [])), ""
+        if "--scale" in argv and "--detach" in argv:
+            scaled.append(argv)
+        return 0, "", ""
+
+    run = FakeRun(answer)
+    done = Release(run, str(tmp_path), "sgivu").restore("r1", 5, start_first)
+    recreated = [argv for argv in run.calls if "up" in argv and "--scale" not in argv]
+    assert len(recreated) == 1 and "pg" in recreated[0], "the database is recreated"
+    if swapped:
+        assert done["old"] == ["bad1"] and done["handover"] == ["user"]
+        assert scaled and scaled[0][-3:] == ["--scale", "user=2", "user"] and "--no-recreate" in scaled[0]
+        assert "user" not in recreated[0]
+        assert not [argv for argv in run.calls if argv[:2] in (["docker", "stop"], ["docker", "rm"])], "the caller retires"
+    else:
+        assert done["old"] == [] and done["handover"] == [] and not scaled
+        assert recreated[0][-2:] == ["pg", "user"], "recreated in start-up order"
 
 
 def test_an_undo_that_fails_is_reported_and_keeps_the_marker_never_raised(tmp_path):
@@ -1249,6 +1289,24 @@ def test_services_swapped_together_start_beside_their_old_ones_in_one_compose_ca
     ups = [argv for argv in run.calls if "up" in argv]
     assert len(ups) == 1 and ups[0][-6:] == ["--scale", "sgivu-user=2", "--scale", "sgivu-client=2", "sgivu-user", "sgivu-client"]
     assert "--no-recreate" in ups[0] and "--no-deps" in ups[0]
+    assert new == ["new", "cnew"]
+
+
+@pytest.mark.parametrize("state", ["exited", "created", "restarting"])
+def test_a_container_of_the_service_that_does_not_run_is_removed_before_the_scale_up(tmp_path, state):
+    """A killed run's created container, an exited or a crash-looping one: Compose's --scale would
+    count it and --no-recreate start it with its own configuration, taken then for the new one."""
+    run = beside_host(tmp_path)
+    leftover = ps_line(id="gone", service="sgivu-user", state=state, status=state.capitalize())
+    answer = run.answer
+    run.answer = lambda argv: ((0, leftover + "\n" + answer(argv)[1], "") if argv[:2] == ["docker", "ps"]
+                               and not any(c[:3] == ["docker", "rm", "--force"] for c in run.calls) else answer(argv))
+    new = Release(run, str(tmp_path), "sgivu").beside(load_project(str(tmp_path / "compose.yml")),
+                                                      ["sgivu-user", "sgivu-client"], ["old", "cold"], 5)
+    removed = [i for i, argv in enumerate(run.calls) if argv[:3] == ["docker", "rm", "--force"]]
+    ups = [i for i, argv in enumerate(run.calls) if "up" in argv]
+    assert removed and run.calls[removed[0]][3:] == ["gone"] and removed[0] < ups[0]
+    assert run.calls[ups[0]][-6:] == ["--scale", "sgivu-user=2", "--scale", "sgivu-client=2", "sgivu-user", "sgivu-client"]
     assert new == ["new", "cnew"]
 
 
