@@ -1327,8 +1327,9 @@ class Release:
 
         A service that runs and differs (a release that was healthy but bad, or one a later step
         of the change failed after), none of its containers stopped or restarting, comes back
-        start-first when it publishes ports or is among
-        ``start_first`` (the catalog's start-first services): the restored containers start beside
+        start-first when it publishes ports, or when it is among ``start_first`` (the catalog's
+        start-first services) and serves (healthy, or no health check; one that never got healthy
+        had no caller to keep and is recreated): the restored containers start beside
         the running ones (see :meth:`beside`), healthy before anything else, and ``old`` lists the
         running ones for the caller to retire once Nginx moved and, for the unpublished ones
         returned in ``handover``, once they were handed over (see :meth:`drain`). The other
@@ -1370,10 +1371,12 @@ class Release:
             # A container of it in another state (exited, restarting, created) would count as one of the new
             # ones in Compose's --scale, or be started as one: such a service is recreated instead.
             stray = {c["service"] for c in containers if c["service"] in changed and c["state"] != "running"}
-            # Start-first where the service runs now and publishes (Nginx follows it) or is start-first
-            # in the catalog (its callers follow it in the registry or under its DNS name: handover).
+            # Start-first where the service runs now and publishes (Nginx follows it), or is start-first
+            # in the catalog and serves (its callers follow it in the registry or under its DNS name:
+            # handover). One of those that never got healthy had no caller to keep: it is recreated.
             swapped = [s for s in changed if running[s] and s not in stray
-                       and (project["services"][s].get("ports") or s in start_first)]
+                       and (project["services"][s].get("ports")
+                            or (s in start_first and all(serving(c) for c in containers if c["service"] == s)))]
             rest = [s for s in changed if s not in swapped]
             started = self.up(project, rest, log_lines) if rest else []
             if swapped:

@@ -254,6 +254,21 @@ def test_a_start_first_service_that_does_not_run_is_recreated(tmp_path, quiet, s
     assert docker.ups()[0][-2:] == ["--no-deps", "user"]
 
 
+# a start-first service whose running container never got healthy (the change failed on it) had no
+# caller to keep: it is recreated, not started beside it and handed over; a published one that never
+# got healthy still comes back start-first (Nginx points at it).
+@pytest.mark.parametrize("status", ["Up 20 seconds (health: starting)", "Up 2 minutes (unhealthy)"])
+def test_a_start_first_service_that_never_got_healthy_is_recreated(tmp_path, quiet, status):
+    docker = mixed(tmp_path)
+    docker.add("baduser0", "user", "bad-user", bad_image("user"), status=status)
+    docker.add("badgw000", "gw", "bad-gw", bad_image("gw"), status=status)
+    docker.add("badml000", "ml", "bad-ml", bad_image("ml"))
+    done = Release(docker, str(tmp_path), "sgivu").restore("r1", 5, ["user", "gw", "ml"])
+    assert done["started"][0] == "user", "recreated first, in start-up order"
+    assert docker.ups()[0][-2:] == ["--no-deps", "user"]
+    assert sorted(done["old"]) == ["badgw000", "badml000"] and done["handover"] == ["ml"]
+
+
 # a service named in start_first that the archived release does not have is an orphan,
 # stopped and removed as before; unknown names are ignored.
 def test_a_start_first_service_the_archive_lacks_is_removed_as_an_orphan(tmp_path, quiet):
