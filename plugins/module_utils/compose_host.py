@@ -1083,8 +1083,9 @@ class Release:
         the service name): its old containers leave that name (leave_dns) and serve on at their
         address until they stop. Then the registry services' old containers are set
         OUT_OF_SERVICE. Then waits once: ``seconds`` (the callers' cache of the instance list) when
-        a registry took one out, ``dns_seconds`` (the callers' DNS cache) when a name lost one, the
-        longer of the two when both did.
+        a service behind a registry had old containers (taken out, or unknown to a registry that was
+        recreated since: its callers may still hold them), ``dns_seconds`` (the callers' DNS cache)
+        when a name lost one, the longer of the two when both did.
         When a new container does not register UP within ``timeout`` seconds (0: the longest
         deadline of the services), the new containers of every service are withdrawn (those that
         registered leave the registry first, ``seconds``), the old ones having never left service
@@ -1128,7 +1129,10 @@ class Release:
                                        + " left it",
                                        "; the old ones of {0} left their DNS name".format(", ".join(named)) if done["left_dns"] else ""),
                                    failed_services=[service]) from None
-        wait = max(seconds if done["out_of_service"] else 0, dns_seconds if done["left_dns"] else 0)
+        # A registry's callers may hold an old instance in the list they fetched even when the registry
+        # no longer has it to take out (the registry itself was recreated since): wait for them too.
+        wait = max(seconds if done["out_of_service"] or any(s in behind for s in mine.values()) else 0,
+                   dns_seconds if done["left_dns"] else 0)
         if wait > 0:
             time.sleep(wait)
             done["drained"] = wait
@@ -1328,8 +1332,9 @@ class Release:
         A service that runs and differs (a release that was healthy but bad, or one a later step
         of the change failed after), none of its containers stopped or restarting, comes back
         start-first when it publishes ports, or when it is among ``start_first`` (the catalog's
-        start-first services) and serves (healthy, or no health check; one that never got healthy
-        had no caller to keep and is recreated): the restored containers start beside
+        start-first services) and a container of it serves (healthy, or no health check; one with
+        no healthy container now has no caller worth keeping and is recreated): the restored
+        containers start beside
         the running ones (see :meth:`beside`), healthy before anything else, and ``old`` lists the
         running ones for the caller to retire once Nginx moved and, for the unpublished ones
         returned in ``handover``, once they were handed over (see :meth:`drain`). The other
@@ -1372,11 +1377,12 @@ class Release:
             # ones in Compose's --scale, or be started as one: such a service is recreated instead.
             stray = {c["service"] for c in containers if c["service"] in changed and c["state"] != "running"}
             # Start-first where the service runs now and publishes (Nginx follows it), or is start-first
-            # in the catalog and serves (its callers follow it in the registry or under its DNS name:
-            # handover). One of those that never got healthy had no caller to keep: it is recreated.
+            # in the catalog and a container of it serves (its callers follow it in the registry or
+            # under its DNS name: handover). One with no healthy container now (a registry client
+            # reports DOWN then) has no caller worth keeping: it is recreated.
             swapped = [s for s in changed if running[s] and s not in stray
                        and (project["services"][s].get("ports")
-                            or (s in start_first and all(serving(c) for c in containers if c["service"] == s)))]
+                            or (s in start_first and any(serving(c) for c in containers if c["service"] == s)))]
             rest = [s for s in changed if s not in swapped]
             started = self.up(project, rest, log_lines) if rest else []
             if swapped:

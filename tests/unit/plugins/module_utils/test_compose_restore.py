@@ -269,6 +269,37 @@ def test_a_start_first_service_that_never_got_healthy_is_recreated(tmp_path, qui
     assert sorted(done["old"]) == ["badgw000", "badml000"] and done["handover"] == ["ml"]
 
 
+# one replica serves (UP in the registry, callers hold it) and the other does not: the service
+# still comes back start-first, both old replicas handed over.
+@pytest.mark.parametrize("second", ["Up 4 seconds (health: starting)", "Up 3 minutes (unhealthy)"])
+def test_a_start_first_service_with_one_replica_serving_comes_back_start_first(tmp_path, quiet, eureka, second):
+    docker = mixed(tmp_path, user_replicas=2)
+    docker.add("baduser1", "user", "bad-user", bad_image("user"))
+    docker.add("baduser2", "user", "bad-user", bad_image("user"), status=second)
+    docker.add("goodgw00", "gw", "good-gw", good_image("gw"))
+    docker.add("goodml00", "ml", "good-ml", good_image("ml"))
+    done = Release(docker, str(tmp_path), "sgivu").restore("r1", 5, ["user"])
+    assert not [u for u in docker.ups() if "--scale" not in u], "nothing was recreated stop-first"
+    assert done["handover"] == ["user"] and sorted(done["old"]) == ["baduser1", "baduser2"]
+
+
+# the registry was recreated in the same restore (stop-first) and does not know the failed user
+# yet: nothing to take out of service, but the callers may still hold it: the cache is waited.
+def test_a_hand_over_whose_registry_forgot_the_old_instance_still_waits_the_callers_cache(tmp_path, quiet, monkeypatch):
+    monkeypatch.setattr(registry, "wait_up", lambda base, svc, addresses, timeout: [f"{svc}@{a}" for a in addresses])
+    monkeypatch.setattr(registry, "take_out_of_service", lambda base, svc, addresses: [])
+    docker = mixed(tmp_path)
+    docker.containers.clear()
+    docker.add("baddisc0", "sgivu-discovery", "bad-sgivu-discovery", bad_image("sgivu-discovery"))
+    docker.add("baduser0", "user", "bad-user", bad_image("user"))
+    docker.add("goodgw00", "gw", "good-gw", good_image("gw"))
+    docker.add("goodml00", "ml", "good-ml", good_image("ml"))
+    done = Release(docker, str(tmp_path), "sgivu").restore("r1", 5, ["user"])
+    assert docker.ups()[0][-2:] == ["--no-deps", "sgivu-discovery"], "the registry is recreated first"
+    drained = Release(docker, str(tmp_path), "sgivu").drain(done["handover"], done["old"], 5, 0, 7, 9)
+    assert drained["out_of_service"] == [] and drained["drained"] == 7 and quiet[-1] == 7
+
+
 # a service named in start_first that the archived release does not have is an orphan,
 # stopped and removed as before; unknown names are ignored.
 def test_a_start_first_service_the_archive_lacks_is_removed_as_an_orphan(tmp_path, quiet):
