@@ -1131,8 +1131,7 @@ class Release:
                                    failed_services=[service]) from None
         # A registry's callers may hold an old instance in the list they fetched even when the registry
         # no longer has it to take out (the registry itself was recreated since): wait for them too.
-        wait = max(seconds if done["out_of_service"] or any(s in behind for s in mine.values()) else 0,
-                   dns_seconds if done["left_dns"] else 0)
+        wait = max(seconds if any(s in behind for s in mine.values()) else 0, dns_seconds if done["left_dns"] else 0)
         if wait > 0:
             time.sleep(wait)
             done["drained"] = wait
@@ -1334,11 +1333,10 @@ class Release:
         start-first when it publishes ports, or when it is among ``start_first`` (the catalog's
         start-first services) and a container of it serves (healthy, or no health check; one with
         no healthy container now has no caller worth keeping and is recreated): the restored
-        containers start beside
-        the running ones (see :meth:`beside`), healthy before anything else, and ``old`` lists the
-        running ones for the caller to retire once Nginx moved and, for the unpublished ones
-        returned in ``handover``, once they were handed over (see :meth:`drain`). The other
-        services that differ are recreated in start-up order.
+        containers start beside the running ones (see :meth:`beside`), healthy before anything
+        else, and ``old`` lists the running ones for the caller to retire once Nginx moved and, for
+        the unpublished ones returned in ``handover``, once they were handed over (see
+        :meth:`drain`). The other services that differ are recreated in start-up order.
         Without a release (the host never had a good one) the stack's containers are stopped
         and removed; its volumes are kept.
         """

@@ -52,11 +52,12 @@ description:
     database's container with the value in its environment and the statements on stdin, never on a command line.
   - C(restored) brings an archived release back (its compose file and env file from
     C(<root>/releases/<id>/)), images by digest, health-gated; without a release it stops the stack
-    (volumes are kept). Only the services that differ from it start; one that runs and publishes ports, or
-    is in C(start_first) and serves (healthy, or no health check), (a release that was healthy but bad, or
-    one a later step failed after), and has no container that does not run, comes back start-first, its restored containers beside the running ones,
-    which it returns as C(old) for the caller to retire once Nginx moved and, for the unpublished ones it
-    returns in C(handover), once C(state=drained) handed them over in their registry or under their DNS name.
+    (volumes are kept). Only the services that differ from it start. One that runs (a release that was
+    healthy but bad, or one a later step failed after), has no container that does not run, and either
+    publishes ports or is in C(start_first) with a container that serves (healthy, or no health check)
+    comes back start-first - its restored containers start beside the running ones, which it returns as
+    C(old) for the caller to retire once Nginx moved and, for the unpublished ones it returns in
+    C(handover), once C(state=drained) handed them over in their registry or under their DNS name.
   - Compose is always given the project name, the project directory, the file and C(--env-file /dev/null),
     without any C(COMPOSE_*) or C(DOCKER_*) variable in its environment, so no env file value can change
     what Compose does. Services receive their keys through C(env_file) entries in raw format - every
@@ -162,8 +163,8 @@ options:
     description:
       - C(state=restored) the services that may come back start-first without publishing a port - the catalog's
         C(update_order=start-first) ones (the C(sgivu.deploy.catalog_validate) filter fills in the default). A
-        published service that runs always comes back start-first; one of these whose running container never
-        got healthy (it had no caller to keep) and any other service are recreated.
+        published service that runs always comes back start-first; one of these with no healthy container now
+        (it has no caller worth keeping) and any other service are recreated.
     type: list
     elements: str
     default: []
