@@ -29,14 +29,15 @@ class Poller:
 
 class Probe(Poller):
     """GET (or `method`, with `data` as a JSON body) a URL every `interval` seconds in a thread,
-    bounded in count and time; keep every outcome as (status, version answered).
+    bounded in count and time; keep every outcome as (status, version answered). A request not
+    answered within `timeout` seconds is a failure (``TimeoutError``).
 
     The target is a bench host's Nginx on the bench network, which the test run created.
     """
 
     def __init__(self, url: str, interval: float = 0.02, max_requests: int = 30000, max_seconds: float = 900,
-                 method: str = "GET", data: bytes | None = None):
-        self.url, self.interval = url, interval
+                 method: str = "GET", data: bytes | None = None, timeout: float = 5):
+        self.url, self.interval, self.timeout = url, interval, timeout
         self.method, self.data = method, data
         self.max_requests, self.max_seconds = max_requests, max_seconds
         self.results: list = []
@@ -48,7 +49,7 @@ class Probe(Poller):
             try:
                 request = urllib.request.Request(self.url, data=self.data, method=self.method,
                                                  headers={"Content-Type": "application/json"} if self.data else {})
-                with urllib.request.urlopen(request, timeout=5) as response:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
                     self.results.append((response.status, json.loads(response.read()).get("version")))
             except urllib.error.HTTPError as error:
                 self.results.append((error.code, None))

@@ -158,7 +158,11 @@ def hostile_deploy(host, run_playbook, first_host, seed, stack, ssm_parameters):
     before = container_ids(host, stack)
     path = seed("/sgivu/bench-hostile", HOSTILE)
     base = f"http://{host.interface('eth0').addresses[0]}"
-    probes = {"/v1/session": Probe(base + "/v1/session"), "/login": Probe(base + "/login"),
+    # The rotation's finish recreates Redis (stop, then start: it cannot run twice). Meanwhile the
+    # gateway holds a session request and retries, as Lettuce queues commands while it reconnects
+    # (the stand-in for up to 10 s, then 503): the request is slow, not dropped, so the probe waits
+    # longer than the gateway does. Under CI's load the recreate took more than 5 s once.
+    probes = {"/v1/session": Probe(base + "/v1/session", timeout=20), "/login": Probe(base + "/login"),
               "GET /v1/users/7": Probe(base + "/v1/users/7", interval=0.05),
               "POST /v1/vehicles": Probe(base + "/v1/vehicles", interval=0.05, method="POST", data=b'{"plate": "ABC-123"}'),
               "GET /v1/purchase-sales/7": Probe(base + "/v1/purchase-sales/7", interval=0.05)}
