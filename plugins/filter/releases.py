@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.sgivu.deploy.plugins.module_utils.releases import (
     event,
+    run_problems,
     service_names,
     service_rollback,
     stack_rollback,
@@ -25,6 +26,11 @@ from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filter
 def release_service_names(value: Any) -> List[str]:
     """Return the service names an operator gave (comma- or newline-separated text, or a list)."""
     return service_names(value)
+
+
+def release_run_problems(run: Dict[str, Any], services: Dict[str, Any]) -> List[str]:
+    """Return what is wrong with a run's arguments (-e names), for one message before any host changes."""
+    return run_problems(run, services)
 
 
 @operator_errors(ValueError)
@@ -56,4 +62,4 @@ class FilterModule:
     """Release history filters of sgivu.deploy."""
 
     def filters(self) -> Dict[str, Callable[..., Any]]:
-        return filters(release_event, release_service_names, release_service_rollback, release_stack_rollback, release_status)
+        return filters(release_event, release_run_problems, release_service_names, release_service_rollback, release_stack_rollback, release_status)

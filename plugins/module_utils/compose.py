@@ -30,6 +30,7 @@ Pure Python, no Ansible imports. What the rendered project promises, whatever th
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -272,6 +273,21 @@ def live_upstreams(
     return result
 
 
+def update_problems(services: Mapping[str, Mapping[str, Any]], names: Sequence[str], version: str) -> List[str]:
+    """What is wrong with an update's arguments: a named service the catalog does not run
+    (``services``, the catalog; a disabled one does not run), a ``version`` that is not an image
+    tag. Each problem is one sentence without its full stop; empty when nothing is wrong."""
+    problems = []
+    unknown = sorted(set(names) - set(_enabled(services)))
+    if unknown:
+        problems.append("unknown service(s) {0}; the catalog's enabled services are {1}".format(
+            ", ".join(unknown), ", ".join(sorted(_enabled(services)))))
+    if version and not _TAG.match(version):
+        problems.append("version {0} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, "
+                        "not starting with '.' or '-')".format(json.dumps(version, ensure_ascii=False)))
+    return problems
+
+
 def update_targets(
     services: Mapping[str, Mapping[str, Any]],
     names: List[str],
@@ -286,13 +302,9 @@ def update_targets(
     (a tag that moved gives a new digest, and the service is replaced). Raises ValueError for
     a service the catalog does not run or a version that is not a valid image tag.
     """
-    unknown = sorted(set(names) - set(_enabled(services)))
-    if unknown:
-        raise ValueError("unknown service(s) {0}; the catalog's enabled services are {1}. Nothing was changed.".format(
-            ", ".join(unknown), ", ".join(sorted(_enabled(services)))))
-    if version and not _TAG.match(version):
-        raise ValueError("version {0!r} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, "
-                         "not starting with '.' or '-'). Nothing was changed.".format(version))
+    problems = update_problems(services, names, version)
+    if problems:
+        raise ValueError(" ".join(f"{problem}." for problem in problems) + " Nothing was changed.")
     targets: Dict[str, str] = {}
     for name in names:
         if explicit and name in explicit:

@@ -3,7 +3,7 @@
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
 """The release history of a stack on a host: what ran, by digest, who ran it, when, how it went.
 
-Pure Python, no Ansible imports. The history is a JSON document
+Pure Python; of Ansible only its boolean words (``convert_bool``). The history is a JSON document
 ``{"stack": name, "releases": [release, ...]}``, oldest first; a release is::
 
     {"id": "20261123T124500Z", "time": "...", "who": "...", "purpose": "deploy",
@@ -22,12 +22,15 @@ choice here compares digests.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
 
+from ansible.module_utils.parsing.convert_bool import BOOLEANS
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose import update_problems
 from ansible_collections.sgivu.deploy.plugins.module_utils.compose_host import digest_of, repository
 
-__all__ = ["service_names", "load", "dumps", "same_state", "append", "find", "restorable", "last_good", "service_rollback",
+__all__ = ["service_names", "run_problems", "load", "dumps", "same_state", "append", "find", "restorable", "last_good", "service_rollback",
            "stack_rollback", "status_lines", "unique_id", "event", "OUTCOMES", "image_retention"]
 
 _STATE_KEYS = ("services", "compose_sha256", "env_sha256")
@@ -51,6 +54,54 @@ def service_names(value: Any) -> List[str]:
     else:
         raise ValueError(f"service must be a name, a comma-separated list or a list, got {type(value).__name__}")
     return [item.strip() for item in items if item.strip()]
+
+
+_SECONDS = re.compile(r"^[0-9]+\Z")
+# The run's arguments that are whole seconds: the -e name, and what its 0 (or no value) means.
+_RUN_SECONDS = (("health_timeout", "each service's own deadline"), ("lock_wait", "refuse at once while another run holds the lock"))
+
+
+def _shown(value: Any) -> str:
+    """An argument as the error message shows it: as JSON (a string in double quotes), cut at 40
+    characters."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def run_problems(run: Mapping[str, Any], services: Mapping[str, Mapping[str, Any]]) -> List[str]:
+    """What is wrong with a run's arguments, each named as the operator gives it (the playbooks'
+    ``-e`` names), one sentence without its full stop each; empty when nothing is.
+
+    ``run`` holds ``change`` (deploy, update or rollback), ``services`` (the names, as
+    service_names gives them), ``version`` (an update's tag), ``health_timeout`` and ``lock_wait``
+    (whole seconds: an int, or a string of digits as ``-e`` gives them; a missing key or an empty
+    value counts as 0) and ``restore_database`` (a boolean or one of Ansible's boolean words,
+    ``true``/``false``, ``yes``/``no``, ...). ``services`` is the catalog (``stack_services``), for
+    the names an update gives. Nothing is read from a host: the playbooks check this before any
+    host changes or a lock is taken.
+    """
+    problems = []
+    for name, zero in _RUN_SECONDS:
+        value = run.get(name)
+        if value in (None, "") or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            continue
+        if not isinstance(value, str) or not _SECONDS.match(value):
+            problems.append(f"{name} must be a whole number of seconds (0: {zero}), got {_shown(value)}")
+    restore = run.get("restore_database", False)
+    if restore not in (None, "") and not _is_boolean_word(restore):
+        problems.append(f"restore_database must be true or false, got {_shown(restore)}")
+    if run.get("change") == "update":
+        problems += update_problems(services, list(run.get("services") or []), str(run.get("version") or ""))
+    return problems
+
+
+def _is_boolean_word(value: Any) -> bool:
+    """Whether Ansible's ``bool`` takes ``value`` as a boolean (it takes any other word as false)."""
+    word = value.lower() if isinstance(value, str) else value
+    try:
+        return word in BOOLEANS
+    except TypeError:  # unhashable: a list, a mapping
+        return False
 
 
 def load(text: Optional[str], stack: str) -> Dict[str, Any]:

@@ -251,12 +251,30 @@ def test_a_never_healthy_release_is_undone_by_itself_and_drops_no_request(host, 
     assert via_nginx("/v1/version")[1]["version"] == NEXT
 
 
-def test_an_unknown_service_is_refused_before_anything_changes(host, run_playbook, stack):
-    before = [c["Id"] for c in gateway_containers(host, stack)]
-    run = run_playbook("update.yml", "--limit", host.backend.get_hostname(), "-e", "service=sgivu-nope", "-e", f"version={NEXT}")
+@pytest.mark.parametrize("playbook, args, problems", [
+    ("update.yml", ["service=sgivu-nope,sgivu-gateway", f"version={NEXT}", "health_timeout=-5", "lock_wait=abc"],
+     ["unknown service(s) sgivu-nope;", 'health_timeout must be a whole number of seconds', 'got "-5"',
+      'lock_wait must be a whole number of seconds', 'got "abc"']),
+    # Ansible's bool would take "ture" as false: the rollback would run without the dump asked for.
+    ("rollback.yml", ["restore_database=ture", "health_timeout=2.5"],
+     ['restore_database must be true or false, got "ture"', 'health_timeout must be', 'got "2.5"']),
+    ("deploy.yml", ["lock_wait=-1"], ['lock_wait must be a whole number of seconds', 'got "-1"']),
+])
+def test_bad_run_arguments_are_refused_together_before_anything_changes(host, run_playbook, stack, playbook, args,
+                                                                         problems):
+    running = f"docker ps -q --no-trunc --filter label=com.docker.compose.project={stack}"
+    before = sorted(host.check_output(running).split())
+    run = run_playbook(playbook, "--limit", host.backend.get_hostname(), *[a for arg in args for a in ("-e", arg)])
     assert run.returncode != 0
-    assert "unknown service(s) sgivu-nope" in run.stdout
-    assert [c["Id"] for c in gateway_containers(host, stack)] == before
+    # The message as the operator reads it: YAML output folds long lines and doubles a single quote.
+    said = " ".join(run.stdout.split()).replace("''", "'")
+    for problem in problems:
+        assert problem in said, run.stdout[-3000:]
+    assert "Nothing was changed." in said
+    # Our message, not Ansible's words for a filter that raised, and before any host was prepared or locked.
+    assert "filter plugin" not in said and "Error while resolving" not in said
+    assert "docker_host" not in said and "Take the deploy lock" not in said
+    assert sorted(host.check_output(running).split()) == before
 
 
 def test_a_tag_that_does_not_exist_is_refused_before_anything_stops(host, run_playbook, stack, via_nginx):

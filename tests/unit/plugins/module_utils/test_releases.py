@@ -1,6 +1,8 @@
 """The release history: what is recorded, what is not, and how releases are found."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ansible_collections.sgivu.deploy.plugins.module_utils import releases
@@ -285,3 +287,55 @@ def test_status_shows_each_release_s_bake():
                                                           "success_rate": 100.0, "p99_ms": None}})
     lines = releases.status_lines({"stack": "s", "releases": [unjudged]}, [])
     assert any(line.strip() == "bake: gw unjudged after 60 s (3 requests, 100.0 % below 500, p99 - ms)" for line in lines)
+
+
+CATALOG = {"sgivu-gateway": {"image": "r/gateway", "tag": "1.0"}, "sgivu-user": {"image": "r/user", "tag": "1.0"},
+           "sgivu-old": {"image": "r/old", "tag": "1.0", "enabled": False}}
+
+
+@pytest.mark.parametrize("run", [
+    {"change": "deploy"},
+    {"change": "deploy", "health_timeout": 0, "lock_wait": "", "restore_database": None},
+    {"change": "update", "services": ["sgivu-gateway"], "version": "1.5.0", "health_timeout": "60", "lock_wait": 30},
+    {"change": "rollback", "health_timeout": "007", "restore_database": "True"},
+    {"change": "rollback", "restore_database": True},
+    {"change": "rollback", "restore_database": "no"},
+    {"change": "rollback", "restore_database": 0},
+])
+def test_run_arguments_an_operator_may_give_pass(run):
+    assert releases.run_problems(run, CATALOG) == []
+
+
+@pytest.mark.parametrize("name, value", [
+    ("health_timeout", "-5"), ("health_timeout", -5), ("health_timeout", "abc"), ("health_timeout", "2.5"),
+    ("health_timeout", 2.5), ("health_timeout", True), ("health_timeout", " 60"), ("health_timeout", "60\n"),
+    ("health_timeout", "١٢"), ("lock_wait", "-1"), ("lock_wait", "1e3"), ("lock_wait", ["30"]), ("lock_wait", {"s": 1}),
+])
+def test_a_wait_that_is_not_whole_seconds_is_named_with_its_value(name, value):
+    problems = releases.run_problems({"change": "deploy", name: value}, CATALOG)
+    assert problems == [f"{name} must be a whole number of seconds (0: "
+                        + ("each service's own deadline" if name == "health_timeout"
+                           else "refuse at once while another run holds the lock") + f"), got {json.dumps(value, ensure_ascii=False)}"]
+
+
+@pytest.mark.parametrize("value", ["ture", "maybe", 2, ["true"], "truee"])
+def test_a_restore_database_that_is_no_boolean_word_is_refused(value):
+    # Ansible's bool filter would take each of these as false: the rollback would not load the dump.
+    assert releases.run_problems({"change": "rollback", "restore_database": value}, CATALOG) == [
+        f"restore_database must be true or false, got {json.dumps(value)}"]
+
+
+def test_every_problem_of_an_update_is_named_at_once():
+    problems = releases.run_problems({"change": "update", "services": ["sgivu-nope", "sgivu-old", "sgivu-user"],
+                                      "version": "-bad", "health_timeout": "x" * 80, "lock_wait": "abc"}, CATALOG)
+    assert problems == [
+        "health_timeout must be a whole number of seconds (0: each service's own deadline), got \"" + "x" * 36 + "...",
+        "lock_wait must be a whole number of seconds (0: refuse at once while another run holds the lock), got \"abc\"",
+        "unknown service(s) sgivu-nope, sgivu-old; the catalog's enabled services are sgivu-gateway, sgivu-user",
+        "version \"-bad\" is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, not starting with '.' or '-')",
+    ]
+
+
+def test_the_services_of_a_deploy_or_rollback_are_not_checked_against_the_catalog():
+    # A rollback may name a service the catalog no longer runs; the history decides that.
+    assert releases.run_problems({"change": "rollback", "services": ["sgivu-old"], "version": "-x"}, CATALOG) == []
