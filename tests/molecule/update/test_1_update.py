@@ -160,7 +160,8 @@ def test_a_service_that_took_over_before_a_later_step_failed_comes_back_start_fi
         host.check_output(f"docker tag {ml_ref} {ml_ref.split('@')[0]}:{ml_tag}")
     assert run.returncode != 0
     assert "the new sgivu-ml did not become healthy" in run.stdout
-    assert "runs again (health checked)" in run.stdout, run.stdout[-3000:]
+    # Named: the one service the way back replaced (sgivu-ml's old container never stopped).
+    assert "runs again (health checked): sgivu-user was put back;" in " ".join(run.stdout.split()), run.stdout[-3000:]
     # The rescue's hand-over ran (the default callback prints a skipped task's banner too).
     handover = run.stdout.split("Hand the restored services over in their registry or under their DNS name", 1)
     assert len(handover) == 2 and handover[1].split("TASK [", 1)[0].count("changed: [") == 1, run.stdout[-3000:]
@@ -244,6 +245,10 @@ def test_a_never_healthy_release_is_undone_by_itself_and_drops_no_request(host, 
     # The step is named as written, and only the new container is blamed and quoted: the old one serves.
     assert "Start the new containers beside the running ones" in run.stdout
     assert f"{NEVER_HEALTHY} starting" in run.stdout
+    # One sentence each, as the operator reads them (the step's message ended with its own full stop).
+    said = " ".join(run.stdout.split())
+    assert "the running ones never stopped. Last log lines:" in said
+    assert "runs again (health checked): nothing had to be put back, its containers never stopped;" in said
     assert not [c["Name"] for c in gateway_containers(host, stack) if c["Name"].lstrip("/") in run.stdout]
     assert watch.failures == []
     assert watch.versions == {NEXT}
