@@ -291,10 +291,14 @@ bench_up() {
   bench_push_images
   bench_check_images
   bench_moto
-  # The AWS SDK must never reach a real account from the bench. The keys are moto's dummies,
-  # unlike any word in a name: Ansible masks a secret key's value wherever it appears in a
-  # module's result, and a key of "bench" turned the target group sgivu-bench-web into
-  # sgivu-********-web in the results the alb_target role reads.
+  bench_aws_env
+}
+
+# The AWS SDK must never reach a real account from the bench. The keys are moto's dummies,
+# unlike any word in a name: Ansible masks a secret key's value wherever it appears in a
+# module's result, and a key of "bench" turned the target group sgivu-bench-web into
+# sgivu-********-web in the results the alb_target role reads.
+bench_aws_env() {
   export AWS_ACCESS_KEY_ID=AKIAMOTOBENCH0000000 AWS_SECRET_ACCESS_KEY=moto-bench-dummy-secret-0000000000000000 AWS_DEFAULT_REGION=us-east-1
   export AWS_ENDPOINT_URL="$SGIVU_BENCH_MOTO_URL"
 }
