@@ -281,11 +281,17 @@ def update_problems(services: Mapping[str, Mapping[str, Any]], names: Sequence[s
     unknown = sorted(set(names) - set(_enabled(services)))
     if unknown:
         problems.append("unknown service(s) {0}; the catalog's enabled services are {1}".format(
-            ", ".join(unknown), ", ".join(sorted(_enabled(services)))))
+            ", ".join(_cut(name) for name in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
+            ", ".join(sorted(_enabled(services)))))
     if version and not _TAG.match(version):
         problems.append("version {0} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, "
-                        "not starting with '.' or '-')".format(json.dumps(version, ensure_ascii=False)))
+                        "not starting with '.' or '-')".format(_cut(json.dumps(version, ensure_ascii=False))))
     return problems
+
+
+def _cut(text: str, width: int = 40) -> str:
+    """``text`` as an error message shows what an operator typed: at most ``width`` characters."""
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def update_targets(

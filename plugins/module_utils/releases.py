@@ -57,8 +57,13 @@ def service_names(value: Any) -> List[str]:
 
 
 _SECONDS = re.compile(r"^[0-9]+\Z")
+# The longest wait a run takes: a day. A larger number is a typing error, and Compose's
+# --wait-timeout (an int of Go) refuses one beyond its range only after the lock and the dump.
+MAX_RUN_SECONDS = 86400
 # The run's arguments that are whole seconds: the -e name, and what its 0 (or no value) means.
 _RUN_SECONDS = (("health_timeout", "each service's own deadline"), ("lock_wait", "refuse at once while another run holds the lock"))
+# A release id as plan makes it (UTC, to the second), with the -N a second release of that second gets.
+_RELEASE_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?\Z")
 
 
 def _shown(value: Any) -> str:
@@ -72,32 +77,57 @@ def run_problems(run: Mapping[str, Any], services: Mapping[str, Mapping[str, Any
     """What is wrong with a run's arguments, each named as the operator gives it (the playbooks'
     ``-e`` names), one sentence without its full stop each; empty when nothing is.
 
-    ``run`` holds ``change`` (deploy, update or rollback), ``services`` (the names, as
-    service_names gives them), ``version`` (an update's tag), ``health_timeout`` and ``lock_wait``
-    (whole seconds: an int, or a string of digits as ``-e`` gives them; a missing key or an empty
-    value counts as 0) and ``restore_database`` (a boolean or one of Ansible's boolean words,
-    ``true``/``false``, ``yes``/``no``, ...). ``services`` is the catalog (``stack_services``), for
-    the names an update gives. Nothing is read from a host: the playbooks check this before any
-    host changes or a lock is taken.
+    ``run`` holds what the operator gave, unconverted:
+
+    * ``change``: deploy, update or rollback;
+    * ``services``: a name, comma- or newline-separated names, or a list (service_names); an
+      update's must all be services the catalog runs, as must a rollback's one;
+    * ``version`` (update) and ``to_release`` (rollback): text, empty when not wanted - an image
+      tag, a release id as plan makes them (``20261202T175831Z``, ``-2`` for a second one in that
+      second); a null or a number is a problem, not converted;
+    * ``health_timeout``, ``lock_wait``: whole seconds from 0 to MAX_RUN_SECONDS (a day), an int or
+      a string of digits as ``-e`` gives them; missing, null or empty counts as 0;
+    * ``restore_database``: a boolean or one of Ansible's boolean words (``true``/``false``,
+      ``yes``/``no``, ...; any case); missing, null or empty counts as false.
+
+    ``services`` is the catalog (``stack_services``). A value is shown as JSON, cut at 40
+    characters (none of these is a secret). Nothing is read from a host: the playbooks check this
+    before any host changes or a lock is taken.
     """
     problems = []
     for name, zero in _RUN_SECONDS:
         value = run.get(name)
-        if value in (None, "") or (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+        if value in (None, "") or (isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_RUN_SECONDS):
             continue
-        if not isinstance(value, str) or not _SECONDS.match(value):
-            problems.append(f"{name} must be a whole number of seconds (0: {zero}), got {_shown(value)}")
+        if not isinstance(value, str) or not _SECONDS.match(value) or int(value) > MAX_RUN_SECONDS:
+            problems.append(f"{name} must be a whole number of seconds from 0 to {MAX_RUN_SECONDS} (0: {zero}), "
+                            f"got {_shown(value)}")
     restore = run.get("restore_database", False)
     if restore not in (None, "") and not _is_boolean_word(restore):
         problems.append(f"restore_database must be true or false, got {_shown(restore)}")
-    if run.get("change") == "update":
-        problems += update_problems(services, list(run.get("services") or []), str(run.get("version") or ""))
+    change = run.get("change")
+    try:
+        names = service_names(run.get("services"))
+    except ValueError:
+        problems.append("service must be a name, names separated by commas, or a list of names, got "
+                        + _shown(run.get("services")))
+        names = []
+    for key, what in (("version", "an image tag"), ("to_release", "a release id, as status.yml lists them")):
+        value = run.get(key)
+        if key in run and not isinstance(value, str):
+            problems.append(f"{key} must be {what} (text), got {_shown(value)}")
+    to_release = run.get("to_release")
+    if change == "rollback" and isinstance(to_release, str) and to_release and not _RELEASE_ID.match(to_release):
+        problems.append(f"to_release must be a release id, as status.yml lists them (20261202T175831Z), got {_shown(to_release)}")
+    if change == "update" or (change == "rollback" and len(names) == 1):
+        version = run.get("version") if change == "update" else ""
+        problems += update_problems(services, names, version if isinstance(version, str) else "")
     return problems
 
 
 def _is_boolean_word(value: Any) -> bool:
     """Whether Ansible's ``bool`` takes ``value`` as a boolean (it takes any other word as false)."""
-    word = value.lower() if isinstance(value, str) else value
+    word = value.strip().lower() if isinstance(value, str) else value
     try:
         return word in BOOLEANS
     except TypeError:  # unhashable: a list, a mapping

@@ -291,15 +291,19 @@ def test_status_shows_each_release_s_bake():
 
 CATALOG = {"sgivu-gateway": {"image": "r/gateway", "tag": "1.0"}, "sgivu-user": {"image": "r/user", "tag": "1.0"},
            "sgivu-old": {"image": "r/old", "tag": "1.0", "enabled": False}}
+WAITS = {"health_timeout": "each service's own deadline", "lock_wait": "refuse at once while another run holds the lock"}
 
 
 @pytest.mark.parametrize("run", [
     {"change": "deploy"},
-    {"change": "deploy", "health_timeout": 0, "lock_wait": "", "restore_database": None},
-    {"change": "update", "services": ["sgivu-gateway"], "version": "1.5.0", "health_timeout": "60", "lock_wait": 30},
-    {"change": "rollback", "health_timeout": "007", "restore_database": "True"},
-    {"change": "rollback", "restore_database": True},
-    {"change": "rollback", "restore_database": "no"},
+    {"change": "deploy", "health_timeout": 0, "lock_wait": "", "restore_database": None, "version": "", "to_release": ""},
+    {"change": "deploy", "health_timeout": None, "lock_wait": "86400", "services": []},
+    {"change": "update", "services": "sgivu-gateway, sgivu-user\n", "version": "1.5.0", "health_timeout": "60",
+     "lock_wait": 30},
+    {"change": "update", "services": ["sgivu-gateway"], "version": ""},
+    {"change": "rollback", "health_timeout": "007", "restore_database": "True", "to_release": "20261202T175831Z"},
+    {"change": "rollback", "services": "sgivu-user", "to_release": "20261202T175831Z-2", "restore_database": True},
+    {"change": "rollback", "restore_database": " no "},
     {"change": "rollback", "restore_database": 0},
 ])
 def test_run_arguments_an_operator_may_give_pass(run):
@@ -308,34 +312,68 @@ def test_run_arguments_an_operator_may_give_pass(run):
 
 @pytest.mark.parametrize("name, value", [
     ("health_timeout", "-5"), ("health_timeout", -5), ("health_timeout", "abc"), ("health_timeout", "2.5"),
-    ("health_timeout", 2.5), ("health_timeout", True), ("health_timeout", " 60"), ("health_timeout", "60\n"),
-    ("health_timeout", "١٢"), ("lock_wait", "-1"), ("lock_wait", "1e3"), ("lock_wait", ["30"]), ("lock_wait", {"s": 1}),
+    ("health_timeout", 2.5), ("health_timeout", True), ("health_timeout", False), ("health_timeout", " 60"),
+    ("health_timeout", "60\n"), ("health_timeout", "١٢"), ("health_timeout", "86401"), ("health_timeout", 10 ** 30),
+    ("lock_wait", "-1"), ("lock_wait", "1e3"), ("lock_wait", ["30"]), ("lock_wait", []), ("lock_wait", {"s": 1}),
+    ("lock_wait", "1" + "0" * 30),
 ])
-def test_a_wait_that_is_not_whole_seconds_is_named_with_its_value(name, value):
+def test_a_wait_that_is_not_whole_seconds_up_to_a_day_is_named_with_its_value(name, value):
     problems = releases.run_problems({"change": "deploy", name: value}, CATALOG)
-    assert problems == [f"{name} must be a whole number of seconds (0: "
-                        + ("each service's own deadline" if name == "health_timeout"
-                           else "refuse at once while another run holds the lock") + f"), got {json.dumps(value, ensure_ascii=False)}"]
+    shown = json.dumps(value, ensure_ascii=False)
+    assert problems == [f"{name} must be a whole number of seconds from 0 to 86400 (0: {WAITS[name]}), got "
+                        + (shown if len(shown) <= 40 else shown[:37] + "...")]
 
 
-@pytest.mark.parametrize("value", ["ture", "maybe", 2, ["true"], "truee"])
+@pytest.mark.parametrize("value", ["ture", "maybe", 2, ["true"], "truee", {"a": 1}])
 def test_a_restore_database_that_is_no_boolean_word_is_refused(value):
     # Ansible's bool filter would take each of these as false: the rollback would not load the dump.
     assert releases.run_problems({"change": "rollback", "restore_database": value}, CATALOG) == [
         f"restore_database must be true or false, got {json.dumps(value)}"]
 
 
-def test_every_problem_of_an_update_is_named_at_once():
-    problems = releases.run_problems({"change": "update", "services": ["sgivu-nope", "sgivu-old", "sgivu-user"],
-                                      "version": "-bad", "health_timeout": "x" * 80, "lock_wait": "abc"}, CATALOG)
+@pytest.mark.parametrize("value", [{"sgivu-gateway": 1}, 5, True])
+def test_services_that_are_neither_names_nor_a_list_are_named(value):
+    assert releases.run_problems({"change": "update", "services": value, "version": "1.5.0"}, CATALOG) == [
+        f"service must be a name, names separated by commas, or a list of names, got {json.dumps(value)}"]
+
+
+@pytest.mark.parametrize("key, value", [("version", None), ("version", 1.5), ("version", True), ("version", ["1.5"]),
+                                        ("to_release", None), ("to_release", ["x"]), ("to_release", 20261202)])
+def test_a_version_or_release_that_is_not_text_is_refused_not_converted(key, value):
+    change = "update" if key == "version" else "rollback"
+    problems = releases.run_problems({"change": change, "services": ["sgivu-user"], key: value}, CATALOG)
+    assert problems[0].startswith(f"{key} must be ") and problems[0].endswith(f"(text), got {json.dumps(value)}")
+
+
+@pytest.mark.parametrize("value", ["$(id)", "latest", "20261202T175831", "x" * 3000, "20261202T175831Z;id"])
+def test_a_rollback_to_something_that_is_no_release_id_is_refused(value):
+    shown = json.dumps(value)
+    assert releases.run_problems({"change": "rollback", "to_release": value}, CATALOG) == [
+        "to_release must be a release id, as status.yml lists them (20261202T175831Z), got "
+        + (shown if len(shown) <= 40 else shown[:37] + "...")]
+
+
+def test_every_problem_of_an_update_is_named_at_once_and_long_values_are_cut():
+    problems = releases.run_problems({"change": "update", "services": ["sgivu-nope", "sgivu-old", "sgivu-user", "y" * 80],
+                                      "version": "-" + "b" * 200, "health_timeout": "x" * 80, "lock_wait": "abc"}, CATALOG)
     assert problems == [
-        "health_timeout must be a whole number of seconds (0: each service's own deadline), got \"" + "x" * 36 + "...",
-        "lock_wait must be a whole number of seconds (0: refuse at once while another run holds the lock), got \"abc\"",
-        "unknown service(s) sgivu-nope, sgivu-old; the catalog's enabled services are sgivu-gateway, sgivu-user",
-        "version \"-bad\" is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, not starting with '.' or '-')",
+        "health_timeout must be a whole number of seconds from 0 to 86400 (0: each service's own deadline), got \""
+        + "x" * 36 + "...",
+        "lock_wait must be a whole number of seconds from 0 to 86400 (0: refuse at once while another run holds the lock), "
+        "got \"abc\"",
+        "unknown service(s) sgivu-nope, sgivu-old, " + "y" * 37 + "...; the catalog's enabled services are sgivu-gateway, "
+        "sgivu-user",
+        "version \"-" + "b" * 35 + "... is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, not starting "
+        "with '.' or '-')",
     ]
 
 
-def test_the_services_of_a_deploy_or_rollback_are_not_checked_against_the_catalog():
-    # A rollback may name a service the catalog no longer runs; the history decides that.
-    assert releases.run_problems({"change": "rollback", "services": ["sgivu-old"], "version": "-x"}, CATALOG) == []
+def test_a_rollback_of_one_service_names_a_service_the_catalog_runs():
+    assert releases.run_problems({"change": "rollback", "services": "sgivu-nope"}, CATALOG) == [
+        "unknown service(s) sgivu-nope; the catalog's enabled services are sgivu-gateway, sgivu-user"]
+
+
+def test_the_services_of_a_deploy_or_a_whole_stack_rollback_are_not_checked_against_the_catalog():
+    # A deploy takes no service; a rollback of two is refused by its own message (one service or none).
+    assert releases.run_problems({"change": "deploy", "services": ["sgivu-old"]}, CATALOG) == []
+    assert releases.run_problems({"change": "rollback", "services": ["sgivu-nope", "sgivu-x"]}, CATALOG) == []
