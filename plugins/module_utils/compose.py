@@ -37,7 +37,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import wave_numbers
 
 __all__ = ["render_project", "static_addresses", "upstreams", "image_refs", "effective_images",
-           "live_upstreams", "update_targets", "pins_for", "env_file_path"]
+           "live_upstreams", "update_targets", "update_problems", "cut", "pins_for", "env_file_path"]
 
 # Addresses below this offset in the stack subnet are left to Docker (gateway, dynamic).
 _STATIC_OFFSET = 200
@@ -278,18 +278,19 @@ def update_problems(services: Mapping[str, Mapping[str, Any]], names: Sequence[s
     (``services``, the catalog; a disabled one does not run), a ``version`` that is not an image
     tag. Each problem is one sentence without its full stop; empty when nothing is wrong."""
     problems = []
-    unknown = sorted(set(names) - set(_enabled(services)))
+    enabled = sorted(_enabled(services))
+    unknown = sorted(set(names) - set(enabled))
     if unknown:
         problems.append("unknown service(s) {0}; the catalog's enabled services are {1}".format(
-            ", ".join(_cut(name) for name in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
-            ", ".join(sorted(_enabled(services)))))
+            ", ".join(cut(name) for name in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
+            ", ".join(enabled)))
     if version and not _TAG.match(version):
         problems.append("version {0} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, "
-                        "not starting with '.' or '-')".format(_cut(json.dumps(version, ensure_ascii=False))))
+                        "not starting with '.' or '-')".format(cut(json.dumps(version, ensure_ascii=False))))
     return problems
 
 
-def _cut(text: str, width: int = 40) -> str:
+def cut(text: str, width: int = 40) -> str:
     """``text`` as an error message shows what an operator typed: at most ``width`` characters."""
     return text if len(text) <= width else text[:width - 3] + "..."
 

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
 
 from ansible.module_utils.parsing.convert_bool import BOOLEANS
-from ansible_collections.sgivu.deploy.plugins.module_utils.compose import update_problems
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose import cut, update_problems
 from ansible_collections.sgivu.deploy.plugins.module_utils.compose_host import digest_of, repository
 
 __all__ = ["service_names", "run_problems", "load", "dumps", "same_state", "append", "find", "restorable", "last_good", "service_rollback",
@@ -68,9 +68,8 @@ _RELEASE_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?\Z")
 
 def _shown(value: Any) -> str:
     """An argument as the error message shows it: as JSON (a string in double quotes), cut at 40
-    characters."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 40 else text[:37] + "..."
+    characters (compose.cut, as update_problems shows names and tags)."""
+    return cut(json.dumps(value, ensure_ascii=False, default=str))
 
 
 def run_problems(run: Mapping[str, Any], services: Mapping[str, Mapping[str, Any]]) -> List[str]:
