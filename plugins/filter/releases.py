@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from ansible_collections.sgivu.deploy.plugins.module_utils.releases import (
     event,
+    plan_targets,
     run_problems,
     service_names,
     service_rollback,
@@ -31,6 +32,12 @@ def release_service_names(value: Any) -> List[str]:
 def release_run_problems(run: Dict[str, Any], services: Dict[str, Any]) -> List[str]:
     """Return what is wrong with a run's arguments (-e names), for one message before any host changes."""
     return run_problems(run, services)
+
+
+def release_plan_targets(history: Dict[str, Any], change: str, services: List[str], release_id: str, version: str,
+                         catalog: Dict[str, Any], current: Dict[str, str]) -> Dict[str, Any]:
+    """Return what a change moves a host to, read from its release history, or the problem (never raises)."""
+    return plan_targets(history, change, services, release_id, version, catalog, current)
 
 
 @operator_errors(ValueError)
@@ -62,4 +69,4 @@ class FilterModule:
     """Release history filters of sgivu.deploy."""
 
     def filters(self) -> Dict[str, Callable[..., Any]]:
-        return filters(release_event, release_run_problems, release_service_names, release_service_rollback, release_stack_rollback, release_status)
+        return filters(release_event, release_plan_targets, release_run_problems, release_service_names, release_service_rollback, release_stack_rollback, release_status)

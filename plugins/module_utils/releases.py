@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
 
 from ansible.module_utils.parsing.convert_bool import BOOLEANS
-from ansible_collections.sgivu.deploy.plugins.module_utils.compose import cut, update_problems
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose import cut, update_problems, update_targets
 from ansible_collections.sgivu.deploy.plugins.module_utils.compose_host import digest_of, repository
 
 __all__ = ["service_names", "run_problems", "load", "dumps", "same_state", "append", "find", "restorable", "last_good", "service_rollback",
@@ -206,6 +206,47 @@ def find(history: Mapping[str, Any], release_id: Optional[str] = None, before: i
     if before >= len(releases):
         raise ValueError(f"the history holds {len(releases)} release(s); there is no release {before} back")
     return releases[-1 - before]
+
+
+def plan_targets(
+    history: Mapping[str, Any],
+    change: str,
+    names: List[str],
+    release_id: str,
+    version: str,
+    services: Mapping[str, Mapping[str, Any]],
+    current: Mapping[str, str],
+) -> Dict[str, Any]:
+    """What a change moves one host to, read from that host's release history, or why it cannot.
+
+    Returns ``{"images", "from", "backup", "problem"}``:
+
+    * ``images``: the image each service moves to - an ``update``'s named services (new ``version``,
+      or the tag each runs, re-pulled; update_targets), a one-service ``rollback``'s service (by
+      digest; service_rollback); empty for a ``deploy`` and a whole-stack ``rollback``;
+    * ``from``: the release id a whole-stack ``rollback`` goes back to (stack_rollback), else "";
+    * ``backup``: the dump taken just before the stack moved on from that release, or None;
+    * ``problem``: "" or, when the history cannot take the change (``release_id`` not recorded or
+      not restorable, no earlier good release, a service pinned by digest alone with no version),
+      one sentence for the operator; ``images`` is then empty and ``from`` "".
+
+    ``names`` are the services the operator named (service_names), ``release_id`` the rollback's
+    ``to_release`` ("" for the default), ``services`` the catalog and ``current`` the image each
+    service runs (catalog and host pins). The plan asserts ``problem`` is empty under the deploy
+    lock: a refusal here is the operator's message, not a failed template.
+    """
+    targets: Dict[str, Any] = {"images": {}, "from": "", "backup": None, "problem": ""}
+    try:
+        if change == "update":
+            targets["images"] = update_targets(services, names, version, current)
+        elif change == "rollback" and names:
+            targets["images"] = {names[0]: service_rollback(history, names[0], release_id or None)["image"]}
+        elif change == "rollback":
+            stack = stack_rollback(history, release_id or None)
+            targets.update({"from": stack["release"], "backup": stack["backup"]})
+    except ValueError as exc:
+        targets.update({"images": {}, "from": "", "backup": None, "problem": str(exc)})
+    return targets
 
 
 def _pinned_ref(entry: Mapping[str, Any]) -> str:

@@ -377,3 +377,40 @@ def test_the_services_of_a_deploy_or_a_whole_stack_rollback_are_not_checked_agai
     # A deploy takes no service; a rollback of two is refused by its own message (one service or none).
     assert releases.run_problems({"change": "deploy", "services": ["sgivu-old"]}, CATALOG) == []
     assert releases.run_problems({"change": "rollback", "services": ["sgivu-nope", "sgivu-x"]}, CATALOG) == []
+
+
+API = {"api": {"image": "r/api", "tag": "1.0.0"}}
+
+
+def test_plan_targets_of_each_change_read_from_the_history():
+    history = _history("1.0.0", "1.1.0")
+    current = {"api": "r/api:1.1.0"}
+
+    def targets(change, names=(), release_id="", version=""):
+        return releases.plan_targets(history, change, list(names), release_id, version, API, current)
+
+    assert targets("deploy") == {"images": {}, "from": "", "backup": None, "problem": ""}
+    assert targets("update", ["api"], version="1.2.0")["images"] == {"api": "r/api:1.2.0"}
+    assert targets("update", ["api"])["images"] == {"api": "r/api:1.1.0"}, "no version: the tag it runs, re-pulled"
+    assert targets("rollback", ["api"]) == {"images": {"api": "r/api:1.0.0@sha256:1.0.0"}, "from": "", "backup": None,
+                                            "problem": ""}
+    assert targets("rollback") == {"images": {}, "from": "r0", "backup": "/b/r1.sql.gz", "problem": ""}
+    assert targets("rollback", release_id="r1")["from"] == "r1"
+
+
+@pytest.mark.parametrize("change, names, release_id, problem", [
+    # A release id of the right form that this host never recorded (another host's, or a typo).
+    ("rollback", [], "19990101T000000Z", "release 19990101T000000Z is not in the history (recorded: r0)"),
+    ("rollback", ["api"], "19990101T000000Z", "release 19990101T000000Z is not in the history (recorded: r0)"),
+    ("rollback", [], "", "the history holds 1 good release(s) this version can restore; there is no earlier one to go back to"),
+    ("rollback", ["api"], "", "no earlier good release ran another digest of api"),
+])
+def test_plan_targets_name_what_the_history_cannot_take_instead_of_raising(change, names, release_id, problem):
+    targets = releases.plan_targets(_history("1.0.0"), change, names, release_id, "", API, {"api": "r/api:1.0.0"})
+    assert targets == {"images": {}, "from": "", "backup": None, "problem": problem}
+
+
+def test_plan_targets_name_a_service_pinned_by_digest_alone_when_no_version_is_given():
+    targets = releases.plan_targets(_history("1.0.0"), "update", ["api"], "", "", API, {"api": "r/api@sha256:abc"})
+    assert targets["images"] == {}
+    assert targets["problem"].startswith("api runs r/api@sha256:abc, pinned by digest alone: there is no tag to pull again")
