@@ -281,7 +281,7 @@ def update_problems(services: Mapping[str, Mapping[str, Any]], names: Sequence[s
     enabled = sorted(_enabled(services))
     unknown = sorted(set(names) - set(enabled))
     if unknown:
-        problems.append("unknown service(s) {0}; the catalog's enabled services are {1}".format(
+        problems.append("service names what the catalog does not run: {0}; its enabled services are {1}".format(
             ", ".join(cut(name) for name in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
             ", ".join(enabled)))
     if version and not _TAG.match(version):

@@ -117,7 +117,8 @@ def run_problems(run: Mapping[str, Any], services: Mapping[str, Mapping[str, Any
             problems.append(f"{key} must be {what} (text), got {_shown(value)}")
     to_release = run.get("to_release")
     if change == "rollback" and isinstance(to_release, str) and to_release and not _RELEASE_ID.match(to_release):
-        problems.append(f"to_release must be a release id, as status.yml lists them (20261202T175831Z), got {_shown(to_release)}")
+        problems.append("to_release must be a release id as status.yml lists them (the UTC time it was made, "
+                        f"YYYYMMDDTHHMMSSZ, -2 added for a second one in that second), got {_shown(to_release)}")
     if change == "update" or (change == "rollback" and len(names) == 1):
         version = run.get("version") if change == "update" else ""
         problems += update_problems(services, names, version if isinstance(version, str) else "")

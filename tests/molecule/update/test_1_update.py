@@ -258,12 +258,13 @@ def test_a_never_healthy_release_is_undone_by_itself_and_drops_no_request(host, 
 
 @pytest.mark.parametrize("playbook, args, problems", [
     ("update.yml", ["service=sgivu-nope,sgivu-gateway", f"version={NEXT}", "health_timeout=-5", "lock_wait=abc"],
-     ["unknown service(s) sgivu-nope;", 'health_timeout must be a whole number of seconds', 'got "-5"',
+     ["service names what the catalog does not run: sgivu-nope;", 'health_timeout must be a whole number of seconds', 'got "-5"',
       'lock_wait must be a whole number of seconds', 'got "abc"']),
     # Ansible's bool would take "ture" as false: the rollback would run without the dump asked for.
     ("rollback.yml", ["restore_database=ture", "health_timeout=2.5", "to_release=latest"],
      ['restore_database must be true or false, got "ture"', 'health_timeout must be', 'got "2.5"',
-      'to_release must be a release id, as status.yml lists them (20261202T175831Z), got "latest"']),
+      'to_release must be a release id as status.yml lists them (the UTC time it was made, YYYYMMDDTHHMMSSZ, -2 added for a '
+      'second one in that second), got "latest"']),
     ("deploy.yml", ["lock_wait=-1"], ['lock_wait must be a whole number of seconds', 'got "-1"']),
 ])
 def test_bad_run_arguments_are_refused_together_before_anything_changes(host, run_playbook, stack, playbook, args,

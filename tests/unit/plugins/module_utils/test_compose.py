@@ -212,7 +212,7 @@ def test_an_override_for_a_service_the_catalog_does_not_run_is_refused(sgivu):
 
 
 def test_an_update_of_a_service_the_catalog_does_not_run_is_refused(sgivu):
-    with pytest.raises(ValueError, match="unknown service.s. sgivu-nope; the catalog's enabled services are"):
+    with pytest.raises(ValueError, match="service names what the catalog does not run: sgivu-nope; its enabled services are"):
         update_targets(sgivu, ["sgivu-nope"], "1.1.0", {})
 
 

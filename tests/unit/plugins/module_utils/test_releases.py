@@ -349,7 +349,8 @@ def test_a_version_or_release_that_is_not_text_is_refused_not_converted(key, val
 def test_a_rollback_to_something_that_is_no_release_id_is_refused(value):
     shown = json.dumps(value)
     assert releases.run_problems({"change": "rollback", "to_release": value}, CATALOG) == [
-        "to_release must be a release id, as status.yml lists them (20261202T175831Z), got "
+        "to_release must be a release id as status.yml lists them (the UTC time it was made, YYYYMMDDTHHMMSSZ, -2 added "
+        "for a second one in that second), got "
         + (shown if len(shown) <= 40 else shown[:37] + "...")]
 
 
@@ -361,7 +362,8 @@ def test_every_problem_of_an_update_is_named_at_once_and_long_values_are_cut():
         + "x" * 36 + "...",
         "lock_wait must be a whole number of seconds from 0 to 86400 (0: refuse at once while another run holds the lock), "
         "got \"abc\"",
-        "unknown service(s) sgivu-nope, sgivu-old, " + "y" * 37 + "...; the catalog's enabled services are sgivu-gateway, "
+        "service names what the catalog does not run: sgivu-nope, sgivu-old, " + "y" * 37 + "...; its enabled services are "
+        "sgivu-gateway, "
         "sgivu-user",
         "version \"-" + "b" * 35 + "... is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, not starting "
         "with '.' or '-')",
@@ -370,7 +372,7 @@ def test_every_problem_of_an_update_is_named_at_once_and_long_values_are_cut():
 
 def test_a_rollback_of_one_service_names_a_service_the_catalog_runs():
     assert releases.run_problems({"change": "rollback", "services": "sgivu-nope"}, CATALOG) == [
-        "unknown service(s) sgivu-nope; the catalog's enabled services are sgivu-gateway, sgivu-user"]
+        "service names what the catalog does not run: sgivu-nope; its enabled services are sgivu-gateway, sgivu-user"]
 
 
 def test_the_services_of_a_deploy_or_a_whole_stack_rollback_are_not_checked_against_the_catalog():
