@@ -61,7 +61,8 @@ def playbook(inventory: str, name: str, *args: str, check: bool = True, env: dic
 
 
 # ansible.posix.profile_tasks: after the play recap, every task's wall time, slowest first.
-PROFILED = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "12"}
+PROFILED = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all"}
+SHOWN_TASKS = 12
 _RECAP_TASK = re.compile(r"^(?P<task>.*\S) -{3,} (?P<seconds>\d+(?:\.\d+)?)s\s*$")
 
 
@@ -187,6 +188,28 @@ def behind_rows(inventory: str, address: str, point_at, compose: str, services: 
     return behind
 
 
+def time_spent(total: float, tasks: list[tuple[str, float]]) -> list[str]:
+    """Where a run's ``total`` seconds went, from its profile_tasks recap (``tasks``, slowest first):
+    the SHOWN_TASKS slowest tasks, then what all the others took together, then each role's share
+    (the recap's "role : task" prefix; a playbook's own tasks count as "the playbook")."""
+    if not tasks:
+        return []
+    shown, rest = tasks[:SHOWN_TASKS], tasks[SHOWN_TASKS:]
+    lines = [f"  where update.yml's {total:.1f} s went, its {len(shown)} slowest tasks ({sum(s for _, s in shown):.1f} s):"]
+    lines += [f"    {task[:80]:<80} {seconds:6.1f} s" for task, seconds in shown]
+    if rest:
+        lines.append(f"    {f'the other {len(rest)} tasks, {max(s for _, s in rest):.1f} s at most each':<80} "
+                     f"{sum(s for _, s in rest):6.1f} s")
+    roles: dict[str, list[float]] = {}
+    for task, seconds in tasks:
+        role = task.split(" : ", 1)[0] if " : " in task else "the playbook"
+        roles.setdefault(role.removeprefix("sgivu.deploy."), []).append(seconds)
+    lines.append("  by role (tasks, seconds): " + ", ".join(
+        f"{role} {len(times)}, {sum(times):.1f} s" for role, times in sorted(roles.items(), key=lambda item: -sum(item[1]))))
+    lines.append(f"  outside any task (start-up, forks, the recap): {max(total - sum(s for _, s in tasks), 0):.1f} s")
+    return lines
+
+
 def row(label: str, seconds: float, probe: Probe) -> str:
     return f"  {label:<58} {seconds:7.1f} s   failed {len(probe.failures):4d} of {len(probe.results):5d} requests"
 
@@ -197,10 +220,8 @@ def print_gateway(ours, script, ours_probe, script_probe, raw, raw_probe, bad, b
     print(row("update.yml (start-first swap, health-gated, recorded)", ours, ours_probe))
     print(row("scripted start-first swap (docker-rollout's way, by hand)", script, script_probe))
     print(f"  {'time ratio update.yml / scripted start-first swap':<58} {ours / script:7.2f} x")
-    if tasks:
-        print(f"  where update.yml's {ours:.1f} s went, its {len(tasks)} slowest tasks ({sum(s for _, s in tasks):.1f} s):")
-        for task, seconds in tasks:
-            print(f"    {task[:80]:<80} {seconds:6.1f} s")
+    for line in time_spent(ours, tasks):
+        print(line)
     print(row("pull + docker compose up -d --no-deps --force-recreate", raw, raw_probe))
     print(row("never-healthy release: failed deadline -> old one serving", bad, bad_probe))
     print(row("30 % 500s release: bake fails -> old one serving", *baked["failing"][:2])

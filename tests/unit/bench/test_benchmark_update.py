@@ -47,3 +47,18 @@ def test_a_run_without_the_recap_gives_nothing(update):
 def test_the_last_recap_in_the_output_is_the_one_read(update):
     earlier = RECAP.replace("11.27s", "99.00s")
     assert update.slowest_tasks(earlier + RECAP)[0][1] == 11.27
+
+
+def test_where_the_time_went_shows_the_slowest_then_the_rest_and_each_role(update):
+    tasks = [(f"sgivu.deploy.compose_rollout : step {i}", 2.0) for i in range(update.SHOWN_TASKS)]
+    tasks += [("sgivu.deploy.stack_lock : Take the lock", 0.5), ("Gathering Facts", 0.25), ("sgivu.deploy.nginx : Reload", 0.25)]
+    lines = update.time_spent(30.0, tasks)
+    assert lines[0] == f"  where update.yml's 30.0 s went, its {update.SHOWN_TASKS} slowest tasks ({2.0 * update.SHOWN_TASKS:.1f} s):"
+    assert lines[update.SHOWN_TASKS + 1].split() == ["the", "other", "3", "tasks,", "0.5", "s", "at", "most", "each", "1.0", "s"]
+    assert lines[-2] == (f"  by role (tasks, seconds): compose_rollout {update.SHOWN_TASKS}, {2.0 * update.SHOWN_TASKS:.1f} s, "
+                         "stack_lock 1, 0.5 s, the playbook 1, 0.2 s, nginx 1, 0.2 s")
+    assert lines[-1] == f"  outside any task (start-up, forks, the recap): {30.0 - 2.0 * update.SHOWN_TASKS - 1.0:.1f} s"
+
+
+def test_where_the_time_went_is_not_said_without_a_recap(update):
+    assert update.time_spent(30.0, []) == []
