@@ -246,7 +246,7 @@ def plan_targets(
             stack = stack_rollback(history, release_id or None)
             targets.update({"from": stack["release"], "backup": stack["backup"]})
     except ValueError as exc:
-        targets.update({"images": {}, "from": "", "backup": None, "problem": str(exc)})
+        targets["problem"] = str(exc)  # nothing was assigned: each branch assigns only once it has its answer
     return targets
 
 
