@@ -35,9 +35,9 @@ def release_run_problems(run: Dict[str, Any], services: Dict[str, Any]) -> List[
 
 
 def release_plan_targets(history: Dict[str, Any], change: str, services: List[str], release_id: str, version: str,
-                         catalog: Dict[str, Any], current: Dict[str, str]) -> Dict[str, Any]:
+                         catalog: Dict[str, Any], current: Dict[str, str], restore_database: bool = False) -> Dict[str, Any]:
     """Return what a change moves a host to, read from its release history, or the problem (never raises)."""
-    return plan_targets(history, change, services, release_id, version, catalog, current)
+    return plan_targets(history, change, services, release_id, version, catalog, current, restore_database)
 
 
 @operator_errors(ValueError)

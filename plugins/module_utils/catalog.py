@@ -168,16 +168,17 @@ HEALTH_DEFAULT_INTERVAL = 5
 HEALTH_DEFAULT_TIMEOUT = 120
 ROUTE_DEFAULT_TIMEOUT = 60
 
+# \Z, not $: "$" also matches before a final line break, and a name or tag ending in one would pass.
 # Compose service names: lower case, digits, '-' and '_', starting alphanumeric.
-_SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 # Docker named volumes.
-_VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 # Environment variable names (POSIX portable set).
-_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # Image tags, as Docker accepts them.
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 # Database names for pg_dump and friends.
-_DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 class CatalogError(ValueError):

@@ -36,13 +36,13 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import wave_numbers
 
-__all__ = ["render_project", "static_addresses", "upstreams", "image_refs", "effective_images",
-           "live_upstreams", "update_targets", "update_problems", "cut", "pins_for", "env_file_path"]
+__all__ = ["render_project", "shown", "cut", "static_addresses", "upstreams", "image_refs", "effective_images",
+           "live_upstreams", "update_targets", "update_problems", "pins_for", "env_file_path"]
 
 # Addresses below this offset in the stack subnet are left to Docker (gateway, dynamic).
 _STATIC_OFFSET = 200
 # An image tag, as the OCI distribution spec defines it.
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")  # \Z: "$" would take a tag ending in a line break
 
 
 def _enabled(services: Mapping[str, Mapping[str, Any]]) -> Dict[str, Mapping[str, Any]]:
@@ -281,18 +281,29 @@ def update_problems(services: Mapping[str, Mapping[str, Any]], names: Sequence[s
     enabled = sorted(_enabled(services))
     unknown = sorted(set(names) - set(enabled))
     if unknown:
-        problems.append("service names what the catalog does not run: {0}; its enabled services are {1}".format(
-            ", ".join(cut(name) for name in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
-            ", ".join(enabled)))
+        problems.append("service {0} {1} the catalog runs; its enabled services are {2}".format(
+            ", ".join(shown(name) for name in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
+            "is not a service" if len(unknown) == 1 else "are not services", ", ".join(enabled)))
     if version and not _TAG.match(version):
         problems.append("version {0} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, "
-                        "not starting with '.' or '-')".format(cut(json.dumps(version, ensure_ascii=False))))
+                        "not starting with '.' or '-')".format(shown(version)))
     return problems
 
 
 def cut(text: str, width: int = 40) -> str:
     """``text`` as an error message shows what an operator typed: at most ``width`` characters."""
     return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def shown(value: Any, width: int = 40) -> str:
+    """A value an operator gave, as an error message shows it: JSON (text in double quotes, a list
+    in brackets), every character that does not print (a line break, a zero-width space) escaped as
+    JSON escapes it, at most ``width`` characters, and text cut inside its quotes."""
+    text = "".join(c if c.isprintable() else json.dumps(c)[1:-1]  # escaped as with ensure_ascii
+                   for c in json.dumps(value, ensure_ascii=False, default=str))
+    if len(text) <= width:
+        return text
+    return text[:width - 4] + '..."' if text.startswith('"') else text[:width - 3] + "..."
 
 
 def update_targets(

@@ -27,7 +27,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
 
 from ansible.module_utils.parsing.convert_bool import BOOLEANS
-from ansible_collections.sgivu.deploy.plugins.module_utils.compose import cut, update_problems, update_targets
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose import cut, shown, update_problems, update_targets
 from ansible_collections.sgivu.deploy.plugins.module_utils.compose_host import digest_of, repository
 
 __all__ = ["service_names", "run_problems", "load", "dumps", "same_state", "append", "find", "restorable", "last_good", "service_rollback",
@@ -50,6 +50,8 @@ def service_names(value: Any) -> List[str]:
     if isinstance(value, str):
         items = value.replace("\n", ",").split(",")
     elif isinstance(value, (list, tuple)):
+        if not all(isinstance(v, (str, int, float)) for v in value):
+            raise ValueError(f"service must be a name, names separated by commas, or a list of names, got {_shown(value)}")
         items = [str(v) for v in value]
     else:
         raise ValueError(f"service must be a name, a comma-separated list or a list, got {type(value).__name__}")
@@ -69,7 +71,7 @@ _RELEASE_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?\Z")
 def _shown(value: Any) -> str:
     """An argument as the error message shows it: as JSON (a string in double quotes), cut at 40
     characters (compose.cut, as update_problems shows names and tags)."""
-    return cut(json.dumps(value, ensure_ascii=False, default=str))
+    return shown(value)
 
 
 def run_problems(run: Mapping[str, Any], services: Mapping[str, Mapping[str, Any]]) -> List[str]:
@@ -141,7 +143,27 @@ def load(text: Optional[str], stack: str) -> Dict[str, Any]:
     history = json.loads(text)
     if not isinstance(history, dict) or not isinstance(history.get("releases"), list):
         raise ValueError("the release history is not a {stack, releases} document")
+    for number, release in enumerate(history["releases"], 1):
+        damage = _damage(release)
+        if damage:
+            raise ValueError(f"release {number} of {len(history['releases'])} in the history is damaged: {damage}")
     return history
+
+
+def _damage(release: Any) -> str:
+    """What makes one entry of releases.json unusable (every reader takes these for granted), or ""."""
+    if not isinstance(release, dict):
+        return f"it is {type(release).__name__}, not a release"
+    if not isinstance(release.get("id"), str) or not release["id"]:
+        return f"its id is {_shown(release.get('id'))}, not text"
+    if not isinstance(release.get("status", "good"), str):
+        return f"release {release['id']}'s status is {_shown(release['status'])}, not text"
+    services = release.get("services", {})
+    if not isinstance(services, dict) or not all(isinstance(s, dict) for s in services.values()):
+        return f"release {release['id']}'s services are not a map of service to image"
+    if restorable(release) and "services" not in release:
+        return f"release {release['id']} is good but names no services"
+    return ""
 
 
 def dumps(history: Mapping[str, Any]) -> str:
@@ -217,6 +239,7 @@ def plan_targets(
     version: str,
     services: Mapping[str, Mapping[str, Any]],
     current: Mapping[str, str],
+    restore_database: bool = False,
 ) -> Dict[str, Any]:
     """What a change moves one host to, read from that host's release history, or why it cannot.
 
@@ -228,8 +251,9 @@ def plan_targets(
     * ``from``: the release id a whole-stack ``rollback`` goes back to (stack_rollback), else "";
     * ``backup``: the dump taken just before the stack moved on from that release, or None;
     * ``problem``: "" or, when the history cannot take the change (``release_id`` not recorded or
-      not restorable, no earlier good release, a service pinned by digest alone with no version),
-      one sentence for the operator; ``images`` is then empty and ``from`` "".
+      not restorable, no earlier good release, a service pinned by digest alone with no version, a
+      whole-stack rollback with ``restore_database`` to a release that has no dump), one sentence for
+      the operator; ``images`` is then empty and ``from`` "".
 
     ``names`` are the services the operator named (service_names), ``release_id`` the rollback's
     ``to_release`` ("" for the default), ``services`` the catalog and ``current`` the image each
@@ -244,9 +268,16 @@ def plan_targets(
             targets["images"] = {names[0]: service_rollback(history, names[0], release_id or None)["image"]}
         elif change == "rollback":
             stack = stack_rollback(history, release_id or None)
+            if restore_database and not stack["backup"]:
+                raise ValueError(f"restore_database: release {stack['release']} has no dump to restore (one is taken just "
+                                 "before the stack moves on from a release, when a database service runs); roll back "
+                                 "without restore_database to keep the data as it is")
             targets.update({"from": stack["release"], "backup": stack["backup"]})
     except ValueError as exc:
         targets["problem"] = str(exc)  # nothing was assigned: each branch assigns only once it has its answer
+    except (KeyError, TypeError, AttributeError) as exc:  # a history load() let through: still the operator's words
+        targets["problem"] = (f"the release history of this host cannot take this change ({type(exc).__name__}: "
+                              f"{cut(str(exc))}); `status.yml` shows it as recorded")
     return targets
 
 

@@ -52,7 +52,7 @@ __all__ = [
 ENV_FILE_HEADER = "# Managed by Ansible (sgivu.deploy.ssm_secrets); do not edit."
 
 # Environment variable names (POSIX portable set), as in catalog.py.
-_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 # Keys Compose or the Docker CLI read for themselves (project name, files, profiles, host, TLS...).
 RESERVED_PREFIXES = ("COMPOSE_", "DOCKER_", "BUILDKIT_")
 

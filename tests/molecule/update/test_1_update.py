@@ -258,7 +258,7 @@ def test_a_never_healthy_release_is_undone_by_itself_and_drops_no_request(host, 
 
 @pytest.mark.parametrize("playbook, args, problems", [
     ("update.yml", ["service=sgivu-nope,sgivu-gateway", f"version={NEXT}", "health_timeout=-5", "lock_wait=abc"],
-     ["service names what the catalog does not run: sgivu-nope;", 'health_timeout must be a whole number of seconds', 'got "-5"',
+     ['service "sgivu-nope" is not a service the catalog runs;', 'health_timeout must be a whole number of seconds', 'got "-5"',
       'lock_wait must be a whole number of seconds', 'got "abc"']),
     # Ansible's bool would take "ture" as false: the rollback would run without the dump asked for.
     ("rollback.yml", ["restore_database=ture", "health_timeout=2.5", "to_release=latest"],

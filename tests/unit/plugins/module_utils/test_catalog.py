@@ -776,3 +776,14 @@ def test_a_service_may_choose_stop_first():
 ])
 def test_an_update_order_the_service_cannot_have_is_named(service, problem):
     assert one_problem({"app": service}) == problem
+
+
+@pytest.mark.parametrize("catalog, named", [
+    ({"app\n": svc()}, "not a valid compose service name"),
+    ({"app": svc(tag="1.0.0\n")}, "'app'"),
+    ({"app": svc(databases=["users\n"])}, "'app'"),
+    ({"pg": db(volumes={"pg-data\n": "/var/lib/postgresql/data"})}, "'pg'"),
+])
+def test_a_name_or_tag_ending_in_a_line_break_is_refused(catalog, named):
+    # A "$"-anchored pattern takes "x\n" as "x": the name would reach Compose and the host with its line break.
+    assert named in one_problem(catalog)

@@ -5,6 +5,7 @@ import pytest
 
 from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import validate_services
 from ansible_collections.sgivu.deploy.plugins.module_utils.compose import (
+    shown,
     effective_images,
     render_project,
     rollout_steps,
@@ -212,11 +213,11 @@ def test_an_override_for_a_service_the_catalog_does_not_run_is_refused(sgivu):
 
 
 def test_an_update_of_a_service_the_catalog_does_not_run_is_refused(sgivu):
-    with pytest.raises(ValueError, match="service names what the catalog does not run: sgivu-nope; its enabled services are"):
+    with pytest.raises(ValueError, match='service "sgivu-nope" is not a service the catalog runs; its enabled services are'):
         update_targets(sgivu, ["sgivu-nope"], "1.1.0", {})
 
 
-@pytest.mark.parametrize("version", ["1.1.0 ", "-rc1", ".hidden", "a" * 129, "v1;rm", "1.0.0@sha256:abc", "ünï"])
+@pytest.mark.parametrize("version", ["1.1.0 ", "-rc1", ".hidden", "a" * 129, "v1;rm", "1.0.0@sha256:abc", "ünï", "1.2.0\n"])
 def test_a_version_that_is_not_an_image_tag_is_refused_before_anything_is_pulled(sgivu, version):
     with pytest.raises(ValueError, match="is not a valid image tag"):
         update_targets(sgivu, ["sgivu-gateway"], version, {})
@@ -247,3 +248,15 @@ def test_a_rollout_swaps_start_first_services_of_one_wave_together_published_one
         ["sgivu-gateway"], ["sgivu-ml"]]
     assert rollout_steps(sgivu, ["sgivu-config", "sgivu-user"]) == [["sgivu-config"], ["sgivu-user"]]
     assert rollout_steps(sgivu, ["sgivu-user", "sgivu-client", "sgivu-user"]) == [["sgivu-user", "sgivu-client"]]
+
+
+@pytest.mark.parametrize("value, text", [
+    ("1.2.0\n", '"1.2.0\\n"'),
+    ("20261201T000000Z\u200b", '"20261201T000000Z\\u200b"'),  # looks like an id; the message shows it is not
+    ("x" * 80, '"' + "x" * 35 + '..."'),
+    ("ünï", '"ünï"'),
+    (["a", ["x"]], '["a", ["x"]]'),
+    (5, "5"),
+])
+def test_a_value_is_shown_as_json_with_what_does_not_print_escaped_and_cut_inside_its_quotes(value, text):
+    assert shown(value) == text

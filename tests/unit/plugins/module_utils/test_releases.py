@@ -321,7 +321,7 @@ def test_a_wait_that_is_not_whole_seconds_up_to_a_day_is_named_with_its_value(na
     problems = releases.run_problems({"change": "deploy", name: value}, CATALOG)
     shown = json.dumps(value, ensure_ascii=False)
     assert problems == [f"{name} must be a whole number of seconds from 0 to 86400 (0: {WAITS[name]}), got "
-                        + (shown if len(shown) <= 40 else shown[:37] + "...")]
+                        + (shown if len(shown) <= 40 else shown[:36] + '..."')]
 
 
 @pytest.mark.parametrize("value", ["ture", "maybe", 2, ["true"], "truee", {"a": 1}])
@@ -351,7 +351,7 @@ def test_a_rollback_to_something_that_is_no_release_id_is_refused(value):
     assert releases.run_problems({"change": "rollback", "to_release": value}, CATALOG) == [
         "to_release must be a release id as status.yml lists them (the UTC time it was made, YYYYMMDDTHHMMSSZ, -2 added "
         "for a second one in that second), got "
-        + (shown if len(shown) <= 40 else shown[:37] + "...")]
+        + (shown if len(shown) <= 40 else shown[:36] + '..."')]
 
 
 def test_every_problem_of_an_update_is_named_at_once_and_long_values_are_cut():
@@ -359,20 +359,19 @@ def test_every_problem_of_an_update_is_named_at_once_and_long_values_are_cut():
                                       "version": "-" + "b" * 200, "health_timeout": "x" * 80, "lock_wait": "abc"}, CATALOG)
     assert problems == [
         "health_timeout must be a whole number of seconds from 0 to 86400 (0: each service's own deadline), got \""
-        + "x" * 36 + "...",
+        + "x" * 35 + "...\"",
         "lock_wait must be a whole number of seconds from 0 to 86400 (0: refuse at once while another run holds the lock), "
         "got \"abc\"",
-        "service names what the catalog does not run: sgivu-nope, sgivu-old, " + "y" * 37 + "...; its enabled services are "
-        "sgivu-gateway, "
-        "sgivu-user",
-        "version \"-" + "b" * 35 + "... is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, not starting "
+        "service \"sgivu-nope\", \"sgivu-old\", \"" + "y" * 35 + "...\" are not services the catalog runs; its enabled "
+        "services are sgivu-gateway, sgivu-user",
+        "version \"-" + "b" * 34 + "...\" is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, not starting "
         "with '.' or '-')",
     ]
 
 
 def test_a_rollback_of_one_service_names_a_service_the_catalog_runs():
     assert releases.run_problems({"change": "rollback", "services": "sgivu-nope"}, CATALOG) == [
-        "service names what the catalog does not run: sgivu-nope; its enabled services are sgivu-gateway, sgivu-user"]
+        "service \"sgivu-nope\" is not a service the catalog runs; its enabled services are sgivu-gateway, sgivu-user"]
 
 
 def test_the_services_of_a_deploy_or_a_whole_stack_rollback_are_not_checked_against_the_catalog():
@@ -416,3 +415,57 @@ def test_plan_targets_name_a_service_pinned_by_digest_alone_when_no_version_is_g
     targets = releases.plan_targets(_history("1.0.0"), "update", ["api"], "", "", API, {"api": "r/api@sha256:abc"})
     assert targets["images"] == {}
     assert targets["problem"].startswith("api runs r/api@sha256:abc, pinned by digest alone: there is no tag to pull again")
+
+
+@pytest.mark.parametrize("releases_json, damage", [
+    ('[1, 2]', "release 1 of 2 in the history is damaged: it is int, not a release"),
+    ('[{"id": 20260101, "services": {}}]', "release 1 of 1 in the history is damaged: its id is 20260101, not text"),
+    ('[{"status": "good", "format": 2, "services": {}}]', "release 1 of 1 in the history is damaged: its id is null, not text"),
+    ('[{"id": "r0", "services": {}}, {"id": "r1", "status": null}]',
+     "release 2 of 2 in the history is damaged: release r1's status is null, not text"),
+    ('[{"id": "r0", "services": {"api": "r/api:1"}}]',
+     "release 1 of 1 in the history is damaged: release r0's services are not a map of service to image"),
+    ('[{"id": "r0", "status": "good", "format": 2}]', "release 1 of 1 in the history is damaged: release r0 is good but names no services"),
+])
+def test_a_damaged_release_history_is_refused_naming_the_entry(releases_json, damage):
+    # Every reader (plan, status, pruning) takes an entry's shape for granted: load() is the one gate.
+    with pytest.raises(ValueError) as raised:
+        releases.load('{"stack": "s", "releases": %s}' % releases_json, "s")
+    assert str(raised.value) == damage
+
+
+def test_a_failed_release_without_services_still_loads():
+    history = releases.load('{"stack": "s", "releases": [{"id": "r0", "status": "failed"}]}', "s")
+    assert releases.last_good(history) is None
+
+
+def test_plan_targets_name_a_history_that_escaped_the_checks_instead_of_raising():
+    # A history handed over without load() (a dict with a good release missing its services).
+    targets = releases.plan_targets({"releases": [{"id": "r0", "status": "good", "format": 2}] * 2}, "rollback", ["api"],
+                                    "", "", API, {"api": "r/api:1.0.0"})
+    assert targets["images"] == {} and targets["from"] == ""
+    assert targets["problem"] == ("the release history of this host cannot take this change (KeyError: 'services'); "
+                                  "`status.yml` shows it as recorded")
+
+
+def test_plan_targets_refuse_a_database_restore_from_a_release_without_a_dump():
+    history = _history("1.0.0", "1.1.0")
+    history["releases"][0]["backup"] = None
+    history["releases"][1]["backup"] = None
+    targets = releases.plan_targets(history, "rollback", [], "", "", API, {"api": "r/api:1.1.0"}, restore_database=True)
+    assert targets == {"images": {}, "from": "", "backup": None, "problem": (
+        "restore_database: release r0 has no dump to restore (one is taken just before the stack moves on from a release, "
+        "when a database service runs); roll back without restore_database to keep the data as it is")}
+    assert releases.plan_targets(history, "rollback", [], "", "", API, {"api": "r/api:1.1.0"})["from"] == "r0"
+
+
+def test_plan_targets_take_a_database_restore_from_a_release_with_a_dump():
+    targets = releases.plan_targets(_history("1.0.0", "1.1.0"), "rollback", [], "", "", API, {"api": "r/api:1.1.0"},
+                                    restore_database=True)
+    assert targets == {"images": {}, "from": "r0", "backup": "/b/r1.sql.gz", "problem": ""}
+
+
+@pytest.mark.parametrize("value", [["a", ["x"]], [{"name": "a"}], [None]])
+def test_a_service_list_holding_anything_but_names_is_refused(value):
+    with pytest.raises(ValueError, match="service must be a name, names separated by commas, or a list of names, got "):
+        releases.service_names(value)
