@@ -361,11 +361,11 @@ def test_no_second_postgres_ever_mounted_the_data_volume(host, stack):
 
 # --- a failed re-pull leaves nothing behind for the next deploy ------------------------------------
 @pytest.fixture(scope="module")
-def vehicle_tag_moved(host, registry, run_playbook, first_host, stack, ansible_vars):
+def vehicle_tag_moved(host, registry, repositories, run_playbook, first_host, stack, ansible_vars):
     """sgivu-vehicle's catalog tag re-pushed with the never-healthy image, then a re-pull update of it."""
     tag = str(ansible_vars["stack_services"]["sgivu-vehicle"]["tag"])
     before = running_digests(host, stack)["sgivu-vehicle"]
-    moved = MovedTags(registry, "sgivu/sgivu-vehicle")
+    moved = MovedTags(registry, f"{repositories}/sgivu-vehicle")
     try:
         moved.move(tag, NEVER_HEALTHY)
         update = run_playbook("update.yml", "--limit", first_host, "-e", "service=sgivu-vehicle", "-e", "health_timeout=20")

@@ -133,7 +133,7 @@ def running_ref(host, stack: str, service: str) -> tuple[str, str, str]:
 
 
 def test_a_service_that_took_over_before_a_later_step_failed_comes_back_start_first_dropping_no_request(
-        host, run_playbook, probe, stack, registry, ansible_vars):
+        host, run_playbook, probe, stack, registry, repositories, ansible_vars):
     """sgivu-user takes over (start-first, in the registry), then the new sgivu-ml never gets healthy
     (its tag moved to a release that never does; `update.yml` without a version re-pulls the tags).
     The rescue puts the last good sgivu-user back start-first: beside the one that took over, UP in
@@ -143,7 +143,7 @@ def test_a_service_that_took_over_before_a_later_step_failed_comes_back_start_fi
     user_id, user_tag, user_ref = running_ref(host, stack, "sgivu-user")
     ml_id, ml_tag, ml_ref = running_ref(host, stack, "sgivu-ml")
     other = NEXT if user_tag != NEXT else str(ansible_vars["stack_services"]["sgivu-user"]["tag"])
-    user_tags, ml_tags = MovedTags(registry, "sgivu/sgivu-user"), MovedTags(registry, "sgivu/sgivu-ml")
+    user_tags, ml_tags = MovedTags(registry, f"{repositories}/sgivu-user"), MovedTags(registry, f"{repositories}/sgivu-ml")
     try:
         user_tags.move(user_tag, other)        # healthy, another release: sgivu-user takes it
         ml_tags.move(ml_tag, NEVER_HEALTHY)    # then sgivu-ml fails

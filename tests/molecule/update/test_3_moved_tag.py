@@ -44,8 +44,8 @@ def stack(ansible_vars) -> str:
 
 
 @pytest.fixture(scope="module")
-def tags(registry):
-    moved = MovedTags(registry, f"sgivu/{SERVICE}")
+def tags(registry, repositories):
+    moved = MovedTags(registry, f"{repositories}/{SERVICE}")
     yield moved
     moved.put_back()
 

@@ -39,9 +39,9 @@ def stack_image_digests(host, ansible_vars) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def rolled(host, run_playbook, registry, stack):
+def rolled(host, run_playbook, registry, repositories, stack):
     """N+2 updates of the gateway, each to a version with its own digest."""
-    moved = MovedTags(registry, "sgivu/sgivu-gateway")
+    moved = MovedTags(registry, f"{repositories}/sgivu-gateway")
     base = moved.image_id(NEXT)
     tags = []
     for n in range(1, KEEP + 3):
