@@ -55,7 +55,8 @@ def service_names(value: Any) -> List[str]:
         items = [str(v) for v in value]
     else:
         raise ValueError(f"service must be a name, a comma-separated list or a list, got {type(value).__name__}")
-    return [item.strip() for item in items if item.strip()]
+    # Each name once, in the order given: "a,a" is one update of a (and a one-service rollback).
+    return list(dict.fromkeys(item.strip() for item in items if item.strip()))
 
 
 _SECONDS = re.compile(r"^[0-9]+\Z")

@@ -469,3 +469,14 @@ def test_plan_targets_take_a_database_restore_from_a_release_with_a_dump():
 def test_a_service_list_holding_anything_but_names_is_refused(value):
     with pytest.raises(ValueError, match="service must be a name, names separated by commas, or a list of names, got "):
         releases.service_names(value)
+
+
+@pytest.mark.parametrize("value, names", [
+    ("sgivu-gateway,sgivu-gateway", ["sgivu-gateway"]),
+    (" a , b ,a", ["a", "b"]),
+    ("b\na,,b", ["b", "a"]),
+    (["a", " ", "b", "a"], ["a", "b"]),
+    (None, []),
+])
+def test_the_services_named_are_each_taken_once_in_the_order_given(value, names):
+    assert releases.service_names(value) == names
