@@ -111,6 +111,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, 
 
 __all__ = [
     "CatalogError",
+    "IMAGE_TAG",
     "NGINX_PORTS",
     "enabled_routes",
     "env_keys",
@@ -175,8 +176,8 @@ _SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*\Z")
 _VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\Z")
 # Environment variable names (POSIX portable set).
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
-# Image tags, as Docker accepts them.
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
+# Image tags, as Docker accepts them (the OCI distribution spec's); compose.py checks an update's version with it.
+IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 # Database names for pg_dump and friends.
 _DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -326,7 +327,7 @@ def _normalize_service(name: Any, raw: Any, problems: List[str]) -> Optional[Dic
     tag = raw.get("tag")
     if _is_int(tag):
         tag = str(tag)
-    if tag is not None and not (isinstance(tag, str) and _TAG.match(tag)):
+    if tag is not None and not (isinstance(tag, str) and IMAGE_TAG.match(tag)):
         problems.append('service {0!r}: tag must be a quoted string like "1.0.0", got {1!r}'.format(name, tag))
     svc["tag"] = tag
 

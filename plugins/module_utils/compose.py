@@ -31,18 +31,15 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import wave_numbers
+from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import IMAGE_TAG, wave_numbers
 
 __all__ = ["render_project", "shown", "cut", "static_addresses", "upstreams", "image_refs", "effective_images",
            "live_upstreams", "update_targets", "update_problems", "pins_for", "env_file_path"]
 
 # Addresses below this offset in the stack subnet are left to Docker (gateway, dynamic).
 _STATIC_OFFSET = 200
-# An image tag, as the OCI distribution spec defines it.
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")  # \Z: "$" would take a tag ending in a line break
 
 
 def _enabled(services: Mapping[str, Mapping[str, Any]]) -> Dict[str, Mapping[str, Any]]:
@@ -284,7 +281,7 @@ def update_problems(services: Mapping[str, Mapping[str, Any]], names: Sequence[s
         problems.append("service {0} {1} the catalog runs; its enabled services are {2}".format(
             ", ".join(shown(name) for name in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""),
             "is not a service" if len(unknown) == 1 else "are not services", ", ".join(enabled)))
-    if version and not _TAG.match(version):
+    if version and not IMAGE_TAG.match(version):
         problems.append("version {0} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, "
                         "not starting with '.' or '-')".format(shown(version)))
     return problems

@@ -49,12 +49,10 @@ def service_names(value: Any) -> List[str]:
         return []
     if isinstance(value, str):
         items = value.replace("\n", ",").split(",")
-    elif isinstance(value, (list, tuple)):
-        if not all(isinstance(v, (str, int, float)) for v in value):
-            raise ValueError(f"service must be a name, names separated by commas, or a list of names, got {_shown(value)}")
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, (str, int, float)) for v in value):
         items = [str(v) for v in value]
     else:
-        raise ValueError(f"service must be a name, a comma-separated list or a list, got {type(value).__name__}")
+        raise ValueError(f"service must be a name, names separated by commas, or a list of names, got {shown(value)}")
     # Each name once, in the order given: "a,a" is one update of a (and a one-service rollback).
     return list(dict.fromkeys(item.strip() for item in items if item.strip()))
 
@@ -67,12 +65,6 @@ MAX_RUN_SECONDS = 86400
 _RUN_SECONDS = (("health_timeout", "each service's own deadline"), ("lock_wait", "refuse at once while another run holds the lock"))
 # A release id as plan makes it (UTC, to the second), with the -N a second release of that second gets.
 _RELEASE_ID = re.compile(r"^[0-9]{8}T[0-9]{6}Z(-[0-9]+)?\Z")
-
-
-def _shown(value: Any) -> str:
-    """An argument as the error message shows it: as JSON (a string in double quotes), cut at 40
-    characters (compose.cut, as update_problems shows names and tags)."""
-    return shown(value)
 
 
 def run_problems(run: Mapping[str, Any], services: Mapping[str, Mapping[str, Any]]) -> List[str]:
@@ -103,25 +95,24 @@ def run_problems(run: Mapping[str, Any], services: Mapping[str, Mapping[str, Any
             continue
         if not isinstance(value, str) or not _SECONDS.match(value) or int(value) > MAX_RUN_SECONDS:
             problems.append(f"{name} must be a whole number of seconds from 0 to {MAX_RUN_SECONDS} (0: {zero}), "
-                            f"got {_shown(value)}")
+                            f"got {shown(value)}")
     restore = run.get("restore_database", False)
     if restore not in (None, "") and not _is_boolean_word(restore):
-        problems.append(f"restore_database must be true or false, got {_shown(restore)}")
+        problems.append(f"restore_database must be true or false, got {shown(restore)}")
     change = run.get("change")
     try:
         names = service_names(run.get("services"))
-    except ValueError:
-        problems.append("service must be a name, names separated by commas, or a list of names, got "
-                        + _shown(run.get("services")))
+    except ValueError as exc:
+        problems.append(str(exc))
         names = []
     for key, what in (("version", "an image tag"), ("to_release", "a release id, as status.yml lists them")):
         value = run.get(key)
         if key in run and not isinstance(value, str):
-            problems.append(f"{key} must be {what} (text), got {_shown(value)}")
+            problems.append(f"{key} must be {what} (text), got {shown(value)}")
     to_release = run.get("to_release")
     if change == "rollback" and isinstance(to_release, str) and to_release and not _RELEASE_ID.match(to_release):
         problems.append("to_release must be a release id as status.yml lists them (the UTC time it was made, "
-                        f"YYYYMMDDTHHMMSSZ, -2 added for a second one in that second), got {_shown(to_release)}")
+                        f"YYYYMMDDTHHMMSSZ, -2 added for a second one in that second), got {shown(to_release)}")
     if change == "update" or (change == "rollback" and len(names) == 1):
         version = run.get("version") if change == "update" else ""
         problems += update_problems(services, names, version if isinstance(version, str) else "")
@@ -156,9 +147,9 @@ def _damage(release: Any) -> str:
     if not isinstance(release, dict):
         return f"it is {type(release).__name__}, not a release"
     if not isinstance(release.get("id"), str) or not release["id"]:
-        return f"its id is {_shown(release.get('id'))}, not text"
+        return f"its id is {shown(release.get('id'))}, not text"
     if not isinstance(release.get("status", "good"), str):
-        return f"release {release['id']}'s status is {_shown(release['status'])}, not text"
+        return f"release {release['id']}'s status is {shown(release['status'])}, not text"
     services = release.get("services", {})
     if not isinstance(services, dict) or not all(isinstance(s, dict) for s in services.values()):
         return f"release {release['id']}'s services are not a map of service to image"
@@ -363,9 +354,9 @@ def status_lines(history: Mapping[str, Any], containers: List[Mapping[str, Any]]
     lines = [f"RELEASES of {history.get('stack', '?')} (newest first; last good: {good['id'] if good else 'none'})",
              f"{'ID':<20} {'WHEN':<21} {'WHO':<12} {'STATUS':<8} {'WHAT':<40} CHANGED"]
     releases = history.get("releases", [])
-    shown = list(reversed(releases))[:newest]
-    for index, release in enumerate(shown):
-        older = shown[index + 1] if index + 1 < len(shown) else None
+    listed = list(reversed(releases))[:newest]
+    for index, release in enumerate(listed):
+        older = listed[index + 1] if index + 1 < len(listed) else None
         changed = sorted(
             name for name, entry in release.get("services", {}).items()
             if older is None or older.get("services", {}).get(name, {}).get("digest") != entry.get("digest")
