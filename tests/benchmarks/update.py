@@ -42,7 +42,6 @@ from sgivu_probe import Probe  # shared with the Molecule verifiers
 
 SCENARIO = "update"
 HOST = "sgivu-update-deb12"
-REPOSITORIES = "sgivu-update"  # the scenario's registry prefix (inventories/bench-update, bench/images.yml)
 CATALOG_TAG = "1.0.0"  # the gateway's tag in the catalog (inventories/prod/group_vars/all/stack.yml)
 BAKE = 60  # seconds of bake window asked for the healthy-but-bad releases
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -110,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
         compose = "docker compose -p sgivu --project-directory /opt/sgivu -f /opt/sgivu/compose.yml --env-file /dev/null"
 
         def point_at(service: str, tag: str, *env: str) -> None:
-            image = f"{os.environ['SGIVU_BENCH_REGISTRY']}/{REPOSITORIES}/{service}:{tag}"
+            image = f"{os.environ['SGIVU_BENCH_REGISTRY']}/sgivu/{service}:{tag}"
             sh("bash", "-c", f"docker exec -i {HOST} python3 - /opt/sgivu/compose.yml {service} {image} {' '.join(env)} < {set_image}")
 
         if not only:

@@ -37,7 +37,7 @@ def registry() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def repositories(ansible_vars) -> str:
-    """The scenario's prefix in the bench registry (sgivu, sgivu-update...: bench/images.yml, stacks),
+    """The scenario's prefix in the bench registry (sgivu, sgivu-fleet...: bench/images.yml, stacks),
     from the inventory's stack_registry (bench-registry:5000/<prefix>)."""
     return ansible_vars["stack_registry"].split("/", 1)[1]
 
@@ -76,6 +76,15 @@ def registry_login(host, registry, run_as):
         return run_as(user, command)
 
     return _login
+
+
+def pytest_collection_modifyitems(items):
+    """A scenario's own tests first, then those it borrows from tests/molecule/update, each set in
+    file order: scenario default's verify checks the fresh deploy and its transaction cases (which
+    leave the stack as they found it) before the update tests change the stack (molecule hands
+    pytest the files sorted by path, which would put ../update/ first)."""
+    items.sort(key=lambda item: f"{os.sep}update{os.sep}" in str(item.path)
+               and os.environ.get("MOLECULE_SCENARIO_NAME") != "update")
 
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
