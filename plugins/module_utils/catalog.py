@@ -30,7 +30,12 @@ Service entry (``stack_services[<name>]``, the name is the compose service name)
                                 not publish (one fixed address on the stack network)
     depends_on  list  = []      names of other services
     health      dict, required  exactly one of path (str, starts with /) or command
-                                (list of str), plus interval = 5 and timeout = 120 (s)
+                                (list of str), plus interval = 5 (s between probes once
+                                healthy), start_interval = interval (s between probes while
+                                it starts; at most interval) and timeout = 120 (s it may take
+                                to become healthy). An engine older than Docker 25 (API 1.44)
+                                cannot change pace: compose_release then probes every
+                                start_interval throughout (compose.for_engine)
     volumes     dict  = {}      named volume -> absolute mount path
     env_keys    list  = []      keys the service needs from the stack's env file (secrets)
     env         dict  = {}      plain, non-secret environment; values become strings
@@ -156,7 +161,7 @@ SERVICE_KEYS = frozenset(
 )
 UPDATE_ORDERS = ("start-first", "stop-first")
 REQUIRED_SERVICE_KEYS = ("image", "tag", "port", "health")
-HEALTH_KEYS = frozenset(("path", "command", "interval", "timeout"))
+HEALTH_KEYS = frozenset(("path", "command", "interval", "start_interval", "timeout"))
 ROTATE_KEYS = frozenset(("engine", "user"))
 # A service's own bake window and thresholds: the type each takes and its least value.
 BAKE_FIELDS = {"seconds": (int, 0), "min_requests": (int, 1), "min_success_rate": (float, 0), "max_p99_ms": (int, 1)}
@@ -257,14 +262,24 @@ def _normalize_health(name: str, raw: Any, problems: List[str]) -> Optional[Dict
             health["command"] = list(command)
 
     interval = raw.get("interval", HEALTH_DEFAULT_INTERVAL)
+    interval_ok = _is_int(interval) and interval > 0
+    start_interval = raw.get("start_interval", interval)
     timeout = raw.get("timeout", HEALTH_DEFAULT_TIMEOUT)
-    if not (_is_int(interval) and interval > 0):
+    if not interval_ok:
         problems.append("{0}.interval must be a positive integer (seconds), got {1!r}".format(where, interval))
+    start_ok = _is_int(start_interval) and start_interval > 0
+    if "start_interval" in raw and not start_ok:
+        problems.append("{0}.start_interval must be a positive integer (seconds), got {1!r}".format(where, start_interval))
+    elif start_ok and interval_ok and start_interval > interval:
+        problems.append("{0}.start_interval ({1}) is longer than its interval ({2}): a starting service is probed "
+                        "at least as often as a healthy one".format(where, start_interval, interval))
     if not (_is_int(timeout) and timeout > 0):
         problems.append("{0}.timeout must be a positive integer (seconds), got {1!r}".format(where, timeout))
-    elif _is_int(interval) and interval > 0 and timeout < interval:
-        problems.append("{0}.timeout ({1}) is shorter than its interval ({2})".format(where, timeout, interval))
+    elif start_ok and timeout < start_interval:
+        problems.append("{0}.timeout ({1}) is shorter than the time between probes while it starts ({2} s, "
+                        "start_interval or else interval)".format(where, timeout, start_interval))
     health["interval"] = interval
+    health["start_interval"] = start_interval
     health["timeout"] = timeout
     return health
 

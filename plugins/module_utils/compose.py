@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import IMAGE_TAG, wave_numbers
 
-__all__ = ["render_project", "shown", "cut", "static_addresses", "upstreams", "image_refs", "effective_images",
+__all__ = ["render_project", "for_engine", "START_INTERVAL_API", "shown", "cut", "static_addresses", "upstreams", "image_refs", "effective_images",
            "live_upstreams", "update_targets", "update_problems", "pins_for", "env_file_path"]
 
 # Addresses below this offset in the stack subnet are left to Docker (gateway, dynamic).
@@ -102,15 +102,49 @@ def _healthcheck(svc: Mapping[str, Any]) -> Dict[str, Any]:
     else:
         test = ["CMD", *[_literal(part) for part in health["command"]]]
     interval = int(health.get("interval", 5))
+    start_interval = int(health.get("start_interval", interval))
     timeout = int(health.get("timeout", 120))
-    return {
+    check = {
         "test": test,
         "interval": f"{interval}s",
-        "timeout": f"{max(interval, 3)}s",
+        # A probe may take as long as the pace of probes while the service starts.
+        "timeout": f"{max(start_interval, 3)}s",
         "retries": 3,
         # Failures while a JVM boots do not count against it, up to its own deadline.
         "start_period": f"{timeout}s",
     }
+    if start_interval < interval:
+        check["start_interval"] = f"{start_interval}s"
+    return check
+
+
+# Docker Engine 25 (API 1.44) is the first to take a healthcheck's start_interval; Compose
+# refuses the key against an older engine.
+START_INTERVAL_API = (1, 44)
+
+
+def for_engine(project: Mapping[str, Any], api_version: Sequence[int]) -> Dict[str, Any]:
+    """The project as an engine of ``api_version`` (the daemon's API version, such as ``(1, 41)``
+    from ``docker version``) can run it.
+
+    From API 1.44 on, the project is returned unchanged. An older engine has no ``start_interval``
+    and probes at one pace: each healthcheck that has one loses it and is probed every
+    ``start_interval`` throughout, so a starting service is still seen healthy as soon as it is
+    (more probes while it runs, the cost of the old engine). The project given is not modified.
+    """
+    if tuple(api_version) >= START_INTERVAL_API:
+        return dict(project)
+    result = dict(project)
+    services = {}
+    for name, service in project.get("services", {}).items():
+        check = service.get("healthcheck") or {}
+        if "start_interval" in check:
+            check = {key: value for key, value in check.items() if key != "start_interval"}
+            check["interval"] = service["healthcheck"]["start_interval"]
+            service = dict(service, healthcheck=check)
+        services[name] = service
+    result["services"] = services
+    return result
 
 
 def _environment(svc: Mapping[str, Any]) -> Dict[str, str]:

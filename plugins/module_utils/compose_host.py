@@ -53,6 +53,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 from urllib.parse import urlsplit, urlunsplit
 
 from ansible_collections.sgivu.deploy.plugins.module_utils import registry
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose import for_engine
 
 LIVE = "compose.yml"
 CANDIDATE = "compose.next.yml"
@@ -242,6 +243,11 @@ class Compose:
     def version(self) -> Tuple[int, ...]:
         out = self.docker("compose", "version", "--short", what="docker compose version").strip().lstrip("v")
         return tuple(int(p) for p in re.findall(r"\d+", out)[:3])
+
+    def api_version(self) -> Tuple[int, ...]:
+        """The Docker daemon's API version, such as (1, 41) for Docker 20.10 (``docker version``)."""
+        out = self.docker("version", "--format", "{{.Server.APIVersion}}", what="docker version").strip()
+        return tuple(int(p) for p in re.findall(r"\d+", out)[:2])
 
     def containers(self) -> List[Dict[str, str]]:
         """Every container of the project (one-off `run` containers left out), from one `docker ps -a`."""
@@ -619,6 +625,7 @@ class Release:
             env_path = self.path(ENV_CANDIDATE)
         env = read_env(env_path)
         self.compose.secrets += list(env.values())
+        project = for_engine(project, self.compose.api_version())
         env_keys = meta(project)["env_keys"]
         missing = sorted({k for keys in (env_keys.get(s) or [] for s in project["services"]) for k in keys} - set(env))
         if missing:

@@ -56,7 +56,7 @@ def test_filter_module_exposes_the_catalog_filters():
 def test_catalog_validate_returns_normalised_services():
     out = FILTERS["catalog_validate"](SERVICES, ROUTES, {"equal": [["API_SECRET", "POSTGRES_PASSWORD"]]})
     assert out["api"]["host_port"] == 8080
-    assert out["pg"]["health"] == {"command": ["pg_isready"], "interval": 5, "timeout": 120}
+    assert out["pg"]["health"] == {"command": ["pg_isready"], "interval": 5, "start_interval": 5, "timeout": 120}
     assert out["trace"]["enabled"] is False
 
 

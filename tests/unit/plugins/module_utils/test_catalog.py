@@ -63,7 +63,7 @@ def test_minimal_service_gets_every_default():
             "host_port": None,
             "replicas": 1,
             "depends_on": [],
-            "health": {"path": "/actuator/health", "interval": 5, "timeout": 120},
+            "health": {"path": "/actuator/health", "interval": 5, "start_interval": 5, "timeout": 120},
             "volumes": {},
             "env_keys": [],
             "env": {},
@@ -159,12 +159,28 @@ def test_health_needs_exactly_one_of_path_or_command(health):
         ({"command": "pg_isready"}, "command must be a non-empty list of strings"),
         ({"path": "/h", "interval": 0}, "interval must be a positive integer"),
         ({"path": "/h", "timeout": "3m"}, "timeout must be a positive integer"),
-        ({"path": "/h", "interval": 10, "timeout": 5}, "shorter than its interval"),
+        ({"path": "/h", "interval": 10, "timeout": 5}, "timeout (5) is shorter than the time between probes while it starts (10 s"),
+        ({"path": "/h", "interval": 30, "start_interval": 5, "timeout": 3},
+         "timeout (3) is shorter than the time between probes while it starts (5 s"),
+        ({"path": "/h", "start_interval": 0}, "start_interval must be a positive integer (seconds), got 0"),
+        ({"path": "/h", "start_interval": "2s"}, "start_interval must be a positive integer (seconds), got '2s'"),
+        ({"path": "/h", "start_interval": True}, "start_interval must be a positive integer (seconds), got True"),
+        ({"path": "/h", "interval": 5, "start_interval": 10}, "start_interval (10) is longer than its interval (5)"),
     ],
 )
 def test_bad_health_fields_name_the_service(health, text):
     message = one_problem({"app": svc(health=health)})
     assert "'app'" in message and text in message
+
+
+def test_start_interval_defaults_to_the_interval():
+    assert validate_services({"app": svc(health={"path": "/h", "interval": 7})})["app"]["health"]["start_interval"] == 7
+
+
+def test_a_start_interval_below_the_interval_is_kept():
+    health = validate_services({"app": svc(health={"path": "/h", "interval": 30, "start_interval": 2,
+                                                    "timeout": 60})})["app"]["health"]
+    assert (health["interval"], health["start_interval"], health["timeout"]) == (30, 2, 60)
 
 
 @pytest.mark.parametrize("replicas", [0, -1, "2", True, 1.5])

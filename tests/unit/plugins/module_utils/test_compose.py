@@ -5,6 +5,7 @@ import pytest
 
 from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import validate_services
 from ansible_collections.sgivu.deploy.plugins.module_utils.compose import (
+    for_engine,
     shown,
     effective_images,
     render_project,
@@ -86,6 +87,47 @@ def test_no_service_has_a_container_name(project):
 def test_disabled_services_are_left_out(project, sgivu):
     disabled = {n for n, s in sgivu.items() if not s["enabled"]}
     assert disabled and not disabled & set(project["services"])
+
+
+def _checked(**health):
+    services = validate_services({"app": {"image": "r/app", "tag": "1", "port": 8080,
+                                          "health": dict({"path": "/actuator/health"}, **health)}})
+    return render_project(services, "s", SUBNET)
+
+
+def test_a_healthcheck_probes_at_its_start_interval_while_starting_then_at_its_interval():
+    check = _checked(interval=30, start_interval=2, timeout=90)["services"]["app"]["healthcheck"]
+    assert check == {"test": ["CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/actuator/health"],
+                     "interval": "30s", "start_interval": "2s", "timeout": "3s", "retries": 3, "start_period": "90s"}
+
+
+def test_a_healthcheck_without_a_start_interval_has_no_such_key():
+    """A catalog that names none renders as before start_interval existed (no change to deploy)."""
+    check = _checked(interval=5, timeout=120)["services"]["app"]["healthcheck"]
+    assert "start_interval" not in check and (check["interval"], check["timeout"]) == ("5s", "5s")
+
+
+@pytest.mark.parametrize("api", [(1, 44), (1, 45), (2, 0)])
+def test_an_engine_from_api_1_44_runs_the_project_as_rendered(api):
+    project = _checked(interval=30, start_interval=5, timeout=90)
+    assert for_engine(project, api) == project
+
+
+@pytest.mark.parametrize("api", [(1, 41), (1, 43), (1,)])
+def test_an_older_engine_probes_every_start_interval_throughout(api):
+    project = _checked(interval=30, start_interval=5, timeout=90)
+    check = for_engine(project, api)["services"]["app"]["healthcheck"]
+    assert "start_interval" not in check
+    assert (check["interval"], check["timeout"], check["start_period"]) == ("5s", "5s", "90s")
+    assert project["services"]["app"]["healthcheck"]["start_interval"] == "5s"  # the given project is untouched
+
+
+def test_the_prod_catalog_on_docker_20_10_renders_what_it_rendered_before_start_interval(project):
+    """Debian 12's docker.io (API 1.41): every probe every 5 s, as before, so an upgrade recreates nothing there."""
+    old_engine = for_engine(project, (1, 41))
+    for name, service in old_engine["services"].items():
+        check = service["healthcheck"]
+        assert "start_interval" not in check and check["interval"] == "5s" and check["timeout"] == "5s", name
 
 
 def test_dependencies_wait_for_health(project):

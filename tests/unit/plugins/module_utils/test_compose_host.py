@@ -375,6 +375,12 @@ def test_logs_are_masked():
     assert compose.logs(["api"], 20) == f"api-1  | password={MASK}"
 
 
+def test_api_version_reads_the_daemon_api_version():
+    run = FakeRun((0, "1.41\n", ""))
+    assert Compose(run, ROOT, "sgivu").api_version() == (1, 41)
+    assert run.calls == [["docker", "version", "--format", "{{.Server.APIVersion}}"]]
+
+
 def test_version_reads_the_short_version():
     assert Compose(FakeRun((0, "v2.40.3\n", "")), ROOT, "sgivu").version() == (2, 40, 3)
 
