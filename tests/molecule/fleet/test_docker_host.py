@@ -1,5 +1,5 @@
 """What an operator expects of an instance after the docker_host role, checked from outside on every
-host of the fleet (two Debian 12, one Debian 13): the fleet's converge is deploy.yml, whose first play
+host of the fleet (one Debian 12, two Debian 13): the fleet's converge is deploy.yml, whose first play
 is docker_host, so one converge proves the role on both platforms (idempotence included)."""
 from __future__ import annotations
 
