@@ -172,6 +172,9 @@ INVARIANT_KEYS = frozenset(("equal",))
 
 HEALTH_DEFAULT_INTERVAL = 5
 HEALTH_DEFAULT_TIMEOUT = 120
+# The longest interval, start_interval or timeout taken: a day (Go's durations, which Docker
+# parses these into, end near 292 years; a day is already no health check at all).
+HEALTH_MAX_SECONDS = 86400
 ROUTE_DEFAULT_TIMEOUT = 60
 
 # \Z, not $: "$" also matches before a final line break, and a name or tag ending in one would pass.
@@ -262,20 +265,23 @@ def _normalize_health(name: str, raw: Any, problems: List[str]) -> Optional[Dict
             health["command"] = list(command)
 
     interval = raw.get("interval", HEALTH_DEFAULT_INTERVAL)
-    interval_ok = _is_int(interval) and interval > 0
     start_interval = raw.get("start_interval", interval)
     timeout = raw.get("timeout", HEALTH_DEFAULT_TIMEOUT)
-    if not interval_ok:
-        problems.append("{0}.interval must be a positive integer (seconds), got {1!r}".format(where, interval))
-    start_ok = _is_int(start_interval) and start_interval > 0
-    if "start_interval" in raw and not start_ok:
-        problems.append("{0}.start_interval must be a positive integer (seconds), got {1!r}".format(where, start_interval))
-    elif start_ok and interval_ok and start_interval > interval:
-        problems.append("{0}.start_interval ({1}) is longer than its interval ({2}): a starting service is probed "
-                        "at least as often as a healthy one".format(where, start_interval, interval))
-    if not (_is_int(timeout) and timeout > 0):
-        problems.append("{0}.timeout must be a positive integer (seconds), got {1!r}".format(where, timeout))
-    elif start_ok and timeout < start_interval:
+
+    def seconds(key: str, value: Any) -> bool:
+        if _is_int(value) and 0 < value <= HEALTH_MAX_SECONDS:
+            return True
+        problems.append("{0}.{1} must be a whole number of seconds from 1 to {2} (a day), got {3!r}".format(
+            where, key, HEALTH_MAX_SECONDS, value))
+        return False
+
+    interval_ok = seconds("interval", interval)
+    start_ok = seconds("start_interval", start_interval) if "start_interval" in raw else interval_ok
+    if start_ok and interval_ok and start_interval > interval:
+        problems.append("{0}.start_interval ({1}) is longer than its interval ({2}{3}): a starting service is probed "
+                        "at least as often as a healthy one".format(
+                            where, start_interval, interval, "" if "interval" in raw else ", the default"))
+    if seconds("timeout", timeout) and start_ok and timeout < start_interval:
         problems.append("{0}.timeout ({1}) is shorter than the time between probes while it starts ({2} s, "
                         "start_interval or else interval)".format(where, timeout, start_interval))
     health["interval"] = interval

@@ -104,18 +104,17 @@ def _healthcheck(svc: Mapping[str, Any]) -> Dict[str, Any]:
     interval = int(health.get("interval", 5))
     start_interval = int(health.get("start_interval", interval))
     timeout = int(health.get("timeout", 120))
-    check = {
+    return {
         "test": test,
         "interval": f"{interval}s",
+        # Always written: left out, Docker 25+ probes a starting service every 5 s, whatever interval says.
+        "start_interval": f"{start_interval}s",
         # A probe may take as long as the pace of probes while the service starts.
         "timeout": f"{max(start_interval, 3)}s",
         "retries": 3,
         # Failures while a JVM boots do not count against it, up to its own deadline.
         "start_period": f"{timeout}s",
     }
-    if start_interval < interval:
-        check["start_interval"] = f"{start_interval}s"
-    return check
 
 
 # Docker Engine 25 (API 1.44) is the first to take a healthcheck's start_interval; Compose
@@ -132,11 +131,11 @@ def for_engine(project: Mapping[str, Any], api_version: Sequence[int]) -> Dict[s
     ``start_interval`` throughout, so a starting service is still seen healthy as soon as it is
     (more probes while it runs, the cost of the old engine). The project given is not modified.
     """
-    if tuple(api_version) >= START_INTERVAL_API:
+    if tuple(api_version) >= START_INTERVAL_API or not project.get("services"):
         return dict(project)
     result = dict(project)
     services = {}
-    for name, service in project.get("services", {}).items():
+    for name, service in project["services"].items():
         check = service.get("healthcheck") or {}
         if "start_interval" in check:
             check = {key: value for key, value in check.items() if key != "start_interval"}

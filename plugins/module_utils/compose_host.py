@@ -53,8 +53,10 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 from urllib.parse import urlsplit, urlunsplit
 
 from ansible_collections.sgivu.deploy.plugins.module_utils import registry
-from ansible_collections.sgivu.deploy.plugins.module_utils.compose import for_engine
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose import for_engine, shown
 
+# What `docker version --format {{.Server.APIVersion}}` prints: major.minor, alone on its line.
+_API_VERSION = re.compile(r"^[0-9]+\.[0-9]+\Z")
 LIVE = "compose.yml"
 CANDIDATE = "compose.next.yml"
 ENV_LIVE = "stack.env"
@@ -246,8 +248,12 @@ class Compose:
 
     def api_version(self) -> Tuple[int, ...]:
         """The Docker daemon's API version, such as (1, 41) for Docker 20.10 (``docker version``)."""
-        out = self.docker("version", "--format", "{{.Server.APIVersion}}", what="docker version").strip()
-        return tuple(int(p) for p in re.findall(r"\d+", out)[:2])
+        out = self.docker("version", "--format", "{{.Server.APIVersion}}", what="docker version")
+        found = [line.strip() for line in out.splitlines() if _API_VERSION.match(line.strip())]
+        if not found:
+            raise ComposeError("`docker version` did not give the Docker daemon's API version (such as 1.41), it "
+                               f"printed {shown(out.strip())}. Nothing was changed.")
+        return tuple(int(part) for part in found[-1].split("."))
 
     def containers(self) -> List[Dict[str, str]]:
         """Every container of the project (one-off `run` containers left out), from one `docker ps -a`."""

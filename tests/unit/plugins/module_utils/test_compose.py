@@ -101,10 +101,21 @@ def test_a_healthcheck_probes_at_its_start_interval_while_starting_then_at_its_i
                      "interval": "30s", "start_interval": "2s", "timeout": "3s", "retries": 3, "start_period": "90s"}
 
 
-def test_a_healthcheck_without_a_start_interval_has_no_such_key():
-    """A catalog that names none renders as before start_interval existed (no change to deploy)."""
-    check = _checked(interval=5, timeout=120)["services"]["app"]["healthcheck"]
-    assert "start_interval" not in check and (check["interval"], check["timeout"]) == ("5s", "5s")
+def test_a_healthcheck_without_a_start_interval_probes_at_its_interval_while_starting_too():
+    """Written even when equal: left out, Docker 25+ would probe a starting service every 5 s (moby's default)."""
+    check = _checked(interval=30, timeout=120)["services"]["app"]["healthcheck"]
+    assert (check["interval"], check["start_interval"], check["timeout"]) == ("30s", "30s", "30s")
+
+
+def test_an_older_engine_gets_the_project_rendered_before_start_interval_existed():
+    old_engine = for_engine(_checked(interval=5, timeout=120), (1, 41))["services"]["app"]["healthcheck"]
+    assert list(old_engine) == ["test", "interval", "timeout", "retries", "start_period"]
+    assert (old_engine["interval"], old_engine["timeout"], old_engine["start_period"]) == ("5s", "5s", "120s")
+
+
+def test_a_project_without_services_is_given_back_as_it_is():
+    assert for_engine({"name": "s"}, (1, 41)) == {"name": "s"}
+    assert for_engine({"name": "s", "services": None}, (1, 41)) == {"name": "s", "services": None}
 
 
 @pytest.mark.parametrize("api", [(1, 44), (1, 45), (2, 0)])

@@ -381,6 +381,26 @@ def test_api_version_reads_the_daemon_api_version():
     assert run.calls == [["docker", "version", "--format", "{{.Server.APIVersion}}"]]
 
 
+@pytest.mark.parametrize("out, api", [("1.44\n", (1, 44)), ("1.9\n", (1, 9)),
+                                     ("WARNING: Docker 24.0.7 is deprecated\n1.41\n", (1, 41))])
+def test_api_version_takes_the_line_that_is_a_version(out, api):
+    assert Compose(FakeRun((0, out, "")), ROOT, "sgivu").api_version() == api
+
+
+@pytest.mark.parametrize("out", ["", "<no value>\n", "unknown\n", "1\n", "v1.41\n"])
+def test_an_api_version_docker_does_not_give_is_refused_not_guessed(out):
+    with pytest.raises(ComposeError) as info:
+        Compose(FakeRun((0, out, "")), ROOT, "sgivu").api_version()
+    assert str(info.value).startswith("`docker version` did not give the Docker daemon's API version (such as 1.41), it printed ")
+    assert str(info.value).endswith("Nothing was changed.")
+
+
+def test_a_failing_docker_version_names_itself():
+    with pytest.raises(ComposeError) as info:
+        Compose(FakeRun((1, "", "Cannot connect to the Docker daemon at unix:///var/run/docker.sock.")), ROOT, "sgivu").api_version()
+    assert str(info.value) == "docker version failed: Cannot connect to the Docker daemon at unix:///var/run/docker.sock."
+
+
 def test_version_reads_the_short_version():
     assert Compose(FakeRun((0, "v2.40.3\n", "")), ROOT, "sgivu").version() == (2, 40, 3)
 
