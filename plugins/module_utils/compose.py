@@ -122,14 +122,28 @@ def _healthcheck(svc: Mapping[str, Any]) -> Dict[str, Any]:
 START_INTERVAL_API = (1, 44)
 
 
+# The fastest an engine without start_interval probes a service for its whole life: every second
+# would cost a dozen services about a core (a probe is about 85 ms of the host's CPU).
+OLD_ENGINE_FASTEST_PROBE = 5
+
+
+def _seconds(value: Any) -> Optional[int]:
+    """``"5s"`` (as _healthcheck writes a duration) -> 5; None for anything else."""
+    text = str(value)
+    return int(text[:-1]) if text.endswith("s") and text[:-1].isdigit() else None
+
+
 def for_engine(project: Mapping[str, Any], api_version: Sequence[int]) -> Dict[str, Any]:
     """The project as an engine of ``api_version`` (the daemon's API version, such as ``(1, 41)``
     from ``docker version``) can run it.
 
-    From API 1.44 on, the project is returned unchanged. An older engine has no ``start_interval``
-    and probes at one pace: each healthcheck that has one loses it and is probed every
-    ``start_interval`` throughout, so a starting service is still seen healthy as soon as it is
-    (more probes while it runs, the cost of the old engine). The project given is not modified.
+    From API 1.44 (Docker 25) on, the project is returned unchanged. An older engine has no
+    ``start_interval`` and probes at one pace for a container's whole life: each healthcheck that
+    has one loses it and is probed every ``start_interval``, but no more often than every
+    ``OLD_ENGINE_FASTEST_PROBE`` seconds and no less often than its ``interval``; the probe's
+    timeout follows (the pace, 3 s at least), as _healthcheck writes it. A starting service is then
+    seen healthy within that pace, at the cost of the same probes while it runs. The project given
+    is not modified.
     """
     if tuple(api_version) >= START_INTERVAL_API or not project.get("services"):
         return dict(project)
@@ -138,8 +152,11 @@ def for_engine(project: Mapping[str, Any], api_version: Sequence[int]) -> Dict[s
     for name, service in project["services"].items():
         check = service.get("healthcheck") or {}
         if "start_interval" in check:
+            start, interval = _seconds(check["start_interval"]), _seconds(check.get("interval"))
             check = {key: value for key, value in check.items() if key != "start_interval"}
-            check["interval"] = service["healthcheck"]["start_interval"]
+            if start is not None and interval is not None:
+                pace = min(interval, max(start, OLD_ENGINE_FASTEST_PROBE))
+                check.update(interval=f"{pace}s", timeout=f"{max(pace, 3)}s")
             service = dict(service, healthcheck=check)
         services[name] = service
     result["services"] = services

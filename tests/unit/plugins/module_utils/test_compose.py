@@ -133,6 +133,12 @@ def test_an_older_engine_probes_every_start_interval_throughout(api):
     assert project["services"]["app"]["healthcheck"]["start_interval"] == "5s"  # the given project is untouched
 
 
+@pytest.mark.parametrize("start, interval, pace", [(1, 30, 5), (2, 3, 3), (7, 30, 7), (5, 5, 5), (1, 1, 1)])
+def test_an_older_engine_probes_no_faster_than_every_5_s_and_no_slower_than_the_interval(start, interval, pace):
+    check = for_engine(_checked(interval=interval, start_interval=start, timeout=90), (1, 41))["services"]["app"]["healthcheck"]
+    assert (check["interval"], check["timeout"]) == (f"{pace}s", f"{max(pace, 3)}s") and "start_interval" not in check
+
+
 def test_the_prod_catalog_on_docker_20_10_renders_what_it_rendered_before_start_interval(project):
     """Debian 12's docker.io (API 1.41): every probe every 5 s, as before, so an upgrade recreates nothing there."""
     old_engine = for_engine(project, (1, 41))
