@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark: deploy.yml on one bench host against the raw `docker compose` doing the same work.
 
-Prints, for one fresh bench host (Debian 12):
+Prints, for one fresh bench host (Debian 13: Docker 26, which like production's Docker packages
+probes a starting service every start_interval):
   - fresh deploy: deploy.yml on a bare instance (Docker install, secrets, pull, start, Nginx, health);
   - no-op re-run: deploy.yml again with nothing to change;
   - restart from images: the stack taken down (images kept), then deploy.yml, against
@@ -18,7 +19,7 @@ import sys
 import time
 
 SCENARIO = "default"
-HOST = "sgivu-default-deb12"
+HOST = "sgivu-default-deb13"
 
 
 def sh(*command: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -3,7 +3,7 @@
 hosts behind the load balancer (moto's ELBv2), side by side, each against the raw
 `docker compose` doing the same work on the same hosts one after another.
 
-Prints, on the fleet scenario's three fresh hosts (two Debian 12, one Debian 13):
+Prints, on the fleet scenario's three fresh hosts (one Debian 12, two Debian 13):
   - fresh deploy of the fleet (bare instances -> healthy stacks, one host at a time);
   - no-op re-run, 1 host and 3 hosts;
   - stacks down, images present: deploy.yml on 1 and on 3 hosts, against

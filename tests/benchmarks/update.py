@@ -41,7 +41,7 @@ from bench_images import FAILING, NEVER_HEALTHY, NEXT, SLOW  # bench/images.yml
 from sgivu_probe import Probe  # shared with the Molecule verifiers
 
 SCENARIO = "update"
-HOST = "sgivu-update-deb12"
+HOST = "sgivu-update-deb13"  # Debian 13: Docker 26 paces health probes as production's Docker packages do
 CATALOG_TAG = "1.0.0"  # the gateway's tag in the catalog (inventories/prod/group_vars/all/stack.yml)
 BAKE = 60  # seconds of bake window asked for the healthy-but-bad releases
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
