@@ -154,7 +154,7 @@ check "bad release: the failure names api as not healthy" \
 check "bad release: the failure shows api's state, health and image tag" \
   grep -Eq "$project-api-1 \($(re_tag "$bad_tag")\): state running, health unhealthy" <<<"$out"
 check "bad release: the failure includes api's last log lines" \
-  grep -q 'GET /actuator/health HTTP/1.1" 503' <<<"$out"
+  grep -q 'api: health check answered 503 (the first probe)' <<<"$out"
 check "bad release: web is not named" bash -c '! grep -Eq "^ *web: " <<<"$1"' _ "$out"
 check "bad release: the role reports changed=0" recap_unchanged
 

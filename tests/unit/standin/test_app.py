@@ -205,6 +205,20 @@ def test_logs_one_line_per_request(standin):
     assert all("sgivu-client" in line for line in request_lines)
 
 
+def test_health_probes_are_logged_only_when_their_answer_changes(standin):
+    """An actuator logs no probe; a line per probe (every second while a service starts) would push
+    what the service said (listening on ...) out of the log tail a failed deploy shows."""
+    s = standin(STANDIN_SERVICE="sgivu-client")
+    for _ in range(5):
+        assert get(s.port, "/actuator/health")[0] == 200
+    s.proc.send_signal(signal.SIGTERM)
+    out, _ = s.proc.communicate(timeout=10)
+    assert '"GET /actuator/health' not in out
+    assert [line.split(" ", 1)[1] for line in out.splitlines() if "health check answered" in line] == [
+        "sgivu-client: health check answered 200 (the first probe)"]
+    assert "listening on" in out
+
+
 def test_a_client_that_resets_its_connection_leaves_no_traceback_in_the_log(standin):
     """A health probe killed at its timeout resets its connection. A real service logs nothing
     for that; a traceback would push the lines an operator needs out of the log tail."""

@@ -112,6 +112,8 @@ NEVER_HEALTHY_MARKER = os.path.join(
 FALSE_WORDS = {"false", "0", "no", "off", "n"}
 
 STOP = threading.Event()
+# The last status a health probe got (log_request logs a probe only when it changes).
+health_answers = {"lock": threading.Lock(), "last": None}
 
 
 def log(msg, stream=None):
@@ -737,6 +739,19 @@ def make_handler(cfg, backends, segments=None, connections=None, registry=None):
 
         def log_message(self, fmt, *args):
             log("%s %s %s" % (cfg.service, self.address_string(), fmt % args))
+
+        def log_request(self, code="-", size="-"):
+            # A health probe is logged only when its answer changes, as Spring Boot's actuator logs
+            # none: a probe every second would push what the service said out of the log tail that
+            # a failed deploy shows.
+            if urlsplit(getattr(self, "path", "") or "").path != cfg.health_path:
+                BaseHTTPRequestHandler.log_request(self, code, size)
+                return
+            with health_answers["lock"]:
+                before, health_answers["last"] = health_answers["last"], str(code)
+            if before != str(code):
+                log("%s: health check answered %s (%s)" % (
+                    cfg.service, code, "the first probe" if before is None else "was %s" % before))
 
         def parse_request(self):
             self._started = time.time()
