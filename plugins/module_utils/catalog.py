@@ -34,8 +34,9 @@ Service entry (``stack_services[<name>]``, the name is the compose service name)
                                 healthy), start_interval = interval (s between probes while
                                 it starts; at most interval) and timeout = 120 (s it may take
                                 to become healthy). An engine older than Docker 25 (API 1.44)
-                                cannot change pace: compose_release then probes every
-                                start_interval throughout (compose.for_engine)
+                                cannot change pace: compose_release then probes at one pace,
+                                start_interval but no faster than every 5 s and no slower
+                                than interval (compose.for_engine)
     volumes     dict  = {}      named volume -> absolute mount path
     env_keys    list  = []      keys the service needs from the stack's env file (secrets)
     env         dict  = {}      plain, non-secret environment; values become strings

@@ -95,6 +95,11 @@ def _literal(value: Any) -> str:
     return str(value).replace("$", "$$")
 
 
+def _probe_timeout(pace: int) -> str:
+    """How long one probe may take: the pace of probes while the service starts, 3 s at least."""
+    return f"{max(pace, 3)}s"
+
+
 def _healthcheck(svc: Mapping[str, Any]) -> Dict[str, Any]:
     health = svc["health"]
     if health.get("path"):
@@ -109,8 +114,7 @@ def _healthcheck(svc: Mapping[str, Any]) -> Dict[str, Any]:
         "interval": f"{interval}s",
         # Always written: left out, Docker 25+ probes a starting service every 5 s, whatever interval says.
         "start_interval": f"{start_interval}s",
-        # A probe may take as long as the pace of probes while the service starts.
-        "timeout": f"{max(start_interval, 3)}s",
+        "timeout": _probe_timeout(start_interval),
         "retries": 3,
         # Failures while a JVM boots do not count against it, up to its own deadline.
         "start_period": f"{timeout}s",
@@ -141,7 +145,7 @@ def for_engine(project: Mapping[str, Any], api_version: Sequence[int]) -> Dict[s
     ``start_interval`` and probes at one pace for a container's whole life: each healthcheck that
     has one loses it and is probed every ``start_interval``, but no more often than every
     ``OLD_ENGINE_FASTEST_PROBE`` seconds and no less often than its ``interval``; the probe's
-    timeout follows (the pace, 3 s at least), as _healthcheck writes it. A starting service is then
+    timeout follows that pace (_probe_timeout). A starting service is then
     seen healthy within that pace, at the cost of the same probes while it runs. The project given
     is not modified.
     """
@@ -156,7 +160,7 @@ def for_engine(project: Mapping[str, Any], api_version: Sequence[int]) -> Dict[s
             check = {key: value for key, value in check.items() if key != "start_interval"}
             if start is not None and interval is not None:
                 pace = min(interval, max(start, OLD_ENGINE_FASTEST_PROBE))
-                check.update(interval=f"{pace}s", timeout=f"{max(pace, 3)}s")
+                check.update(interval=f"{pace}s", timeout=_probe_timeout(pace))
             service = dict(service, healthcheck=check)
         services[name] = service
     result["services"] = services
