@@ -3,9 +3,9 @@ update scenario's files: test_2_rollback.py and test_3_moved_tag.py build on wha
 
 The tests run in file order and build on each other: the gateway moves to the next release, then a
 service behind the registry and config and ml (found by DNS name), start-first, then a release of
-sgivu-user that never gets healthy, then one that took over before ml's never got healthy (the rescue
-puts it back start-first), then the registry itself (stop-first) to the next release and to one that never
-gets healthy, then the gateway meets a release that never gets healthy.
+sgivu-user and one of sgivu-config that never get healthy, then one that took over before ml's never
+got healthy (the rescue puts it back start-first), then the registry itself (stop-first) to the next
+release and to one that never gets healthy, then the gateway meets a release that never gets healthy.
 """
 from __future__ import annotations
 
@@ -113,15 +113,32 @@ def test_a_service_found_by_its_dns_name_is_swapped_start_first_dropping_no_requ
     assert len(containers) == 1 and f"/{service}:{NEXT}@sha256:" in containers[0]["Config"]["Image"]
 
 
-def test_a_never_healthy_service_behind_the_registry_leaves_the_old_one_serving(host, run_playbook, probe, stack):
-    before = [c["Id"] for c in service_containers(host, stack, "sgivu-user")]
-    run, gets, posts = watched_update(host, run_playbook, probe, "sgivu-user", NEVER_HEALTHY, "-e", "health_timeout=20")
+def by_dns_name(host, stack: str, service: str, port: int, path: str) -> str:
+    """What ``service`` answers at ``path``, asked by its DNS name from inside the gateway, as its
+    callers on the stack network ask it."""
+    (gateway,) = [c["Id"] for c in gateway_containers(host, stack) if c["State"]["Running"]]
+    return host.check_output(f"docker exec {gateway} curl -fsS --max-time 5 http://{service}:{port}{path}").strip()
+
+
+@pytest.mark.parametrize("service", ["sgivu-user", "sgivu-config"])
+def test_a_never_healthy_service_leaves_the_old_one_serving(host, run_playbook, probe, stack, ansible_vars, service):
+    """Issue 11: a release that never gets healthy is removed; the old container never leaves service:
+    sgivu-user stays UP in the registry (the gateway's calls to it go on), sgivu-config keeps its DNS
+    name and answers there with the release it ran."""
+    before = [c["Id"] for c in service_containers(host, stack, service)]
+    run, gets, posts = watched_update(host, run_playbook, probe, service, NEVER_HEALTHY, "-e", "health_timeout=20")
     assert run.returncode != 0
-    assert "the new sgivu-user did not become healthy" in run.stdout
+    assert f"the new {service} did not become healthy" in run.stdout, run.stdout[-3000:]
     for watch in (gets, posts):
+        assert len(watch.results) > 100, "the probe ran too briefly to tell anything"
         assert watch.failures == []
         assert watch.versions == {NEXT}
-    assert [c["Id"] for c in service_containers(host, stack, "sgivu-user")] == before
+    assert [c["Id"] for c in service_containers(host, stack, service)] == before
+    if service == "sgivu-user":
+        assert registry_shows(host, "SGIVU-USER")
+    else:
+        port = ansible_vars["stack_services"][service]["port"]
+        assert by_dns_name(host, stack, service, port, "/version") == NEXT
 
 
 def running_ref(host, stack: str, service: str) -> tuple[str, str, str]:
