@@ -478,10 +478,13 @@ def test_a_service_registers_up_with_its_port_and_renews_its_lease(standin, disc
     assert status == 200 and [a["name"] for a in listing["applications"]["application"]] == ["SGIVU-USER"]
 
 
-def test_an_unhealthy_service_registers_down(standin, discovery):
-    standin(STANDIN_SERVICE="sgivu-user", STANDIN_HEALTHY="false",
+@pytest.mark.parametrize("healthcheck,status", [("true", "DOWN"), ("TRUE", "DOWN"), ("", "UP"), ("false", "UP")])
+def test_an_unhealthy_service_registers_down_only_with_the_client_s_healthcheck(standin, discovery, healthcheck, status):
+    """Spring's Eureka client registers UP once started, healthy or not, unless
+    eureka.client.healthcheck.enabled makes the registered status follow the health endpoint."""
+    standin(STANDIN_SERVICE="sgivu-user", STANDIN_HEALTHY="false", EUREKA_CLIENT_HEALTHCHECK_ENABLED=healthcheck,
             EUREKA_URL="http://127.0.0.1:%d/eureka" % discovery.port, STANDIN_EUREKA_RENEW="0.3")
-    assert [i["status"] for i in wait_for(lambda: instances(discovery.port, "SGIVU-USER"))] == ["DOWN"]
+    assert [i["status"] for i in wait_for(lambda: instances(discovery.port, "SGIVU-USER"))] == [status]
 
 
 def test_an_operator_s_out_of_service_holds_through_renewals_until_it_is_removed(standin, discovery):

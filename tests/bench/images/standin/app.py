@@ -43,11 +43,15 @@ name, port and health path. Configuration comes only from the environment:
                          instance registered again
   EUREKA_URL             the real services' variable (http://sgivu-discovery:8761/eureka): once
                          listening, register there as the service (app = its name in capitals,
-                         instance id host:service:port, status UP while healthy, else DOWN, as
-                         eureka.client.healthcheck does), renew every STANDIN_EUREKA_RENEW seconds
+                         instance id host:service:port, status UP), renew every STANDIN_EUREKA_RENEW seconds
                          (default 30; re-register when the server forgot it, and when the status
                          changes), and on SIGTERM cancel once the in-flight requests are answered
                          (Spring stops the web server first, then deregisters)
+  EUREKA_CLIENT_HEALTHCHECK_ENABLED
+                         the real client's key (eureka.client.healthcheck.enabled): "true": the
+                         status registered follows the health endpoint, UP while healthy, else
+                         DOWN; otherwise (Spring's default) UP from the moment the service listens,
+                         healthy or not
   STANDIN_INSTANCE_ADDRESS  the address registered with Eureka (default: the container's own, from
                          its host name; Spring's eureka.instance.ip-address)
   STANDIN_ROUTES         the calls a gateway makes to the services behind it, as Spring Cloud
@@ -156,6 +160,7 @@ class Config:
             self.eureka_closed_for = max(0.0, float(env.get("EUREKA_SERVER_WAITTIMEINMSWHENSYNCEMPTY") or 300000) / 1000)
         self.eureka_url = (env.get("EUREKA_URL") or "").strip().rstrip("/")
         self.eureka_renew = max(0.1, float(env.get("STANDIN_EUREKA_RENEW") or 30))
+        self.eureka_healthcheck = (env.get("EUREKA_CLIENT_HEALTHCHECK_ENABLED") or "").strip().lower() == "true"
         self.xray_address = _xray_address(env.get("AWS_XRAY_DAEMON_ADDRESS"))
         self.instance_address = (env.get("STANDIN_INSTANCE_ADDRESS") or "").strip()
         self.routes = _routes(env.get("STANDIN_ROUTES"))
@@ -1018,7 +1023,8 @@ def main():
         return 0
     client = None
     if cfg.eureka_url and not cfg.eureka_server:
-        client = EurekaClient(cfg, lambda: service_is_up(cfg, backends.check()))
+        # Without eureka.client.healthcheck Spring registers UP once started, whatever its health says.
+        client = EurekaClient(cfg, (lambda: service_is_up(cfg, backends.check())) if cfg.eureka_healthcheck else (lambda: True))
         client.start()
     try:
         server.serve_forever(poll_interval=0.2)
