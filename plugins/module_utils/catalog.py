@@ -27,7 +27,12 @@ Service entry (``stack_services[<name>]``, the name is the compose service name)
                                 or stop-first (recreated, health-gated). Default start-first
                                 for kind service; stop-first, and only that, for databases
                                 (one data directory), sidecars, and public services that do
-                                not publish (one fixed address on the stack network)
+                                not publish (one fixed address on the stack network). A
+                                start-first service that registers with Eureka (EUREKA_URL in
+                                env or env_keys) must set EUREKA_CLIENT_HEALTHCHECK_ENABLED:
+                                "true" in env, so that a new container is registered UP only
+                                once healthy (Spring Cloud Netflix registers UP when started,
+                                healthy or not, without it)
     depends_on  list  = []      names of other services
     health      dict, required  exactly one of path (str, starts with /) or command
                                 (list of str), plus interval = 5 (s between probes once
@@ -161,6 +166,9 @@ SERVICE_KEYS = frozenset(
     )
 )
 UPDATE_ORDERS = ("start-first", "stop-first")
+# Spring's environment name of eureka.client.healthcheck.enabled: the status a Eureka client
+# registers follows its health endpoint (Spring Cloud Netflix, EurekaHealthCheckHandler).
+EUREKA_HEALTHCHECK = "EUREKA_CLIENT_HEALTHCHECK_ENABLED"
 REQUIRED_SERVICE_KEYS = ("image", "tag", "port", "health")
 HEALTH_KEYS = frozenset(("path", "command", "interval", "start_interval", "timeout"))
 ROTATE_KEYS = frozenset(("engine", "user"))
@@ -459,6 +467,14 @@ def _normalize_service(name: Any, raw: Any, problems: List[str]) -> Optional[Dic
                 name, key
             )
         )
+
+    registers = "EUREKA_URL" in svc["env"] or "EUREKA_URL" in svc["env_keys"]
+    if svc["update_order"] == "start-first" and registers and svc["env"].get(EUREKA_HEALTHCHECK, "").strip().lower() != "true":
+        problems.append(
+            "service {0!r}: is updated start-first and registers with Eureka (EUREKA_URL), so its env must set "
+            "{1}: \"true\"; without it Spring registers a new container UP before it is healthy, and its callers "
+            "send it requests while it starts and when it never gets healthy (or set update_order: stop-first)".format(
+                name, EUREKA_HEALTHCHECK))
 
     databases = raw.get("databases") or []
     if not _str_list(databases):

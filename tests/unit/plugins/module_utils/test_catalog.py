@@ -798,6 +798,38 @@ def test_an_update_order_the_service_cannot_have_is_named(service, problem):
     assert one_problem({"app": service}) == problem
 
 
+EUREKA = {"EUREKA_URL": "http://sgivu-discovery:8761/eureka"}
+NO_HEALTHCHECK = (
+    "service 'app': is updated start-first and registers with Eureka (EUREKA_URL), so its env must set "
+    "EUREKA_CLIENT_HEALTHCHECK_ENABLED: \"true\"; without it Spring registers a new container UP before it is healthy, "
+    "and its callers send it requests while it starts and when it never gets healthy (or set update_order: stop-first)")
+
+
+@pytest.mark.parametrize("service", [
+    svc(env=EUREKA),
+    svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": "false"}),
+    svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": False}),
+    svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": "yes"}),
+    svc(env={"EUREKA_CLIENT_HEALTHCHECK_ENABLED": "false"}, env_keys=["EUREKA_URL"]),
+    svc(env=EUREKA, public=True),
+], ids=["unset", "false", "boolean false", "yes", "url from the env file", "published"])
+def test_a_start_first_eureka_client_must_register_by_its_health(service):
+    assert one_problem({"app": service}) == NO_HEALTHCHECK
+
+
+@pytest.mark.parametrize("service", [
+    svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": "true"}),
+    svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": True}),
+    svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": "TRUE"}),
+    svc(env=EUREKA, update_order="stop-first"),
+    svc(env=EUREKA, public=True, publish=False),
+    svc(env={"SPRING_PROFILES_ACTIVE": "prod"}),
+], ids=["true", "boolean true", "upper case", "stop-first", "one fixed address", "no registry"])
+def test_a_eureka_client_that_registers_by_its_health_or_is_stop_first_is_taken(service):
+    # validate_services raises CatalogError naming every problem; this one has none.
+    assert set(validate_services({"app": service})) == {"app"}
+
+
 @pytest.mark.parametrize("catalog, named", [
     ({"app\n": svc()}, "not a valid compose service name"),
     ({"app": svc(tag="1.0.0\n")}, "'app'"),
