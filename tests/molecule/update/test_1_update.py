@@ -34,12 +34,15 @@ def stack(ansible_vars) -> str:
 
 
 def test_gateway_update_drops_no_request(host, run_playbook, probe, via_nginx, changed_counts):
-    with probe("/v1/version") as watch:
+    """The gateway's own answer, and GET and POST through it to sgivu-user (lb://)."""
+    gets, posts = api_probes(probe)
+    with probe("/v1/version") as watch, gets, posts:
         run = run_playbook("update.yml", "--limit", host.backend.get_hostname(),
                            "-e", "service=sgivu-gateway", "-e", f"version={NEXT}")
     assert run.returncode == 0, run.stdout[-3000:]
-    assert len(watch.results) > 50, "the probe ran too briefly to tell anything"
-    assert watch.failures == []
+    for probed in (watch, gets, posts):
+        assert len(probed.results) > 50, "the probe ran too briefly to tell anything"
+        assert probed.failures == []
     assert via_nginx("/v1/version")[1]["version"] == NEXT
 
 
@@ -93,7 +96,8 @@ def test_a_service_behind_the_registry_is_swapped_start_first_dropping_no_reques
 
 
 @pytest.mark.parametrize("service", ["sgivu-config", "sgivu-ml"])
-def test_a_service_found_by_its_dns_name_is_swapped_start_first_dropping_no_request(host, run_playbook, probe, stack, service):
+def test_a_service_found_by_its_dns_name_is_swapped_start_first_dropping_no_request(host, run_playbook, probe, stack,
+                                                                                     ansible_vars, service):
     """Issue 11: sgivu-config (read at start-up) and sgivu-ml (the gateway calls it at http://sgivu-ml:8000,
     keeping what DNS answered for a while, as the JVM does): the new container starts beside the old one
     and is healthy; the old one leaves the name, serves on while the callers' DNS cache passes, then stops.
@@ -111,6 +115,8 @@ def test_a_service_found_by_its_dns_name_is_swapped_start_first_dropping_no_requ
         assert NEXT in ml_gets.versions and ml_gets.results[-1][1] == NEXT and ml_posts.results[-1][1] == NEXT
     containers = service_containers(host, stack, service)
     assert len(containers) == 1 and f"/{service}:{NEXT}@sha256:" in containers[0]["Config"]["Image"]
+    # What its callers reach under the name now.
+    assert by_dns_name(host, stack, service, ansible_vars["stack_services"][service]["port"], "/version") == NEXT
 
 
 def by_dns_name(host, stack: str, service: str, port: int, path: str) -> str:
@@ -233,6 +239,8 @@ def test_the_registry_itself_is_recreated_without_a_failed_call_through_the_gate
     containers = service_containers(host, stack, "sgivu-discovery")
     assert len(containers) == 1 and f"/sgivu-discovery:{NEXT}@sha256:" in containers[0]["Config"]["Image"]
     assert containers[0]["Id"] not in before, "the registry was not recreated"
+    port = ansible_vars["stack_services"]["sgivu-discovery"]["port"]
+    assert by_dns_name(host, stack, "sgivu-discovery", port, "/version") == NEXT
 
 
 def test_the_same_update_again_changes_nothing(host, run_playbook, changed_counts):
@@ -253,7 +261,8 @@ def test_a_deploy_after_the_update_keeps_the_new_versions(host, run_playbook, ch
 
 def test_a_never_healthy_release_is_undone_by_itself_and_drops_no_request(host, run_playbook, probe, via_nginx, stack):
     before = [c["Id"] for c in gateway_containers(host, stack)]
-    with probe("/v1/version") as watch:
+    gets, posts = api_probes(probe)
+    with probe("/v1/version") as watch, gets, posts:
         run = run_playbook("update.yml", "--limit", host.backend.get_hostname(),
                            "-e", "service=sgivu-gateway", "-e", f"version={NEVER_HEALTHY}", "-e", "health_timeout=20")
     assert run.returncode != 0
@@ -267,7 +276,9 @@ def test_a_never_healthy_release_is_undone_by_itself_and_drops_no_request(host, 
     assert "the running ones never stopped. Last log lines:" in said
     assert "runs again (health checked): nothing had to be put back, its containers never stopped;" in said
     assert not [c["Name"] for c in gateway_containers(host, stack) if c["Name"].lstrip("/") in run.stdout]
-    assert watch.failures == []
+    for probed in (watch, gets, posts):
+        assert len(probed.results) > 100, "the probe ran too briefly to tell anything"
+        assert probed.failures == []
     assert watch.versions == {NEXT}
     assert [c["Id"] for c in gateway_containers(host, stack)] == before
     assert via_nginx("/v1/version")[1]["version"] == NEXT
