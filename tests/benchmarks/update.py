@@ -29,6 +29,7 @@ asserts on a duration.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -74,15 +75,20 @@ def slowest_tasks(output: str) -> list[tuple[str, float]]:
     return [(m["task"], float(m["seconds"])) for m in map(_RECAP_TASK.match, recap.splitlines()) if m]
 
 
-def watched(url: str, action, after: float = 1.0) -> tuple[float, Probe]:
-    """Seconds the action took, and a probe of ``url`` from 1 s before it to ``after`` s after it."""
-    with Probe(url) as probe:
+def watched(url: str, action, after: float = 1.0, post: tuple[str, bytes] | None = None) -> tuple:
+    """Seconds the action took, and a GET probe of ``url`` from 1 s before it to ``after`` s after
+    it; given ``post`` (a URL, a JSON body), also a POST probe of that URL over the same time:
+    (seconds, the GET probe) or (seconds, the GET probe, the POST probe)."""
+    probes = [Probe(url)] + ([Probe(post[0], method="POST", data=post[1])] if post else [])
+    with contextlib.ExitStack() as running:
+        for probe in probes:
+            running.enter_context(probe)
         time.sleep(1)
         start = time.monotonic()
         action()
         elapsed = time.monotonic() - start
         time.sleep(after)
-    return elapsed, probe
+    return (elapsed, *probes)
 
 
 BEHIND = ("sgivu-user", "sgivu-ml", "sgivu-config", "sgivu-discovery")
@@ -171,19 +177,22 @@ def behind_rows(inventory: str, address: str, point_at, compose: str, services: 
     def recreate(service: str) -> None:
         sh("docker", "exec", HOST, "bash", "-c", f"{compose} pull -q {service} && {compose} up -d --no-deps --force-recreate --wait {service}")
 
-    paths = {"sgivu-user": "/v1/users/7", "sgivu-ml": "/v1/ml/7", "sgivu-config": "/v1/users/7", "sgivu-discovery": "/v1/users/7"}
+    # The GET and the POST each call sends through Nginx and the gateway (config and discovery: to sgivu-user).
+    paths = {"sgivu-user": ("/v1/users/7", "/v1/users", b'{"name": "ana"}'),
+             "sgivu-ml": ("/v1/ml/7", "/v1/ml/predictions", b'{"vehicle": 7}')}
     for service in services:
-        path = paths[service]
-        api = f"http://{address}{path}"
+        path, post_path, body = paths.get(service, paths["sgivu-user"])
+        api, post = f"http://{address}{path}", (f"http://{address}{post_path}", body)
         # A registry restart shows in the calls only once the gateway's cache expired after it.
         after = 55.0 if service == "sgivu-discovery" else 1.0
-        ours_behind = watched(api, lambda s=service: playbook(inventory, "update.yml", "-e", f"service={s}", "-e", f"version={NEXT}"), after)
+        ours_behind = watched(api, lambda s=service: playbook(inventory, "update.yml", "-e", f"service={s}", "-e", f"version={NEXT}"),
+                              after, post)
         point_at(service, CATALOG_TAG)
-        raw_behind = watched(api, lambda s=service: recreate(s), after)
+        raw_behind = watched(api, lambda s=service: recreate(s), after, post)
         behind[service] = (ours_behind, raw_behind)
         if service == "sgivu-discovery":
             point_at(service, NEXT, "EUREKA_SERVER_DEFAULTOPENFORTRAFFICCOUNT=1")
-            behind["open at once"] = watched(api, lambda: recreate("sgivu-discovery"), after)
+            behind["open at once"] = watched(api, lambda: recreate("sgivu-discovery"), after, post)
         playbook(inventory, "update.yml", "-e", f"service={service}", "-e", f"version={NEXT}")
     return behind
 
@@ -210,8 +219,12 @@ def time_spent(total: float, tasks: list[tuple[str, float]]) -> list[str]:
     return lines
 
 
-def row(label: str, seconds: float, probe: Probe) -> str:
-    return f"  {label:<58} {seconds:7.1f} s   failed {len(probe.failures):4d} of {len(probe.results):5d} requests"
+def row(label: str, seconds: float, probe: Probe, posts: Probe | None = None) -> str:
+    """One figure line: the time, then the GET probe's failed requests (and the POST probe's)."""
+    line = f"  {label:<58} {seconds:7.1f} s   failed {len(probe.failures):4d} of {len(probe.results):5d} requests"
+    if posts is None:
+        return line
+    return line.replace(" requests", " GETs") + f", {len(posts.failures):4d} of {len(posts.results):5d} POSTs"
 
 
 def print_gateway(ours, script, ours_probe, script_probe, raw, raw_probe, bad, bad_probe, baked, back, back_probe, tasks) -> None:
@@ -233,14 +246,14 @@ def print_gateway(ours, script, ours_probe, script_probe, raw, raw_probe, bad, b
 
 def print_behind(behind: dict) -> None:
     print()
-    print("Updating a service behind the gateway, a request through Nginx and the gateway to it every 20 ms")
+    print("Updating a service behind the gateway, a GET and a POST through Nginx and the gateway to it every 20 ms")
     for service, how in (("sgivu-user", "start-first, callers by registry"), ("sgivu-ml", "start-first, callers by DNS name"),
                          ("sgivu-config", "start-first, read at start-up"), ("sgivu-discovery", "stop-first, 45 s sync-empty wait")):
         if service not in behind:
             continue
-        (ours_s, ours_p), (raw_s, raw_p) = behind[service]
-        print(row(f"{service}: update.yml ({how})", ours_s, ours_p))
-        print(row(f"{service}: pull + up -d --no-deps --force-recreate --wait", raw_s, raw_p))
+        ours, raw = behind[service]
+        print(row(f"{service}: update.yml ({how})", *ours))
+        print(row(f"{service}: pull + up -d --no-deps --force-recreate --wait", *raw))
     if "open at once" in behind:
         print(row("sgivu-discovery: the same, registry open at once (Spring's 1)", *behind["open at once"]))
         print("  (sgivu-discovery rows: the probe ran 55 s past the end of each, the wait and the gateway's cache)")

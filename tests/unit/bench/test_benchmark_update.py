@@ -62,3 +62,20 @@ def test_where_the_time_went_shows_the_slowest_then_the_rest_and_each_role(updat
 
 def test_where_the_time_went_is_not_said_without_a_recap(update):
     assert update.time_spent(30.0, []) == []
+
+
+class Watched:
+    """A finished probe as row() reads it: its outcomes and the failed ones."""
+
+    def __init__(self, results, failures):
+        self.results, self.failures = results, failures
+
+
+def test_a_row_gives_the_time_and_the_failed_requests(update):
+    assert update.row("update.yml", 39.64, Watched([1] * 617, [])) == (
+        "  update.yml" + " " * 48 + "    39.6 s   failed    0 of   617 requests")
+
+
+def test_a_row_with_a_post_probe_counts_gets_and_posts_apart(update):
+    line = update.row("sgivu-user: pull + up -d", 6.7, Watched([1] * 348, [1] * 324), Watched([1] * 340, [1] * 300))
+    assert line.endswith("6.7 s   failed  324 of   348 GETs,  300 of   340 POSTs")
