@@ -60,8 +60,9 @@ class Echo(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
-        # /nope/... plays a missing S3 key; the rest answer 200.
-        code = 404 if self.path.startswith("/nope/") else 200
+        # /nope/... plays a missing S3 key, .../unavailable/... a gateway with no instance of the
+        # service behind it (503); the rest answer 200.
+        code = 404 if self.path.startswith("/nope/") else 503 if "/unavailable/" in self.path else 200
         body = "backend={0} path={1}\n{2}\n".format(NAME, self.path, "x" * 2048).encode()
         self.send_response(code)
         self.send_header("Content-Type", "text/plain")
@@ -284,6 +285,14 @@ else fail "Nginx keeps its upstream connection, and ends it itself after nginx_u
   "established: $kept after 0.5 s, $left after 3.5 s; $(on_host grep keepalive $ups | tr -s ' ' | tr '\n' ' ')"; fi
 out=$(swap next.yml -e nginx_upstreams_reload=true) || true
 expect_backend gateway-next /v1/after-the-keep-alive
+# A 503 the gateway answers itself (no instance of a service behind it) reaches the client from
+# that gateway, not retried on the retiring one; the gateway's other routes are served at once, not
+# "no live upstreams" for fail_timeout (Nginx marks a server failed on what proxy_next_upstream lists).
+body=$(on_host curl -s http://127.0.0.1/v1/unavailable/users | head -n 1)
+check "a 503 of the gateway reaches the client from that gateway, not retried on the retiring one" \
+  test "$body" = "backend=gateway-next path=/v1/unavailable/users"
+expect_status 503 /v1/unavailable/users
+expect_backend gateway-next /v1/right-after-a-503
 ups_before=$(on_host md5sum $ups)
 out=$(swap good.yml --check) || true
 n=$(changed_count "$out")
