@@ -47,6 +47,15 @@ def catalog_routes(routes: Any, services: Any) -> List[Dict[str, Any]]:
     return enabled_routes(routes, services)
 
 
+def catalog_problems(services: Any, routes: Any = None, env_invariants: Any = None) -> List[str]:
+    """Return every problem of the catalog (empty: none); never fails."""
+    try:
+        validate_catalog(services, routes, env_invariants)
+    except CatalogError as error:
+        return error.problems
+    return []
+
+
 def bake_problems(stack_bake: Any, seconds: Any = "") -> List[str]:
     """Return what is wrong with the stack's bake window and thresholds and the run's window (empty: nothing)."""
     return stack_bake_problems(stack_bake, seconds)
@@ -56,4 +65,4 @@ class FilterModule:
     """Catalog filters of sgivu.deploy."""
 
     def filters(self) -> Dict[str, Callable[..., Any]]:
-        return filters(catalog_validate, catalog_waves, catalog_env_keys, catalog_routes, bake_problems)
+        return filters(catalog_validate, catalog_problems, catalog_waves, catalog_env_keys, catalog_routes, bake_problems)

@@ -469,12 +469,18 @@ def _normalize_service(name: Any, raw: Any, problems: List[str]) -> Optional[Dic
         )
 
     registers = "EUREKA_URL" in svc["env"] or "EUREKA_URL" in svc["env_keys"]
-    if svc["update_order"] == "start-first" and registers and svc["env"].get(EUREKA_HEALTHCHECK, "").strip().lower() != "true":
+    healthcheck = svc["env"].get(EUREKA_HEALTHCHECK)
+    reported = healthcheck is None and EUREKA_HEALTHCHECK in (raw.get("env") or {})  # a bad value, named above
+    if (svc["update_order"] == "start-first" and registers and svc["enabled"] is True and not reported
+            and (healthcheck or "").strip().lower() != "true"):
         problems.append(
             "service {0!r}: is updated start-first and registers with Eureka (EUREKA_URL), so its env must set "
-            "{1}: \"true\"; without it Spring registers a new container UP before it is healthy, and its callers "
-            "send it requests while it starts and when it never gets healthy (or set update_order: stop-first)".format(
-                name, EUREKA_HEALTHCHECK))
+            "{1}: \"true\" ({2}); without it Spring registers a new container UP before it is healthy, and its "
+            "callers send it requests while it starts and when it never gets healthy (or set update_order: "
+            "stop-first)".format(name, EUREKA_HEALTHCHECK,
+                                 "it is in env_keys, whose value the catalog cannot see: set it in env"
+                                 if EUREKA_HEALTHCHECK in svc["env_keys"] else
+                                 "got {0!r}".format(healthcheck) if healthcheck is not None else "it is not set"))
 
     databases = raw.get("databases") or []
     if not _str_list(databases):

@@ -307,6 +307,12 @@ def test_a_never_healthy_release_is_undone_by_itself_and_drops_no_request(host, 
       'to_release must be a release id as status.yml lists them (the UTC time it was made, YYYYMMDDTHHMMSSZ, -2 added for a '
       'second one in that second), got "latest"']),
     ("deploy.yml", ["lock_wait=-1"], ['lock_wait must be a whole number of seconds', 'got "-1"']),
+    # A catalog problem too, before docker_host touches the host: a start-first Eureka client that
+    # would register UP before it is healthy (the catalog as an inventory might hold it).
+    ("deploy.yml", ['{"stack_services": {"sgivu-user": {"image": "r/sgivu-user", "tag": "1.0.0", "port": 8081, '
+                    '"health": {"path": "/actuator/health"}, "env": {"EUREKA_URL": "http://sgivu-discovery:8761/eureka"}}}}'],
+     ["The stack catalog is invalid", "service 'sgivu-user': is updated start-first and registers with Eureka (EUREKA_URL), "
+      "so its env must set EUREKA_CLIENT_HEALTHCHECK_ENABLED:", "(it is not set)"]),
 ])
 def test_bad_run_arguments_are_refused_together_before_anything_changes(host, run_playbook, stack, playbook, args,
                                                                          problems):

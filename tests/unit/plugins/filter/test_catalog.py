@@ -13,7 +13,7 @@ from ansible_collections.sgivu.deploy.plugins.filter.catalog import FilterModule
 from ansible_cli import cli_bin as _bin, cli_env as _env
 
 FILTERS = FilterModule().filters()
-NAMES = ("catalog_validate", "catalog_waves", "catalog_env_keys", "catalog_routes", "bake_problems")
+NAMES = ("catalog_validate", "catalog_problems", "catalog_waves", "catalog_env_keys", "catalog_routes", "bake_problems")
 
 SERVICES = {
     "pg": {
@@ -68,6 +68,17 @@ def test_catalog_validate_raises_filter_error_naming_every_offender():
     assert "'api' depends on unknown service 'cache'" in message
     assert "service 'pg': unknown key 'extra'" in message
     assert "route '/pg/' routes to service 'pg', which is not public" in message
+
+
+def test_catalog_problems_lists_every_problem_without_failing():
+    bad = {**SERVICES, "api": {**SERVICES["api"], "port": 0}, "web": {**SERVICES["api"], "tag": ""}}
+    problems = FILTERS["catalog_problems"](bad, [{"path": "/x", "service": "nope"}])
+    assert problems == [
+        "service 'api': port must be an integer 1-65535, got 0",
+        "service 'web': tag must be a quoted string like \"1.0.0\", got ''",
+        "route '/x' routes to unknown service 'nope'",
+    ]
+    assert FILTERS["catalog_problems"](SERVICES) == []
 
 
 def test_catalog_waves():

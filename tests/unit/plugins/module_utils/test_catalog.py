@@ -799,22 +799,33 @@ def test_an_update_order_the_service_cannot_have_is_named(service, problem):
 
 
 EUREKA = {"EUREKA_URL": "http://sgivu-discovery:8761/eureka"}
-NO_HEALTHCHECK = (
-    "service 'app': is updated start-first and registers with Eureka (EUREKA_URL), so its env must set "
-    "EUREKA_CLIENT_HEALTHCHECK_ENABLED: \"true\"; without it Spring registers a new container UP before it is healthy, "
-    "and its callers send it requests while it starts and when it never gets healthy (or set update_order: stop-first)")
 
 
-@pytest.mark.parametrize("service", [
-    svc(env=EUREKA),
-    svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": "false"}),
-    svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": False}),
-    svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": "yes"}),
-    svc(env={"EUREKA_CLIENT_HEALTHCHECK_ENABLED": "false"}, env_keys=["EUREKA_URL"]),
-    svc(env=EUREKA, public=True),
-], ids=["unset", "false", "boolean false", "yes", "url from the env file", "published"])
-def test_a_start_first_eureka_client_must_register_by_its_health(service):
-    assert one_problem({"app": service}) == NO_HEALTHCHECK
+def no_healthcheck(found: str) -> str:
+    return ("service 'app': is updated start-first and registers with Eureka (EUREKA_URL), so its env must set "
+            "EUREKA_CLIENT_HEALTHCHECK_ENABLED: \"true\" (" + found + "); without it Spring registers a new container "
+            "UP before it is healthy, and its callers send it requests while it starts and when it never gets healthy "
+            "(or set update_order: stop-first)")
+
+
+@pytest.mark.parametrize("service,found", [
+    (svc(env=EUREKA), "it is not set"),
+    (svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": "false"}), "got 'false'"),
+    (svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": False}), "got 'false'"),
+    (svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": "yes"}), "got 'yes'"),
+    (svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": ""}), "got ''"),
+    (svc(env={"EUREKA_CLIENT_HEALTHCHECK_ENABLED": "false"}, env_keys=["EUREKA_URL"]), "got 'false'"),
+    (svc(env=EUREKA, env_keys=["EUREKA_CLIENT_HEALTHCHECK_ENABLED"]),
+     "it is in env_keys, whose value the catalog cannot see: set it in env"),
+    (svc(env=EUREKA, public=True), "it is not set"),
+], ids=["unset", "false", "boolean false", "yes", "empty", "url from the env file", "in env_keys", "published"])
+def test_a_start_first_eureka_client_must_register_by_its_health(service, found):
+    assert one_problem({"app": service}) == no_healthcheck(found)
+
+
+def test_a_null_healthcheck_value_is_named_once():
+    assert one_problem({"app": svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": None})}).startswith(
+        "service 'app': env EUREKA_CLIENT_HEALTHCHECK_ENABLED must be a plain value")
 
 
 @pytest.mark.parametrize("service", [
@@ -824,7 +835,8 @@ def test_a_start_first_eureka_client_must_register_by_its_health(service):
     svc(env=EUREKA, update_order="stop-first"),
     svc(env=EUREKA, public=True, publish=False),
     svc(env={"SPRING_PROFILES_ACTIVE": "prod"}),
-], ids=["true", "boolean true", "upper case", "stop-first", "one fixed address", "no registry"])
+    svc(env=EUREKA, enabled=False),
+], ids=["true", "boolean true", "upper case", "stop-first", "one fixed address", "no registry", "disabled"])
 def test_a_eureka_client_that_registers_by_its_health_or_is_stop_first_is_taken(service):
     # validate_services raises CatalogError naming every problem; this one has none.
     assert set(validate_services({"app": service})) == {"app"}
