@@ -468,20 +468,6 @@ def _normalize_service(name: Any, raw: Any, problems: List[str]) -> Optional[Dic
             )
         )
 
-    registers = "EUREKA_URL" in svc["env"] or "EUREKA_URL" in svc["env_keys"]
-    healthcheck = svc["env"].get(EUREKA_HEALTHCHECK)
-    reported = healthcheck is None and EUREKA_HEALTHCHECK in (raw.get("env") or {})  # a bad value, named above
-    if (svc["update_order"] == "start-first" and registers and svc["enabled"] is True and not reported
-            and (healthcheck or "").strip().lower() != "true"):
-        problems.append(
-            "service {0!r}: is updated start-first and registers with Eureka (EUREKA_URL), so its env must set "
-            "{1}: \"true\" ({2}); without it Spring registers a new container UP before it is healthy, and its "
-            "callers send it requests while it starts and when it never gets healthy (or set update_order: "
-            "stop-first)".format(name, EUREKA_HEALTHCHECK,
-                                 "it is in env_keys, whose value the catalog cannot see: set it in env"
-                                 if EUREKA_HEALTHCHECK in svc["env_keys"] else
-                                 "got {0!r}".format(healthcheck) if healthcheck is not None else "it is not set"))
-
     databases = raw.get("databases") or []
     if not _str_list(databases):
         problems.append("service {0!r}: databases must be a list of names, got {1!r}".format(name, databases))
@@ -754,7 +740,31 @@ def _validate_services(services: Any, problems: List[str]) -> Dict[str, Dict[str
                 )
 
     _provide_sidecar_env(normalised, problems)
+    _require_eureka_healthcheck(normalised, services, problems)
     return normalised
+
+
+def _require_eureka_healthcheck(normalised: Dict[str, Dict[str, Any]], services: Mapping[str, Any],
+                                problems: List[str]) -> None:
+    """A start-first, enabled service that registers with Eureka (EUREKA_URL in its env, its own
+    or a sidecar's, or in env_keys) must register by its health: EUREKA_HEALTHCHECK "true" in env."""
+    for name, svc in normalised.items():
+        raw_env = (services.get(name) or {}).get("env") if isinstance(services.get(name), Mapping) else None
+        registers = "EUREKA_URL" in svc["env"] or "EUREKA_URL" in svc["env_keys"]
+        healthcheck = svc["env"].get(EUREKA_HEALTHCHECK)
+        # A value the env check refused already (null, a list) is named there.
+        reported = healthcheck is None and isinstance(raw_env, Mapping) and EUREKA_HEALTHCHECK in raw_env
+        if (svc["update_order"] != "start-first" or not registers or svc["enabled"] is not True or reported
+                or (healthcheck or "").strip().lower() == "true"):
+            continue
+        problems.append(
+            "service {0!r}: is updated start-first and registers with Eureka (EUREKA_URL), so its env must set "
+            "{1}: \"true\" ({2}); without it Spring registers a new container UP before it is healthy, and its "
+            "callers send it requests while it starts and when it never gets healthy (or set update_order: "
+            "stop-first)".format(name, EUREKA_HEALTHCHECK,
+                                 "it is in env_keys, whose value the catalog cannot see: set it in env"
+                                 if EUREKA_HEALTHCHECK in svc["env_keys"] else
+                                 "got {0!r}".format(healthcheck) if healthcheck is not None else "it is not set"))
 
 
 def _provide_sidecar_env(normalised: Dict[str, Dict[str, Any]], problems: List[str]) -> None:

@@ -823,6 +823,13 @@ def test_a_start_first_eureka_client_must_register_by_its_health(service, found)
     assert one_problem({"app": service}) == no_healthcheck(found)
 
 
+def test_a_eureka_url_a_sidecar_provides_counts_and_so_does_its_healthcheck():
+    sidecar = svc(kind="sidecar", provides_env=EUREKA)
+    assert one_problem({"app": svc(), "agent": sidecar}) == no_healthcheck("it is not set")
+    both = svc(kind="sidecar", provides_env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": "true"})
+    assert validate_services({"app": svc(), "agent": both})["app"]["env"]["EUREKA_CLIENT_HEALTHCHECK_ENABLED"] == "true"
+
+
 def test_a_null_healthcheck_value_is_named_once():
     assert one_problem({"app": svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": None})}).startswith(
         "service 'app': env EUREKA_CLIENT_HEALTHCHECK_ENABLED must be a plain value")
