@@ -29,10 +29,11 @@ Service entry (``stack_services[<name>]``, the name is the compose service name)
                                 (one data directory), sidecars, and public services that do
                                 not publish (one fixed address on the stack network). A
                                 start-first service that registers with Eureka (EUREKA_URL in
-                                env or env_keys) must set EUREKA_CLIENT_HEALTHCHECK_ENABLED:
-                                "true" in env, so that a new container is registered UP only
-                                once healthy (Spring Cloud Netflix registers UP when started,
-                                healthy or not, without it)
+                                env, a sidecar's provides_env or env_keys) must set
+                                EUREKA_CLIENT_HEALTHCHECK_ENABLED in env ("true"; Spring
+                                takes any value but "false"), so that a new container is
+                                registered UP only once healthy (Spring Cloud Netflix
+                                registers UP when started, healthy or not, without it)
     depends_on  list  = []      names of other services
     health      dict, required  exactly one of path (str, starts with /) or command
                                 (list of str), plus interval = 5 (s between probes once
@@ -747,15 +748,18 @@ def _validate_services(services: Any, problems: List[str]) -> Dict[str, Dict[str
 def _require_eureka_healthcheck(normalised: Dict[str, Dict[str, Any]], services: Mapping[str, Any],
                                 problems: List[str]) -> None:
     """A start-first, enabled service that registers with Eureka (EUREKA_URL in its env, its own
-    or a sidecar's, or in env_keys) must register by its health: EUREKA_HEALTHCHECK "true" in env."""
+    or a sidecar's, or in env_keys) must register by its health: EUREKA_HEALTHCHECK set in env (its
+    own or a sidecar's) to a value Spring takes as on, "true" as the shipped catalog writes it."""
     for name, svc in normalised.items():
         raw_env = (services.get(name) or {}).get("env") if isinstance(services.get(name), Mapping) else None
-        registers = "EUREKA_URL" in svc["env"] or "EUREKA_URL" in svc["env_keys"]
+        registers = bool(svc["env"].get("EUREKA_URL")) or "EUREKA_URL" in svc["env_keys"]
         healthcheck = svc["env"].get(EUREKA_HEALTHCHECK)
-        # A value the env check refused already (null, a list) is named there.
+        # A value the env check refused already (null, a list) is named there; a database or sidecar
+        # that asks for start-first is refused for that above.
         reported = healthcheck is None and isinstance(raw_env, Mapping) and EUREKA_HEALTHCHECK in raw_env
-        if (svc["update_order"] != "start-first" or not registers or svc["enabled"] is not True or reported
-                or (healthcheck or "").strip().lower() == "true"):
+        # Spring turns the check on for any value but "false" (@ConditionalOnProperty, no havingValue).
+        if (svc["update_order"] != "start-first" or svc["kind"] != "service" or not registers
+                or svc["enabled"] is not True or reported or (healthcheck or "").strip().lower() not in ("", "false")):
             continue
         problems.append(
             "service {0!r}: is updated start-first and registers with Eureka (EUREKA_URL), so its env must set "

@@ -18,8 +18,8 @@ On one bench host with the SGIVU stack deployed, a probe sends a request through
   - rollback.yml of the gateway to its previous release: time, failed requests;
   - services behind the gateway (issue 11): sgivu-user (callers find it in the registry), sgivu-ml
     and sgivu-config (by DNS name), each updated with update.yml (start-first) and then the seed's
-    stop-first way (pull, `up -d --no-deps --force-recreate --wait`), with a probe through Nginx
-    and the gateway: time, failed requests; and the registry itself, sgivu-discovery (stop-first both
+    stop-first way (pull, `up -d --no-deps --force-recreate --wait`), with a GET and a POST probe
+    through Nginx and the gateway: time, failed GETs and POSTs; and the registry itself, sgivu-discovery (stop-first both
     ways, watched 55 s more: its sync-empty wait and the gateway's cache), then recreated once more
     the seed's way with Spring Cloud's default open-for-traffic count (1: open at once, empty).
 Run it with `bench/benchmark update`; `bench/benchmark update --behind sgivu-ml[,...]` runs only the
@@ -221,10 +221,11 @@ def time_spent(total: float, tasks: list[tuple[str, float]]) -> list[str]:
 
 def row(label: str, seconds: float, probe: Probe, posts: Probe | None = None) -> str:
     """One figure line: the time, then the GET probe's failed requests (and the POST probe's)."""
-    line = f"  {label:<58} {seconds:7.1f} s   failed {len(probe.failures):4d} of {len(probe.results):5d} requests"
+    counted = f"failed {len(probe.failures):4d} of {len(probe.results):5d}"
     if posts is None:
-        return line
-    return line.replace(" requests", " GETs") + f", {len(posts.failures):4d} of {len(posts.results):5d} POSTs"
+        return f"  {label:<58} {seconds:7.1f} s   {counted} requests"
+    return (f"  {label:<58} {seconds:7.1f} s   {counted} GETs, "
+            f"{len(posts.failures):4d} of {len(posts.results):5d} POSTs")
 
 
 def print_gateway(ours, script, ours_probe, script_probe, raw, raw_probe, bad, bad_probe, baked, back, back_probe, tasks) -> None:

@@ -142,8 +142,9 @@ def by_dns_name(host, stack: str, service: str, port: int, path: str) -> str:
 @pytest.mark.parametrize("service", ["sgivu-user", "sgivu-config"])
 def test_a_never_healthy_service_leaves_the_old_one_serving(host, run_playbook, probe, stack, ansible_vars, service):
     """Issue 11: a release that never gets healthy is removed; the old container never leaves service:
-    sgivu-user stays UP in the registry (the gateway's calls to it go on), sgivu-config keeps its DNS
-    name and answers there with the release it ran."""
+    the gateway's calls to sgivu-user go on throughout and it is UP in the registry afterwards;
+    afterwards sgivu-config runs the same container and answers under its DNS name with the release
+    it ran (the name is asked once the run ended, not during it)."""
     before = [c["Id"] for c in service_containers(host, stack, service)]
     run, gets, posts = watched_update(host, run_playbook, probe, service, NEVER_HEALTHY, "-e", "health_timeout=20")
     assert run.returncode != 0

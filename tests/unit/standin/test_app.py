@@ -478,7 +478,8 @@ def test_a_service_registers_up_with_its_port_and_renews_its_lease(standin, disc
     assert status == 200 and [a["name"] for a in listing["applications"]["application"]] == ["SGIVU-USER"]
 
 
-@pytest.mark.parametrize("healthcheck,status", [("true", "DOWN"), ("TRUE", "DOWN"), ("", "UP"), ("false", "UP")])
+@pytest.mark.parametrize("healthcheck,status", [("true", "DOWN"), ("TRUE", "DOWN"), ("yes", "DOWN"), ("", "UP"),
+                                                ("false", "UP"), ("False", "UP")])
 def test_an_unhealthy_service_registers_down_only_with_the_client_s_healthcheck(standin, discovery, healthcheck, status):
     """Spring's Eureka client registers UP once started, healthy or not, unless
     eureka.client.healthcheck.enabled makes the registered status follow the health endpoint."""

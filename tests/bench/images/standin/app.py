@@ -48,10 +48,10 @@ name, port and health path. Configuration comes only from the environment:
                          changes), and on SIGTERM cancel once the in-flight requests are answered
                          (Spring stops the web server first, then deregisters)
   EUREKA_CLIENT_HEALTHCHECK_ENABLED
-                         the real client's key (eureka.client.healthcheck.enabled): "true": the
-                         status registered follows the health endpoint, UP while healthy, else
-                         DOWN; otherwise (Spring's default) UP from the moment the service listens,
-                         healthy or not
+                         the real client's key (eureka.client.healthcheck.enabled): set to any
+                         value but "false", the status registered follows the health endpoint,
+                         UP while healthy, else DOWN; otherwise (Spring's default) UP from the
+                         moment the service listens, healthy or not
   STANDIN_INSTANCE_ADDRESS  the address registered with Eureka (default: the container's own, from
                          its host name; Spring's eureka.instance.ip-address)
   STANDIN_ROUTES         the calls a gateway makes to the services behind it, as Spring Cloud
@@ -160,7 +160,8 @@ class Config:
             self.eureka_closed_for = max(0.0, float(env.get("EUREKA_SERVER_WAITTIMEINMSWHENSYNCEMPTY") or 300000) / 1000)
         self.eureka_url = (env.get("EUREKA_URL") or "").strip().rstrip("/")
         self.eureka_renew = max(0.1, float(env.get("STANDIN_EUREKA_RENEW") or 30))
-        self.eureka_healthcheck = (env.get("EUREKA_CLIENT_HEALTHCHECK_ENABLED") or "").strip().lower() == "true"
+        # Spring's @ConditionalOnProperty without havingValue: on for any value but "false".
+        self.eureka_healthcheck = (env.get("EUREKA_CLIENT_HEALTHCHECK_ENABLED") or "false").strip().lower() != "false"
         self.xray_address = _xray_address(env.get("AWS_XRAY_DAEMON_ADDRESS"))
         self.instance_address = (env.get("STANDIN_INSTANCE_ADDRESS") or "").strip()
         self.routes = _routes(env.get("STANDIN_ROUTES"))

@@ -812,13 +812,13 @@ def no_healthcheck(found: str) -> str:
     (svc(env=EUREKA), "it is not set"),
     (svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": "false"}), "got 'false'"),
     (svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": False}), "got 'false'"),
-    (svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": "yes"}), "got 'yes'"),
+    (svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": " False "}), "got ' False '"),
     (svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": ""}), "got ''"),
     (svc(env={"EUREKA_CLIENT_HEALTHCHECK_ENABLED": "false"}, env_keys=["EUREKA_URL"]), "got 'false'"),
     (svc(env=EUREKA, env_keys=["EUREKA_CLIENT_HEALTHCHECK_ENABLED"]),
      "it is in env_keys, whose value the catalog cannot see: set it in env"),
     (svc(env=EUREKA, public=True), "it is not set"),
-], ids=["unset", "false", "boolean false", "yes", "empty", "url from the env file", "in env_keys", "published"])
+], ids=["unset", "false", "boolean false", "False padded", "empty", "url from the env file", "in env_keys", "published"])
 def test_a_start_first_eureka_client_must_register_by_its_health(service, found):
     assert one_problem({"app": service}) == no_healthcheck(found)
 
@@ -830,6 +830,12 @@ def test_a_eureka_url_a_sidecar_provides_counts_and_so_does_its_healthcheck():
     assert validate_services({"app": svc(), "agent": both})["app"]["env"]["EUREKA_CLIENT_HEALTHCHECK_ENABLED"] == "true"
 
 
+def test_a_database_asking_for_start_first_is_told_once():
+    assert one_problem({"app": db(update_order="start-first", env=EUREKA)}) == (
+        "service 'app': update_order start-first needs two containers at once; it is a database, so it is updated "
+        "stop-first")
+
+
 def test_a_null_healthcheck_value_is_named_once():
     assert one_problem({"app": svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": None})}).startswith(
         "service 'app': env EUREKA_CLIENT_HEALTHCHECK_ENABLED must be a plain value")
@@ -839,11 +845,14 @@ def test_a_null_healthcheck_value_is_named_once():
     svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": "true"}),
     svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": True}),
     svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": "TRUE"}),
+    svc(env={**EUREKA, "EUREKA_CLIENT_HEALTHCHECK_ENABLED": "yes"}),
+    svc(env={"EUREKA_URL": ""}),
     svc(env=EUREKA, update_order="stop-first"),
     svc(env=EUREKA, public=True, publish=False),
     svc(env={"SPRING_PROFILES_ACTIVE": "prod"}),
     svc(env=EUREKA, enabled=False),
-], ids=["true", "boolean true", "upper case", "stop-first", "one fixed address", "no registry", "disabled"])
+], ids=["true", "boolean true", "upper case", "yes (Spring: any but false)", "empty url", "stop-first", "one fixed address",
+        "no registry", "disabled"])
 def test_a_eureka_client_that_registers_by_its_health_or_is_stop_first_is_taken(service):
     # validate_services raises CatalogError naming every problem; this one has none.
     assert set(validate_services({"app": service})) == {"app"}
