@@ -5,6 +5,7 @@ the database, the env file's mode, and the output of real ansible-playbook runs.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -258,6 +259,32 @@ def test_release_history_records_every_service_by_digest(host, stack, ansible_va
     assert set(latest["services"]) == enabled
     for service in latest["services"].values():
         assert re.match(r"^.+@sha256:[0-9a-f]{64}$", service["digest"] or "")
+
+
+# --- a host that drifted is repaired --------------------------------------------------------------
+def test_a_drifted_docker_host_is_repaired_though_a_no_op_deploy_skips_its_checks(host, run_playbook, ansible_vars, stack):
+    """docker_host reads the host in one call and skips what is already as wanted (the no-op deploy above
+    changed nothing): a Compose plugin changed by hand, a deploy user taken out of the docker group and a
+    disabled Docker unit are each put back by the next deploy, with the stack left running."""
+    drifted = ansible_vars["groups"]["stack_hosts"][-1]  # the Debian 13 host; the first takes the bad-input runs
+    if host.backend.get_hostname() != drifted:
+        pytest.skip("the drift is made on the last host")
+    plugin = "/usr/local/lib/docker/cli-plugins/docker-compose"
+    user = ansible_vars["docker_host_users"][0]
+    with open(os.path.join(os.environ["SGIVU_BENCH_DIR"], "bin", "docker-compose"), "rb") as wanted:
+        wanted_sha256 = hashlib.sha256(wanted.read()).hexdigest()
+    before = container_ids(host, stack)
+    host.check_output(f"printf x >> {plugin} && chmod 0700 {plugin} && gpasswd -d {user} docker && systemctl disable docker")
+    run = run_playbook("deploy.yml", "--limit", drifted)
+    assert run.returncode == 0, run.stdout[-3000:]
+    # The three repairs and nothing else: the stack's own plan had nothing to do.
+    assert re.findall(r"changed=(\d+)", run.stdout.split("PLAY RECAP")[-1]) == ["3"], run.stdout[-3000:]
+    assert sha256(host, plugin) == wanted_sha256
+    assert host.file(plugin).mode == 0o755
+    assert "docker" in host.check_output(f"id -nG {user}").split()
+    assert host.check_output("systemctl is-enabled docker") == "enabled"
+    assert host.run("docker compose version").rc == 0
+    assert container_ids(host, stack) == before
 
 
 # --- bad input: a clear error, nothing changed ---------------------------------------------------
