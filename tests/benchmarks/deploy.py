@@ -6,7 +6,9 @@ probes a starting service every start_interval):
   - fresh deploy: deploy.yml on a bare instance (Docker install, secrets, pull, start, Nginx, health);
   - no-op re-run: deploy.yml again with nothing to change;
   - restart from images: the stack taken down (images kept), then deploy.yml, against
-    `docker compose up -d --wait` by hand on the same host in the same state, and their ratio.
+    `docker compose up -d --wait` by hand on the same host in the same state, and their ratio;
+  - for the no-op and the restart, where deploy.yml's time went: its slowest tasks and each role's
+    share (ansible.posix.profile_tasks, the same reading as bench/benchmark update's).
 
 Run it with `bench/benchmark deploy` (the bench must be up: images, registry, moto).
 Figures only; nothing here asserts on a duration.
@@ -18,30 +20,37 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from update import PROFILED, slowest_tasks, time_spent  # noqa: E402  (tests/benchmarks is not a package)
+
 SCENARIO = "default"
 HOST = "sgivu-default-deb13"
 
 
-def sh(*command: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(command, check=check, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def sh(*command: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(command, check=check, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          env=dict(os.environ, **env) if env else None)
 
 
-def timed(*command: str) -> float:
+def timed(*command: str, env: dict | None = None) -> tuple[float, str]:
+    """Seconds ``command`` took and what it printed; stops the benchmark when it fails."""
     start = time.monotonic()
-    result = sh(*command, check=False)
+    result = sh(*command, check=False, env=env)
     elapsed = time.monotonic() - start
     if result.returncode != 0:
         sys.stdout.write(result.stdout[-4000:])
         raise SystemExit(f"benchmark step failed: {' '.join(command)}")
-    return elapsed
+    return elapsed, result.stdout
 
 
 def on_host(command: str) -> float:
-    return timed("docker", "exec", HOST, "bash", "-c", command)
+    return timed("docker", "exec", HOST, "bash", "-c", command)[0]
 
 
-def converge() -> float:
-    return timed("molecule", "converge", "-s", SCENARIO, "--", "--limit", HOST)
+def converge(profiled: bool = False) -> tuple[float, list[tuple[str, float]]]:
+    """Seconds of `molecule converge` on HOST and, when ``profiled``, its tasks' (name, seconds), slowest first."""
+    elapsed, output = timed("molecule", "converge", "-s", SCENARIO, "--", "--limit", HOST, env=PROFILED if profiled else None)
+    return elapsed, slowest_tasks(output)
 
 
 def main() -> dict:
@@ -49,12 +58,12 @@ def main() -> dict:
     sh("molecule", "create", "-s", SCENARIO)
     sh("molecule", "prepare", "-s", SCENARIO)
     try:
-        fresh = converge()
-        noop = converge()
+        fresh, _ = converge()
+        noop, noop_tasks = converge(profiled=True)
         stack = "/opt/sgivu"
         compose = f"docker compose -p sgivu --project-directory {stack} -f {stack}/compose.yml --env-file /dev/null"
         on_host(f"{compose} down")
-        ours = converge()
+        ours, down_tasks = converge(profiled=True)
         on_host(f"{compose} down")
         raw = on_host(f"{compose} up -d --wait")
     finally:
@@ -66,6 +75,9 @@ def main() -> dict:
     print(f"  stack down, images present: deploy.yml                      {ours:7.1f} s")
     print(f"  stack down, images present: docker compose up -d --wait     {raw:7.1f} s")
     print(f"  ratio deploy.yml / raw compose                              {ours / raw:7.2f} x")
+    for run, total, tasks in (("the no-op deploy.yml", noop, noop_tasks), ("deploy.yml with the stack down", ours, down_tasks)):
+        for line in time_spent(total, tasks, run):
+            print(line)
     return {"fresh": fresh, "noop": noop, "down": ours, "raw_up": raw}
 
 

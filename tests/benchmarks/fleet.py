@@ -5,7 +5,8 @@ hosts behind the load balancer (moto's ELBv2), side by side, each against the ra
 
 Prints, on the fleet scenario's three fresh hosts (one Debian 12, two Debian 13):
   - fresh deploy of the fleet (bare instances -> healthy stacks, one host at a time);
-  - no-op re-run, 1 host and 3 hosts;
+  - no-op re-run, 1 host and 3 hosts, and where the 3 hosts' run spent its time (profile_tasks:
+    a task's time is its wall time across the hosts);
   - stacks down, images present: deploy.yml on 1 and on 3 hosts, against
     `docker compose up -d --wait` on 1 and on 3 hosts in turn;
   - rolling update of the gateway: update.yml on 1 and on 3 hosts, against
@@ -24,6 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 from bench_images import NEXT  # noqa: E402  (bench/images.yml)
 from deploy import sh, timed  # noqa: E402
+from update import PROFILED, slowest_tasks, time_spent  # noqa: E402
 
 SCENARIO = "fleet"
 HOSTS = ["sgivu-fleet-1", "sgivu-fleet-2", "sgivu-fleet-3"]
@@ -41,12 +43,18 @@ def inventory() -> str:
 
 def play(name: str, hosts: list[str], *args: str) -> float:
     """A playbook of the collection on some of the hosts, as an operator runs it, in seconds."""
-    return timed("ansible-playbook", "-i", inventory(), name, "--limit", ",".join(hosts), *args)
+    return timed("ansible-playbook", "-i", inventory(), name, "--limit", ",".join(hosts), *args)[0]
+
+
+def profiled_play(name: str, hosts: list[str], *args: str) -> tuple[float, list[tuple[str, float]]]:
+    """play(), with the run's tasks (name, seconds), slowest first (ansible.posix.profile_tasks)."""
+    elapsed, output = timed("ansible-playbook", "-i", inventory(), name, "--limit", ",".join(hosts), *args, env=PROFILED)
+    return elapsed, slowest_tasks(output)
 
 
 def on_hosts(hosts: list[str], command: str) -> float:
     """The same command on each host in turn (as a serial roll does), in seconds."""
-    return sum(timed("docker", "exec", host, "bash", "-c", command) for host in hosts)
+    return sum(timed("docker", "exec", host, "bash", "-c", command)[0] for host in hosts)
 
 
 def update(hosts: list[str], version: str) -> float:
@@ -69,10 +77,10 @@ def main() -> dict:
     one, fleet = HOSTS[:1], HOSTS
     updates_only = "--updates" in sys.argv[1:]
     try:
-        fresh = timed("molecule", "converge", "-s", SCENARIO)
+        fresh = timed("molecule", "converge", "-s", SCENARIO)[0]
         if not updates_only:
             noop1 = play("deploy.yml", one)
-            noop3 = play("deploy.yml", fleet)
+            noop3, noop3_tasks = profiled_play("deploy.yml", fleet)
             on_hosts(fleet, f"{COMPOSE} down")
             down1 = play("deploy.yml", one)
             on_hosts(one, f"{COMPOSE} down")
@@ -108,6 +116,9 @@ def main() -> dict:
         unit = "x" if label.strip().startswith("ratio") else "s"
         ratio = "" if unit == "x" else f"{b / a:6.2f}x"
         print(f"  {label:58s} {a:8.1f}{unit} {b:8.1f}{unit} {ratio:>7s}")
+    if not updates_only:
+        for line in time_spent(noop3, noop3_tasks, "the no-op deploy.yml on 3 hosts"):
+            print(line)
     figures = {"update1": up1, "update3": up3}
     if not updates_only:
         figures.update(noop1=noop1, noop3=noop3)

@@ -197,14 +197,14 @@ def behind_rows(inventory: str, address: str, point_at, compose: str, services: 
     return behind
 
 
-def time_spent(total: float, tasks: list[tuple[str, float]]) -> list[str]:
-    """Where a run's ``total`` seconds went, from its profile_tasks recap (``tasks``, slowest first):
+def time_spent(total: float, tasks: list[tuple[str, float]], run: str = "update.yml") -> list[str]:
+    """Where a run's ``total`` seconds went, from its profile_tasks recap (``tasks``, slowest first; ``run`` names it):
     the SHOWN_TASKS slowest tasks, then what all the others took together, then each role's share
     (the recap's "role : task" prefix; a playbook's own tasks count as "the playbook")."""
     if not tasks:
         return []
     shown, rest = tasks[:SHOWN_TASKS], tasks[SHOWN_TASKS:]
-    lines = [f"  where update.yml's {total:.1f} s went, its {len(shown)} slowest tasks ({sum(s for _, s in shown):.1f} s):"]
+    lines = [f"  where {run}'s {total:.1f} s went, its {len(shown)} slowest tasks ({sum(s for _, s in shown):.1f} s):"]
     lines += [f"    {task[:80]:<80} {seconds:6.1f} s" for task, seconds in shown]
     if rest:
         lines.append(f"    {f'the other {len(rest)} tasks, {max(s for _, s in rest):.1f} s at most each':<80} "

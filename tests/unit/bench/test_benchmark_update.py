@@ -60,6 +60,12 @@ def test_where_the_time_went_shows_the_slowest_then_the_rest_and_each_role(updat
     assert lines[-1] == f"  outside any task (start-up, forks, the recap): {30.0 - 2.0 * update.SHOWN_TASKS - 1.0:.1f} s"
 
 
+def test_where_the_time_went_names_the_run_it_read(update):
+    # bench/benchmark deploy reads its no-op and stack-down runs the same way.
+    lines = update.time_spent(16.0, [("sgivu.deploy.docker_host : state | Read", 0.8)], "the no-op deploy.yml")
+    assert lines[0] == "  where the no-op deploy.yml's 16.0 s went, its 1 slowest tasks (0.8 s):"
+
+
 def test_where_the_time_went_is_not_said_without_a_recap(update):
     assert update.time_spent(30.0, []) == []
 
