@@ -35,7 +35,7 @@ COMPOSE = f"docker compose -p sgivu --project-directory {STACK} -f {STACK}/compo
 
 def inventory() -> str:
     """The inventory Molecule generated for the scenario (hosts, and the fleet's group_vars)."""
-    found = sh("bash", "-c", f"ls -d ~/.ansible/tmp/molecule.*.{SCENARIO}/inventory | head -1").stdout.strip()
+    found = sh("bash", "-c", f"ls -td ~/.ansible/tmp/molecule.*.{SCENARIO}/inventory | head -1").stdout.strip()
     if not found:
         raise SystemExit("cannot find the Molecule inventory of the fleet scenario")
     return found
