@@ -14,7 +14,7 @@ version_added: 2.1.0
 author: SGIVU platform team
 description:
   - Reads, in one round trip, what the C(docker_host) role would otherwise ask the host one task at a time, that is which of
-    the named packages are not installed (C(dpkg-query) on Debian, C(rpm) elsewhere), the type, mode, owner and
+    the named packages are not installed (C(dpkg-query) on Debian, C(rpm -q) by name elsewhere), the type, mode, owner and
     SHA-256 of the named paths, which of the named users are not members of a group, and a systemd unit's
     C(ActiveState) and C(UnitFileState).
   - The role skips a task whose outcome these facts already settle (a no-op deploy) and runs it otherwise, so the
@@ -27,9 +27,11 @@ options:
     elements: str
     default: []
   paths:
-    description: Paths to describe. A regular file's content is hashed (SHA-256); a directory's is not.
+    description:
+      - Absolute paths to describe, taken as given (no C(~) or variable expansion), so the result's keys are these
+        strings. A regular file's content is hashed (SHA-256); a directory's or a symlink's is not.
     type: list
-    elements: path
+    elements: str
     default: []
   group:
     description: The group whose members are checked against O(users).
@@ -66,8 +68,9 @@ packages_missing:
   elements: str
 paths:
   description:
-    - Path -> C({exists, isdir, isreg, mode, uid, gid, sha256}); C(mode) is octal text such as C("0644"); C(sha256) is
-      hex for a regular file and empty otherwise. A path that does not exist has C(exists=false) only.
+    - Path -> C({exists, isdir, isreg, islnk, mode, uid, gid, sha256}) of the path itself (a symlink is not followed);
+      C(mode) is octal text such as C("0644"); C(sha256) is hex for a regular file and empty otherwise. A path that
+      does not exist has C(exists=false) only.
   returned: always
   type: dict
 users_missing:
@@ -104,14 +107,16 @@ def packages_missing(module: AnsibleModule, names: list) -> list:
         return [name for name in names if name not in installed]
     rpm = module.get_bin_path("rpm")
     if rpm:
-        return [name for name in names if module.run_command([rpm, "-q", "--whatprovides", name])[0] != 0]
+        # By name, as dnf first matches a package (another package that only provides the name does not count).
+        return [name for name in names if module.run_command([rpm, "-q", name])[0] != 0]
     return list(names)
 
 
 def describe(path: str) -> dict:
-    """Type, mode, owner and, for a regular file, SHA-256 of ``path`` (not following a final symlink's absence)."""
+    """Type, mode, owner and, for a regular file, SHA-256 of ``path`` itself: a symlink is described as a link
+    (``islnk``, never ``isreg``), as ansible.builtin.copy replaces one with a file."""
     try:
-        info = os.stat(path)
+        info = os.lstat(path)
     except FileNotFoundError:
         return {"exists": False}
     digest = ""
@@ -125,6 +130,7 @@ def describe(path: str) -> dict:
         "exists": True,
         "isdir": stat.S_ISDIR(info.st_mode),
         "isreg": stat.S_ISREG(info.st_mode),
+        "islnk": stat.S_ISLNK(info.st_mode),
         "mode": "%04o" % stat.S_IMODE(info.st_mode),
         "uid": info.st_uid,
         "gid": info.st_gid,
@@ -170,7 +176,7 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec=dict(
             packages=dict(type="list", elements="str", default=[]),
-            paths=dict(type="list", elements="path", default=[]),
+            paths=dict(type="list", elements="str", default=[]),
             group=dict(type="str", default="docker"),
             users=dict(type="list", elements="str", default=[]),
             service=dict(type="str", default=""),

@@ -26,7 +26,7 @@ def test_a_file_is_described_with_its_mode_owner_and_sha256_and_a_missing_one_as
     wanted.chmod(0o640)
     result = run_module({"paths": [str(wanted), str(tmp_path), str(tmp_path / "gone")]})
     assert result["paths"][str(wanted)] == {
-        "exists": True, "isdir": False, "isreg": True, "mode": "0640", "uid": os.getuid(), "gid": os.getgid(),
+        "exists": True, "isdir": False, "isreg": True, "islnk": False, "mode": "0640", "uid": os.getuid(), "gid": os.getgid(),
         "sha256": hashlib.sha256(wanted.read_bytes()).hexdigest(),
     }
     assert result["paths"][str(tmp_path)]["isdir"] is True
@@ -76,3 +76,13 @@ def test_an_unreadable_path_fails_naming_it(tmp_path):
     locked.chmod(0)
     result = run_module({"paths": [str(locked)]})
     assert result["failed"] is True and str(locked) in result["msg"]
+
+
+def test_a_symlink_is_described_as_a_link_not_as_the_file_it_points_at(tmp_path):
+    # ansible.builtin.copy replaces a link with a file: a linked daemon.json is never "as wanted".
+    target = tmp_path / "real.json"
+    target.write_text("{}\n")
+    link = tmp_path / "daemon.json"
+    link.symlink_to(target)
+    described = run_module({"paths": [str(link)]})["paths"][str(link)]
+    assert described["islnk"] is True and described["isreg"] is False and described["sha256"] == ""
