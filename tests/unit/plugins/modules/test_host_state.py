@@ -1,4 +1,4 @@
-"""docker_engine_state, run as Ansible runs it (the module on localhost, this Debian controller)."""
+"""host_state, run as Ansible runs it (the module on localhost, this Debian controller)."""
 from __future__ import annotations
 
 import grp
@@ -10,7 +10,7 @@ import ansible_cli  # tests/lib
 
 
 def run_module(args: dict, check: bool = False) -> dict:
-    return ansible_cli.run_module("docker_engine_state", args, check)
+    return ansible_cli.run_module("host_state", args, check)
 
 
 def test_an_installed_package_is_not_missing_and_an_absent_or_unknown_one_is():
@@ -86,3 +86,9 @@ def test_a_symlink_is_described_as_a_link_not_as_the_file_it_points_at(tmp_path)
     link.symlink_to(target)
     described = run_module({"paths": [str(link)]})["paths"][str(link)]
     assert described["islnk"] is True and described["isreg"] is False and described["sha256"] == ""
+
+
+def test_users_without_a_group_are_refused_and_no_users_need_none():
+    refused = run_module({"users": ["root"]})
+    assert refused["failed"] is True and "needs group" in refused["msg"]
+    assert run_module({"paths": []})["users_missing"] == []

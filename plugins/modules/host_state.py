@@ -2,23 +2,23 @@
 # -*- coding: utf-8 -*-
 # Copyright: (c) 2026, SGIVU platform team
 # Apache License 2.0 (see https://www.apache.org/licenses/LICENSE-2.0)
-"""Read what the docker_host role manages on a host, in one call."""
+"""Read packages, paths, group members and a systemd unit's state on a host, in one call."""
 
 from __future__ import annotations
 
 DOCUMENTATION = r"""
 ---
-module: docker_engine_state
-short_description: Read the packages, files, group members and service state the docker_host role manages, in one call
+module: host_state
+short_description: Read packages, paths, group members and a systemd unit's state on a host, in one call
 version_added: 2.1.0
 author: SGIVU platform team
 description:
-  - Reads, in one round trip, what the C(docker_host) role would otherwise ask the host one task at a time, that is which of
+  - Reads, in one round trip, what a role would otherwise ask the host one task at a time, that is which of
     the named packages are not installed (C(dpkg-query) on Debian, C(rpm -q) by name elsewhere), the type, mode, owner and
     SHA-256 of the named paths, which of the named users are not members of a group, and a systemd unit's
     C(ActiveState) and C(UnitFileState).
-  - The role skips a task whose outcome these facts already settle (a no-op deploy) and runs it otherwise, so the
-    standard modules still do every change and every repair.
+  - The C(docker_host) and C(nginx) roles skip a task whose outcome these facts already settle (a no-op deploy) and
+    run it otherwise, so the standard modules still do every change and every repair.
   - Reads only; changes nothing.
 options:
   packages:
@@ -34,9 +34,9 @@ options:
     elements: str
     default: []
   group:
-    description: The group whose members are checked against O(users).
+    description: The group whose members are checked against O(users); required when O(users) is not empty.
     type: str
-    default: docker
+    default: ""
   users:
     description: Users that must exist and be supplementary members of O(group).
     type: list
@@ -52,9 +52,10 @@ extends_documentation_fragment:
 
 EXAMPLES = r"""
 - name: Read the engine's state
-  sgivu.deploy.docker_engine_state:
+  sgivu.deploy.host_state:
     packages: [docker.io, python3-requests]
     paths: [/etc/docker/daemon.json, /usr/local/lib/docker/cli-plugins/docker-compose]
+    group: docker
     users: [deploy]
     service: docker
   register: engine
@@ -177,13 +178,15 @@ def main() -> None:
         argument_spec=dict(
             packages=dict(type="list", elements="str", default=[]),
             paths=dict(type="list", elements="str", default=[]),
-            group=dict(type="str", default="docker"),
+            group=dict(type="str", default=""),
             users=dict(type="list", elements="str", default=[]),
             service=dict(type="str", default=""),
         ),
         supports_check_mode=True,
     )
     p = module.params
+    if p["users"] and not p["group"]:
+        module.fail_json(msg="host_state needs group to check users against")
     try:
         paths = {path: describe(path) for path in p["paths"]}
     except OSError as error:
@@ -192,7 +195,7 @@ def main() -> None:
         changed=False,
         packages_missing=packages_missing(module, p["packages"]),
         paths=paths,
-        users_missing=users_missing(p["group"], p["users"]),
+        users_missing=users_missing(p["group"], p["users"]) if p["users"] else [],
         service=service_state(module, p["service"]),
     )
 
