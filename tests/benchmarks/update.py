@@ -61,10 +61,12 @@ def playbook(inventory: str, name: str, *args: str, check: bool = True, env: dic
     return sh("ansible-playbook", "-i", inventory, name, "--limit", HOST, *args, check=check, env=env)
 
 
-# ansible.posix.profile_tasks: after the play recap, every task's wall time, slowest first.
+# ansible.posix.profile_tasks: after the play recap, every task's wall time, slowest first. Each line is
+# the name, a space, dashes that pad it to the terminal's width, then the seconds right-aligned in nine
+# characters padded with dashes: a long name gets "-- 11.43s", a run of 100 s or more one dash or none.
 PROFILED = {"ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks", "PROFILE_TASKS_TASK_OUTPUT_LIMIT": "all"}
 SHOWN_TASKS = 12
-_RECAP_TASK = re.compile(r"^(?P<task>.*\S) -{3,} (?P<seconds>\d+(?:\.\d+)?)s\s*$")
+_RECAP_TASK = re.compile(r"^(?P<task>.*\S) -* (?P<seconds>\d+(?:\.\d+)?)s\s*$")
 
 
 def slowest_tasks(output: str) -> list[tuple[str, float]]:

@@ -40,6 +40,18 @@ def test_the_recap_gives_each_task_and_its_seconds_slowest_first(update):
     ]
 
 
+def test_a_name_too_long_for_the_padding_is_read_too(update):
+    # As profile_tasks printed it on the bench (2026-12-03): the wave start, missed while the pattern wanted "---".
+    long = ("sgivu.deploy.compose_stack : Start the planned release in start-up order, health-gated -- 11.43s\n"
+            "sgivu.deploy.compose_rollout : replace | Start the new containers beside the running ones, healthy first - 102.50s\n"
+            "sgivu.deploy.stack_release : Watch the replaced public services through Nginx for their bake window  1000.00s\n")
+    assert update.slowest_tasks(RECAP + long)[-3:] == [
+        ("sgivu.deploy.compose_stack : Start the planned release in start-up order, health-gated", 11.43),
+        ("sgivu.deploy.compose_rollout : replace | Start the new containers beside the running ones, healthy first", 102.5),
+        ("sgivu.deploy.stack_release : Watch the replaced public services through Nginx for their bake window", 1000.0),
+    ]
+
+
 def test_a_run_without_the_recap_gives_nothing(update):
     assert update.slowest_tasks(RECAP.split("TASKS RECAP")[0]) == []
 
