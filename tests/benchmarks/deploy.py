@@ -23,7 +23,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from update import PROFILED, slowest_tasks, time_spent  # noqa: E402  (tests/benchmarks is not a package)
+from update import PROFILED, molecule_inventory, slowest_tasks, time_spent  # noqa: E402  (tests/benchmarks is not a package)
 
 SCENARIO = "default"
 HOST = "sgivu-default-deb13"
@@ -57,10 +57,7 @@ def converge() -> float:
 def deploy() -> tuple[float, list[tuple[str, float]]]:
     """Seconds of `ansible-playbook deploy.yml` on HOST, as an operator runs it, on the inventory Molecule
     generated, and its tasks' (name, seconds), slowest first (ansible.posix.profile_tasks)."""
-    inventory = sh("bash", "-c", f"ls -td ~/.ansible/tmp/molecule.*.{SCENARIO}/inventory | head -1").stdout.strip()
-    if not inventory:
-        raise SystemExit(f"cannot find the Molecule inventory of the {SCENARIO} scenario")
-    elapsed, output = timed("ansible-playbook", "-i", inventory, "deploy.yml", "--limit", HOST, env=PROFILED)
+    elapsed, output = timed("ansible-playbook", "-i", molecule_inventory(SCENARIO), "deploy.yml", "--limit", HOST, env=PROFILED)
     return elapsed, slowest_tasks(output)
 
 

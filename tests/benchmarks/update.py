@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import json
 import os
 import re
@@ -262,12 +263,22 @@ def print_behind(behind: dict) -> None:
         print("  (sgivu-discovery rows: the probe ran 55 s past the end of each, the wait and the gateway's cache)")
 
 
+def molecule_inventory(scenario: str) -> str:
+    """The inventory Molecule generated for ``scenario`` from this checkout: of the ephemeral directories
+    (~/.ansible/tmp/molecule.*.<scenario>, one per checkout that ran the scenario, a CI clone's among
+    them), the newest whose group_vars link into this checkout."""
+    candidates = []
+    for inventory in glob.glob(os.path.expanduser(f"~/.ansible/tmp/molecule.*.{scenario}/inventory")):
+        linked = os.path.realpath(os.path.join(inventory, "group_vars"))
+        if linked.startswith(os.path.realpath(ROOT) + os.sep):
+            candidates.append((os.path.getmtime(inventory), inventory))
+    if not candidates:
+        raise SystemExit(f"cannot find the Molecule inventory of the {scenario} scenario of {ROOT}")
+    return max(candidates)[1]
+
+
 def _inventory_path() -> str:
-    """The inventory Molecule generated for the scenario (hosts, and the bench's group_vars)."""
-    found = sh("bash", "-c", f"ls -d ~/.ansible/tmp/molecule.*.{SCENARIO}/inventory | head -1").stdout.strip()
-    if not found:
-        raise SystemExit("cannot find the Molecule inventory of the update scenario")
-    return found
+    return molecule_inventory(SCENARIO)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,16 @@ def test_a_row_gives_the_time_and_the_failed_requests(update):
 def test_a_row_with_a_post_probe_counts_gets_and_posts_apart(update):
     line = update.row("sgivu-user: pull + up -d", 6.7, Watched([1] * 348, [1] * 324), Watched([1] * 340, [1] * 300))
     assert line.endswith("6.7 s   failed  324 of   348 GETs,  300 of   340 POSTs")
+
+
+def test_the_inventory_is_this_checkouts_even_when_another_clone_ran_the_scenario_later(update, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ours = tmp_path / ".ansible/tmp/molecule.AAAA.fleet/inventory"
+    clone = tmp_path / ".ansible/tmp/molecule.ZZZZ.fleet/inventory"
+    for inventory, root in ((ours, update.ROOT), (clone, str(tmp_path / "ci45"))):
+        inventory.mkdir(parents=True)
+        (inventory / "group_vars").symlink_to(os.path.join(root, "inventories/bench/group_vars"))
+    os.utime(ours, (1, 1))  # the clone's is the newer one
+    assert update.molecule_inventory("fleet") == str(ours)
+    with pytest.raises(SystemExit, match="cannot find the Molecule inventory of the default scenario"):
+        update.molecule_inventory("default")
