@@ -54,11 +54,16 @@ def converge() -> float:
     return timed("molecule", "converge", "-s", SCENARIO, "--", "--limit", HOST)[0]
 
 
-def deploy() -> tuple[float, list[tuple[str, float]]]:
-    """Seconds of `ansible-playbook deploy.yml` on HOST, as an operator runs it, on the inventory Molecule
-    generated, and its tasks' (name, seconds), slowest first (ansible.posix.profile_tasks)."""
-    elapsed, output = timed("ansible-playbook", "-i", molecule_inventory(SCENARIO), "deploy.yml", "--limit", HOST, env=PROFILED)
+def profiled_playbook(scenario: str, name: str, *args: str) -> tuple[float, list[tuple[str, float]]]:
+    """Seconds of `ansible-playbook <name>` as an operator runs it, on the inventory Molecule generated for
+    ``scenario``, and its tasks' (name, seconds), slowest first (ansible.posix.profile_tasks)."""
+    elapsed, output = timed("ansible-playbook", "-i", molecule_inventory(scenario), name, *args, env=PROFILED)
     return elapsed, slowest_tasks(output)
+
+
+def deploy() -> tuple[float, list[tuple[str, float]]]:
+    """profiled_playbook() of deploy.yml on HOST."""
+    return profiled_playbook(SCENARIO, "deploy.yml", "--limit", HOST)
 
 
 def main() -> dict:

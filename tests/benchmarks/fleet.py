@@ -24,8 +24,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 from bench_images import NEXT  # noqa: E402  (bench/images.yml)
-from deploy import sh, timed  # noqa: E402
-from update import PROFILED, molecule_inventory, slowest_tasks, time_spent  # noqa: E402
+from deploy import profiled_playbook, sh, timed  # noqa: E402
+from update import molecule_inventory, time_spent  # noqa: E402
 
 SCENARIO = "fleet"
 HOSTS = ["sgivu-fleet-1", "sgivu-fleet-2", "sgivu-fleet-3"]
@@ -45,8 +45,7 @@ def play(name: str, hosts: list[str], *args: str) -> float:
 
 def profiled_play(name: str, hosts: list[str], *args: str) -> tuple[float, list[tuple[str, float]]]:
     """play(), with the run's tasks (name, seconds), slowest first (ansible.posix.profile_tasks)."""
-    elapsed, output = timed("ansible-playbook", "-i", inventory(), name, "--limit", ",".join(hosts), *args, env=PROFILED)
-    return elapsed, slowest_tasks(output)
+    return profiled_playbook(SCENARIO, name, "--limit", ",".join(hosts), *args)
 
 
 def on_hosts(hosts: list[str], command: str) -> float:
