@@ -11,19 +11,18 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Mapping, Sequence
 
-from ansible_collections.sgivu.deploy.plugins.module_utils.alb import leave_refusals, member_groups
-from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, operator_errors
+from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, module_utils, operator_errors
 
 
 def alb_member_groups(groups: Sequence[Mapping[str, Any]], target_id: str) -> List[str]:
     """Return the names of the groups where the target is registered."""
-    return member_groups(groups, target_id)
+    return module_utils("alb").member_groups(groups, target_id)
 
 
 @operator_errors(ValueError, KeyError)
 def alb_leave_refusals(groups: Sequence[Mapping[str, Any]], target_id: str, fleet_size: int) -> List[str]:
     """Return why the target must not leave its groups now (empty: it may)."""
-    return leave_refusals(groups, target_id, int(fleet_size))
+    return module_utils("alb").leave_refusals(groups, target_id, int(fleet_size))
 
 
 class FilterModule:

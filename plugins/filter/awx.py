@@ -11,20 +11,19 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional
 
-from ansible_collections.sgivu.deploy.plugins.module_utils.awx import job_templates, survey_extra_vars
-from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, operator_errors
+from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, module_utils, operator_errors
 
 
 @operator_errors(ValueError)
 def awx_job_templates(services: Any, templates: Any) -> List[Dict[str, Any]]:
     """Return the job templates with their surveys, choices taken from the catalog."""
-    return job_templates(templates, services)
+    return module_utils("awx").job_templates(templates, services)
 
 
 @operator_errors(ValueError)
 def awx_survey_extra_vars(spec: Any, answers: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Return the extra vars AWX sends for these survey answers; fail as AWX would refuse them."""
-    return survey_extra_vars(spec, answers)
+    return module_utils("awx").survey_extra_vars(spec, answers)
 
 
 class FilterModule:

@@ -12,53 +12,45 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List
 
-from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import (
-    CatalogError,
-    enabled_routes,
-    env_keys,
-    stack_bake_problems,
-    start_waves,
-    validate_catalog,
-)
-from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, operator_errors
+from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, module_utils, operator_errors
 
 
-@operator_errors(CatalogError)
+@operator_errors("catalog.CatalogError")
 def catalog_validate(services: Any, routes: Any = None, env_invariants: Any = None) -> Dict[str, Dict[str, Any]]:
     """Return ``stack_services`` normalised; fail naming every problem."""
-    return validate_catalog(services, routes, env_invariants)
+    return module_utils("catalog").validate_catalog(services, routes, env_invariants)
 
 
-@operator_errors(CatalogError)
+@operator_errors("catalog.CatalogError")
 def catalog_waves(services: Any) -> List[List[str]]:
     """Return the enabled services grouped into start-up waves."""
-    return start_waves(services)
+    return module_utils("catalog").start_waves(services)
 
 
-@operator_errors(CatalogError)
+@operator_errors("catalog.CatalogError")
 def catalog_env_keys(services: Any) -> List[str]:
     """Return the sorted env keys that enabled services require."""
-    return env_keys(services)
+    return module_utils("catalog").env_keys(services)
 
 
-@operator_errors(CatalogError)
+@operator_errors("catalog.CatalogError")
 def catalog_routes(routes: Any, services: Any) -> List[Dict[str, Any]]:
     """Return the routes to enabled services, with defaults filled in."""
-    return enabled_routes(routes, services)
+    return module_utils("catalog").enabled_routes(routes, services)
 
 
 def catalog_problems(services: Any, routes: Any = None, env_invariants: Any = None) -> List[str]:
     """Return every problem of the catalog (empty: none); never fails."""
     try:
-        validate_catalog(services, routes, env_invariants)
-    except CatalogError as error:
+        module_utils("catalog").validate_catalog(services, routes, env_invariants)
+    except module_utils("catalog").CatalogError as error:
         return error.problems
     return []
 
 
 def bake_problems(stack_bake: Any, seconds: Any = "") -> List[str]:
     """Return what is wrong with the stack's bake window and thresholds and the run's window (empty: nothing)."""
-    return stack_bake_problems(stack_bake, seconds)
+    return module_utils("catalog").stack_bake_problems(stack_bake, seconds)
 
 
 class FilterModule:

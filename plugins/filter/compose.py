@@ -11,20 +11,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional
 
-from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import CatalogError, start_waves, validate_services
-from ansible_collections.sgivu.deploy.plugins.module_utils.compose import (
-    effective_images,
-    live_upstreams,
-    pins_for,
-    render_project,
-    rollout_steps,
-    update_targets,
-    upstreams,
-)
-from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, operator_errors
+from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, module_utils, operator_errors
 
 
-@operator_errors(CatalogError, ValueError)
+@operator_errors("catalog.CatalogError", ValueError)
 def compose_project(
     services: Any,
     name: str,
@@ -36,49 +26,49 @@ def compose_project(
     wait_margin: int = 30,
 ) -> Dict[str, Any]:
     """Return the compose project of the catalog as a dict."""
-    catalog = validate_services(services)
-    return render_project(catalog, name, subnet, public_hostname, restart, log_options, images,
-                          waves=start_waves(catalog), wait_margin=wait_margin)
+    catalog = module_utils("catalog").validate_services(services)
+    return module_utils("compose").render_project(catalog, name, subnet, public_hostname, restart, log_options, images,
+                                                  waves=module_utils("catalog").start_waves(catalog), wait_margin=wait_margin)
 
 
-@operator_errors(CatalogError, ValueError)
+@operator_errors("catalog.CatalogError", ValueError)
 def compose_upstreams(services: Any, subnet: str) -> Dict[str, List[str]]:
     """Return where host Nginx reaches each public service."""
-    return upstreams(validate_services(services), subnet)
+    return module_utils("compose").upstreams(module_utils("catalog").validate_services(services), subnet)
 
 
-@operator_errors(CatalogError, ValueError)
+@operator_errors("catalog.CatalogError", ValueError)
 def compose_images(services: Any, pins: Optional[Dict[str, Any]] = None, overrides: Optional[Dict[str, str]] = None) -> Dict[str, str]:
     """Return the image each enabled service should run: catalog, host pins, overrides."""
-    return effective_images(validate_services(services), pins, overrides)
+    return module_utils("compose").effective_images(module_utils("catalog").validate_services(services), pins, overrides)
 
 
-@operator_errors(CatalogError, ValueError)
+@operator_errors("catalog.CatalogError", ValueError)
 def compose_live_upstreams(
     services: Any, containers: List[Dict[str, Any]], subnet: str, exclude: Optional[List[str]] = None
 ) -> Dict[str, List[str]]:
     """Return where Nginx should send each public service's traffic, from the running containers."""
-    return live_upstreams(validate_services(services), containers, subnet, exclude)
+    return module_utils("compose").live_upstreams(module_utils("catalog").validate_services(services), containers, subnet, exclude)
 
 
-@operator_errors(CatalogError, ValueError)
+@operator_errors("catalog.CatalogError", ValueError)
 def compose_update_targets(
     services: Any, names: List[str], version: str, current: Dict[str, str], explicit: Optional[Dict[str, str]] = None
 ) -> Dict[str, str]:
     """Return the image each named service moves to in an update."""
-    return update_targets(validate_services(services), names, version, current, explicit)
+    return module_utils("compose").update_targets(module_utils("catalog").validate_services(services), names, version, current, explicit)
 
 
-@operator_errors(CatalogError)
+@operator_errors("catalog.CatalogError")
 def compose_pins(services: Any, targets: Dict[str, str]) -> Dict[str, Dict[str, str]]:
     """Return host pins for updated services (image and the catalog tag it overrides)."""
-    return pins_for(validate_services(services), targets)
+    return module_utils("compose").pins_for(module_utils("catalog").validate_services(services), targets)
 
 
-@operator_errors(CatalogError, KeyError)
+@operator_errors("catalog.CatalogError", KeyError)
 def compose_rollout_steps(services: Any, names: List[str]) -> List[List[str]]:
     """Return the steps of a rollout: each published service alone, consecutive others together."""
-    return rollout_steps(validate_services(services), names)
+    return module_utils("compose").rollout_steps(module_utils("catalog").validate_services(services), names)
 
 
 class FilterModule:

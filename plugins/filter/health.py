@@ -12,34 +12,27 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional
 
-from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import CatalogError
-from ansible_collections.sgivu.deploy.plugins.module_utils.health import (
-    HealthError,
-    failure_message,
-    health_report as _health_report,
-    health_table as _health_table,
-)
-from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, operator_errors
+from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, module_utils, operator_errors
 
 
-@operator_errors(CatalogError, HealthError)
+@operator_errors("catalog.CatalogError", "health.HealthError")
 def health_report(containers: Any, services: Any, only: Any = None, elapsed: Optional[float] = None) -> Dict[str, Any]:
     """Return whether the selected services are ready, which are late, and one row per container."""
-    return _health_report(containers, services, only, elapsed)
+    return module_utils("health").health_report(containers, services, only, elapsed)
 
 
-@operator_errors(HealthError)
+@operator_errors("health.HealthError")
 def health_table(report: Any, routes: Any = None) -> List[str]:
     """Return the summary table of a health report as a list of lines."""
-    return _health_table(report, routes)
+    return module_utils("health").health_table(report, routes)
 
 
-@operator_errors(HealthError, TypeError, ValueError)
+@operator_errors("health.HealthError", TypeError, ValueError)
 def health_failure(
     report: Any, logs: Any = None, routes: Any = None, lines: int = 20, project: Optional[str] = None
 ) -> str:
     """Return the failure message naming each late service with its last log lines."""
-    return failure_message(report, logs, routes, int(lines), project)
+    return module_utils("health").failure_message(report, logs, routes, int(lines), project)
 
 
 class FilterModule:

@@ -11,45 +11,36 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, List, Optional
 
-from ansible_collections.sgivu.deploy.plugins.module_utils.releases import (
-    event,
-    plan_targets,
-    run_problems,
-    service_names,
-    service_rollback,
-    stack_rollback,
-    status_lines,
-)
-from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, operator_errors
+from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, module_utils, operator_errors
 
 
 @operator_errors(ValueError)
 def release_service_names(value: Any) -> List[str]:
     """Return the service names an operator gave (comma- or newline-separated text, or a list)."""
-    return service_names(value)
+    return module_utils("releases").service_names(value)
 
 
 def release_run_problems(run: Dict[str, Any], services: Dict[str, Any]) -> List[str]:
     """Return what is wrong with a run's arguments (-e names), for one message before any host changes."""
-    return run_problems(run, services)
+    return module_utils("releases").run_problems(run, services)
 
 
 def release_plan_targets(history: Dict[str, Any], change: str, services: List[str], release_id: str, version: str,
                          catalog: Dict[str, Any], current: Dict[str, str], restore_database: bool = False) -> Dict[str, Any]:
     """Return what a change moves a host to, read from its release history, or the problem (never raises)."""
-    return plan_targets(history, change, services, release_id, version, catalog, current, restore_database)
+    return module_utils("releases").plan_targets(history, change, services, release_id, version, catalog, current, restore_database)
 
 
 @operator_errors(ValueError)
 def release_service_rollback(history: Dict[str, Any], service: str, release_id: Optional[str] = None) -> Dict[str, Any]:
     """Return where a service goes back to: the release and its image by digest."""
-    return service_rollback(history, service, release_id or None)
+    return module_utils("releases").service_rollback(history, service, release_id or None)
 
 
 @operator_errors(ValueError)
 def release_stack_rollback(history: Dict[str, Any], release_id: Optional[str] = None) -> Dict[str, Any]:
     """Return the release the stack goes back to, its images by digest and the dump to restore."""
-    return stack_rollback(history, release_id or None)
+    return module_utils("releases").stack_rollback(history, release_id or None)
 
 
 @operator_errors(ValueError)
@@ -57,12 +48,12 @@ def release_event(release: Dict[str, Any], outcome: str, host: str, stack: str, 
                   error: Optional[str] = None, restored: Optional[str] = None,
                   run: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """Return the notification of one change on one host (outcome, release, digests, who, duration)."""
-    return event(release, outcome, host, stack, started, finished, error, restored, run)
+    return module_utils("releases").event(release, outcome, host, stack, started, finished, error, restored, run)
 
 
 def release_status(history: Dict[str, Any], containers: List[Dict[str, Any]], newest: int = 10) -> List[str]:
     """Return the lines status.yml prints: newest releases, then the stack's containers."""
-    return status_lines(history, containers, newest)
+    return module_utils("releases").status_lines(history, containers, newest)
 
 
 class FilterModule:

@@ -12,15 +12,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict
 
-from ansible_collections.sgivu.deploy.plugins.module_utils.ssm_env import (
-    SsmEnvError,
-    build_env,
-    render_env_file,
-)
-from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, operator_errors
+from ansible_collections.sgivu.deploy.plugins.plugin_utils.filters import filters, module_utils, operator_errors
 
 
-@operator_errors(SsmEnvError)
+@operator_errors("ssm_env.SsmEnvError")
 def ssm_env(
     parameters: Any,
     path: Any,
@@ -30,13 +25,13 @@ def ssm_env(
     plain: Any = None,
 ) -> Dict[str, str]:
     """Return the checked env (KEY -> value) built from the parameters under ``path``."""
-    return build_env(parameters, path, required_keys, equal_keys, key_map, plain)
+    return module_utils("ssm_env").build_env(parameters, path, required_keys, equal_keys, key_map, plain)
 
 
-@operator_errors(SsmEnvError)
+@operator_errors("ssm_env.SsmEnvError")
 def env_file_content(env: Any) -> str:
     """Return the text of a compose env file holding ``env``."""
-    return render_env_file(env)
+    return module_utils("ssm_env").render_env_file(env)
 
 
 class FilterModule:

@@ -36,7 +36,8 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 from ansible_collections.sgivu.deploy.plugins.module_utils.catalog import IMAGE_TAG, wave_numbers
 
 __all__ = ["render_project", "for_engine", "START_INTERVAL_API", "shown", "cut", "static_addresses", "upstreams", "image_refs", "effective_images",
-           "live_upstreams", "update_targets", "update_problems", "pins_for", "env_file_path"]
+           "live_upstreams", "update_targets", "update_problems", "pins_for", "env_file_path",
+           "repository", "digest_of"]
 
 # Addresses below this offset in the stack subnet are left to Docker (gateway, dynamic).
 _STATIC_OFFSET = 200
@@ -339,6 +340,18 @@ def update_problems(services: Mapping[str, Mapping[str, Any]], names: Sequence[s
         problems.append("version {0} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128, "
                         "not starting with '.' or '-')".format(shown(version)))
     return problems
+
+
+def repository(ref: str) -> str:
+    """``registry/repo`` of ``registry/repo:tag``, ``registry/repo@sha256:...`` or both."""
+    ref = ref.split("@", 1)[0]
+    head, _, last = ref.rpartition("/")
+    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
+
+
+def digest_of(ref: str) -> Optional[str]:
+    """``repo@sha256:...`` of a pinned reference."""
+    return f"{repository(ref)}@{ref.split('@', 1)[1]}" if "@" in ref else None
 
 
 def cut(text: str, width: int = 40) -> str:

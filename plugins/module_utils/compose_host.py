@@ -53,7 +53,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 from urllib.parse import urlsplit, urlunsplit
 
 from ansible_collections.sgivu.deploy.plugins.module_utils import registry
-from ansible_collections.sgivu.deploy.plugins.module_utils.compose import for_engine, shown
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose import digest_of, for_engine, repository, shown
 
 # What `docker version --format {{.Server.APIVersion}}` prints: major.minor, alone on its line.
 _API_VERSION = re.compile(r"^[0-9]+\.[0-9]+\Z")
@@ -174,13 +174,6 @@ def load_project(path: str) -> Dict[str, Any]:
 
 
 # --- image references ---------------------------------------------------------------------
-def repository(ref: str) -> str:
-    """``registry/repo`` of ``registry/repo:tag``, ``registry/repo@sha256:...`` or both."""
-    ref = ref.split("@", 1)[0]
-    head, _, last = ref.rpartition("/")
-    return f"{head}/{last.split(':', 1)[0]}" if head else last.split(":", 1)[0]
-
-
 def pinned(ref: str, repo_digests: Sequence[str]) -> Optional[str]:
     """``repo:tag@sha256:...`` for a tag ref, from the image's RepoDigests (None when it has none)."""
     if "@" in ref:
@@ -188,11 +181,6 @@ def pinned(ref: str, repo_digests: Sequence[str]) -> Optional[str]:
     repo = repository(ref)
     digest = next((d for d in repo_digests or [] if repository(d) == repo), None)
     return f"{ref}@{digest.split('@', 1)[1]}" if digest else None
-
-
-def digest_of(ref: str) -> Optional[str]:
-    """``repo@sha256:...`` of a pinned reference."""
-    return f"{repository(ref)}@{ref.split('@', 1)[1]}" if "@" in ref else None
 
 
 def clear_docker_environment() -> None:

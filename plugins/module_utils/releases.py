@@ -27,8 +27,14 @@ from datetime import datetime, timezone
 from typing import Any, Dict, List, Mapping, Optional
 
 from ansible.module_utils.parsing.convert_bool import BOOLEANS
-from ansible_collections.sgivu.deploy.plugins.module_utils.compose import cut, shown, update_problems, update_targets
-from ansible_collections.sgivu.deploy.plugins.module_utils.compose_host import digest_of, repository
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose import (
+    cut,
+    digest_of,
+    repository,
+    shown,
+    update_problems,
+    update_targets,
+)
 
 __all__ = ["service_names", "run_problems", "load", "dumps", "same_state", "append", "find", "restorable", "last_good", "service_rollback",
            "stack_rollback", "status_lines", "unique_id", "event", "OUTCOMES", "image_retention"]
