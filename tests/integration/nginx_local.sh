@@ -142,6 +142,29 @@ playbook() {  # playbook <playbook> <vars file> [ansible-playbook options...]
 }
 play() { playbook play.yml "$@"; }  # play <vars file> [options...]: the whole role
 swap() { playbook swap.yml "$@"; }  # swap <vars file> [options...]: the upstreams only
+# The drift entry point as a deploy with nothing else to change runs it: prints nginx_drift.
+cat > "$work/drift.yml" <<'EOF'
+---
+- name: Read how Nginx differs from what the role leaves
+  hosts: all
+  gather_facts: true
+  tasks:
+    - name: Read Nginx
+      ansible.builtin.include_role:
+        name: sgivu.deploy.nginx
+        tasks_from: drift
+    - name: Write what differs on the controller
+      ansible.builtin.copy:
+        content: "{{ nginx_drift | to_json }}"
+        dest: "{{ drift_file }}"
+        mode: "0600"
+      delegate_to: localhost
+EOF
+drift() {  # drift <vars file> [options...]: nginx_drift as JSON
+  rm -f "$work/drift.json"
+  playbook drift.yml "$@" -e "drift_file=$work/drift.json" >/dev/null
+  cat "$work/drift.json" 2>/dev/null || echo "(the drift entry failed)"
+}
 
 # --- check mode on a fresh host, then the first run ----------------------------------------------
 if out=$(play good.yml --check); then pass "check mode on a fresh host passes"; else
@@ -396,6 +419,19 @@ check "TLS 1.2 is accepted" sh -c "docker exec $host openssl s_client -connect 1
 out=$(play good.yml -e "@$work/tls.yml") || true
 n=$(changed_count "$out")
 if [ "$n" = "0" ]; then pass "second run with TLS changes nothing"; else fail "second run with TLS changes nothing" "changed=$n"; fi
+
+# --- drift: what a deploy with nothing else to change reads ---------------------------------------------
+got=$(drift good.yml -e "@$work/tls.yml")
+if [ "$got" = "[]" ]; then pass "drift finds nothing after the role ran (TLS, local SPA)"; else
+  fail "drift finds nothing after the role ran (TLS, local SPA)" "got: $got"; fi
+on_host sh -c 'chmod 0644 /etc/nginx/tls/bench.key && echo "# by hand" >> /etc/nginx/conf.d/bench-upstreams.conf && systemctl stop nginx'
+got=$(drift good.yml -e "@$work/tls.yml")
+want='["Nginx is inactive, not active", "not as the deploy writes them: /etc/nginx/conf.d/bench-upstreams.conf, /etc/nginx/tls/bench.key"]'
+if [ "$got" = "$want" ]; then pass "drift names a stopped Nginx, an edited upstreams file and a readable key"; else
+  fail "drift names a stopped Nginx, an edited upstreams file and a readable key" "got: $got"; fi
+out=$(play good.yml -e "@$work/tls.yml") || true
+got=$(drift good.yml -e "@$work/tls.yml")
+if [ "$got" = "[]" ]; then pass "the whole role repairs what drift named"; else fail "the whole role repairs what drift named" "got: $got"; fi
 
 if [ "$failures" -gt 0 ]; then echo "$failures check(s) failed"; exit 1; fi
 echo "nginx role: all checks passed"

@@ -287,6 +287,32 @@ def test_a_drifted_docker_host_is_repaired_though_a_no_op_deploy_skips_its_check
     assert container_ids(host, stack) == before
 
 
+def test_a_stopped_nginx_with_an_edited_site_is_repaired_by_a_deploy_with_nothing_else_to_do(
+    host, run_playbook, ansible_vars, stack
+):
+    """A deploy whose stack has nothing to change reads Nginx too (one call): Nginx stopped and disabled, and
+    its site edited by hand, make the host change - the deploy says why, and its transaction puts the site
+    back as the deploy writes it and Nginx running, answering again, the stack's containers untouched."""
+    drifted = ansible_vars["groups"]["stack_hosts"][-1]
+    if host.backend.get_hostname() != drifted:
+        pytest.skip("the drift is made on the last host")
+    site = f"/etc/nginx/conf.d/{ansible_vars.get('nginx_site_name', stack)}.conf"
+    written = sha256(host, site)
+    before = container_ids(host, stack)
+    host.check_output(f"printf '# edited by hand\\n' >> {site} && systemctl disable --now nginx")
+    assert curl(host, "/v1/session/x")[0] == 0  # nothing listens on port 80 now
+    run = run_playbook("deploy.yml", "--limit", drifted)
+    assert run.returncode == 0, run.stdout[-3000:]
+    said = " ".join(run.stdout.split())  # the callback wraps long messages
+    assert "Nginx is inactive, not active; Nginx is disabled, not enabled at boot" in said, run.stdout[-3000:]
+    assert f"not as the deploy writes them: {site}" in said
+    assert host.check_output("systemctl is-active nginx") == "active"
+    assert host.check_output("systemctl is-enabled nginx") == "enabled"
+    assert sha256(host, site) == written
+    assert curl(host, "/v1/session/x")[0] == 200
+    assert container_ids(host, stack) == before
+
+
 # --- bad input: a clear error, nothing changed ---------------------------------------------------
 @pytest.fixture()
 def unchanged(host, stack, env_file):
