@@ -15,7 +15,7 @@ author: SGIVU platform team
 description:
   - Reads, in one round trip, what a role would otherwise ask the host one task at a time, that is which of
     the named packages are not installed (C(dpkg-query) on Debian, C(rpm -q) by name elsewhere), the type, mode, owner and
-    SHA-256 of the named paths, which of the named users are not members of a group, and a systemd unit's
+    SHA-256 of the named paths, which of the named users are not accounts or not members of a group, and a systemd unit's
     C(ActiveState) and C(UnitFileState).
   - The C(docker_host) and C(nginx) roles skip a task whose outcome these facts already settle (a no-op deploy) and
     run it otherwise, so the standard modules still do every change and every repair.
@@ -78,6 +78,11 @@ users_missing:
   description:
     - The users of O(users) that do not exist or are not supplementary members of O(group) (a missing group misses
       them all).
+  returned: always
+  type: list
+  elements: str
+users_unknown:
+  description: The users of O(users) that are not accounts on the host (the passwd database has no such name).
   returned: always
   type: list
   elements: str
@@ -158,6 +163,17 @@ def users_missing(group: str, users: list) -> list:
     return missing
 
 
+def users_unknown(users: list) -> list:
+    """The users that are not accounts on the host (``getpwnam`` knows no such name)."""
+    unknown = []
+    for user in users:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            unknown.append(user)
+    return unknown
+
+
 def service_state(module: AnsibleModule, name: str) -> dict:
     """``ActiveState`` and ``UnitFileState`` of a systemd unit; empty strings without systemctl or the unit."""
     state = {"active_state": "", "unit_file_state": ""}
@@ -196,6 +212,7 @@ def main() -> None:
         packages_missing=packages_missing(module, p["packages"]),
         paths=paths,
         users_missing=users_missing(p["group"], p["users"]) if p["users"] else [],
+        users_unknown=users_unknown(p["users"]),
         service=service_state(module, p["service"]),
     )
 

@@ -368,6 +368,25 @@ def test_a_tag_that_does_not_exist_fails_naming_the_image_and_changes_nothing(
 
 
 # --- a deploy that changes the running stack dumps the databases first ---------------------------
+def test_a_deploy_user_that_is_no_account_is_refused_not_created_and_a_string_of_users_works(
+    host, run_playbook, first_host, unchanged, ansible_vars
+):
+    """ansible.builtin.user would create a misspelt deploy user, in the docker group: the role refuses a name that
+    is no account, before anything changes. The users given as one comma-separated string are read as a list."""
+    if host.backend.get_hostname() != first_host:
+        pytest.skip("bad-input runs use the first host")
+    before = unchanged()
+    user = ansible_vars["docker_host_users"][0]
+    output = failing_run(run_playbook, first_host, "-e", json.dumps({"docker_host_users": [user, "sgivu-no-such-admin"]}))
+    assert "docker_host_users names sgivu-no-such-admin, which is not an account" in " ".join(output.split())
+    assert host.run("getent passwd sgivu-no-such-admin").rc == 2
+    assert unchanged() == before
+    # -e docker_host_users=NAME is a string: it passes the argument spec, and the role reads it as a list.
+    run = run_playbook("deploy.yml", "--limit", first_host, "-e", f"docker_host_users={user}")
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert re.findall(r"changed=(\d+)", run.stdout.split("PLAY RECAP")[-1]) == ["0"], run.stdout[-3000:]
+
+
 def test_a_stack_name_compose_would_rewrite_is_refused_before_anything_changes(host, run_playbook, first_host, unchanged):
     if host.backend.get_hostname() != first_host:
         pytest.skip("bad-input runs use the first host")

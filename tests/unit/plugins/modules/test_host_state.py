@@ -56,6 +56,14 @@ def test_a_user_outside_the_group_or_unknown_is_missing_and_a_member_is_not():
     assert pwd.getpwnam("root")
 
 
+def test_a_user_with_no_account_is_unknown_whatever_the_group():
+    result = run_module({"group": "sgivu-no-such-group", "users": ["root", "sgivu-no-such-user"]})
+    assert result["users_unknown"] == ["sgivu-no-such-user"]
+    # A comma-separated string is a list, as Ansible's own argument specs read it.
+    assert run_module({"group": "root", "users": "root,sgivu-no-such-user"})["users_unknown"] == ["sgivu-no-such-user"]
+    assert run_module({"paths": []})["users_unknown"] == []
+
+
 def test_an_unknown_unit_has_empty_states_and_check_mode_reads_the_same(tmp_path):
     result = run_module({"service": "sgivu-no-such-unit", "paths": [str(tmp_path)]}, check=True)
     assert not result.get("failed"), result
