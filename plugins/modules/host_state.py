@@ -38,7 +38,10 @@ options:
     type: str
     default: ""
   users:
-    description: Users that must exist and be supplementary members of O(group).
+    description:
+      - Users that must exist and be supplementary members of O(group).
+      - Names are read without surrounding blanks, and empty names are dropped, so C(admin, deploy) and C(admin,deploy)
+        name the same two users.
     type: list
     elements: str
     default: []
@@ -201,6 +204,8 @@ def main() -> None:
         supports_check_mode=True,
     )
     p = module.params
+    # "admin, deploy" from -e arrives as ["admin", " deploy"]: the blank is not part of the name.
+    p["users"] = [user.strip() for user in p["users"] if user.strip()]
     if p["users"] and not p["group"]:
         module.fail_json(msg="host_state needs group to check users against")
     try:

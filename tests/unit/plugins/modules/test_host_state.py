@@ -64,6 +64,17 @@ def test_a_user_with_no_account_is_unknown_whatever_the_group():
     assert run_module({"paths": []})["users_unknown"] == []
 
 
+def test_names_are_read_without_blanks_and_empty_names_are_dropped():
+    # -e docker_host_users="root, sgivu-no-such-user" and a stray comma: the same two names, no empty one.
+    result = run_module({"group": "sgivu-no-such-group", "users": "root, sgivu-no-such-user ,,"})
+    assert result["users_unknown"] == ["sgivu-no-such-user"]
+    assert result["users_missing"] == ["root", "sgivu-no-such-user"]
+    # Blanks only: no user at all, so no group is needed either.
+    result = run_module({"users": [" ", ""]})
+    assert not result.get("failed"), result
+    assert result["users_missing"] == [] and result["users_unknown"] == []
+
+
 def test_an_unknown_unit_has_empty_states_and_check_mode_reads_the_same(tmp_path):
     result = run_module({"service": "sgivu-no-such-unit", "paths": [str(tmp_path)]}, check=True)
     assert not result.get("failed"), result
