@@ -381,6 +381,14 @@ if out=$(play good.yml -e "@$work/s3-no-resolver.yml"); then
 elif grep -q "nginx_spa_mode=s3 needs nginx_resolvers" <<<"$out"; then pass "the SPA on S3 without a resolver is refused"
 else fail "the SPA on S3 without a resolver is refused" "$(tail -n 15 <<<"$out")"; fi
 check "the refused S3 settings left the site as it was" test "$(on_host sha256sum "$site")" = "$site_before"
+# An endpoint with a line break after it would end the proxy_pass directive early: refused too.
+printf '%s\n' 'nginx_spa_mode: s3' 'nginx_spa_s3_website_endpoint: "http://127.0.0.1:19000/\n"' \
+  'nginx_resolvers: ["127.0.0.53"]' > "$work/s3-newline.yml"
+if out=$(play good.yml -e "@$work/s3-newline.yml"); then
+  fail "an S3 endpoint with a trailing line break is refused" "the run succeeded"
+elif grep -q "nginx_spa_mode=s3 needs nginx_spa_s3_website_endpoint, a URL with no path" <<<"$out"; then
+  pass "an S3 endpoint with a trailing line break is refused"
+else fail "an S3 endpoint with a trailing line break is refused" "$(tail -n 15 <<<"$out")"; fi
 printf '%s\n' 'nginx_spa_mode: s3' 'nginx_spa_s3_website_endpoint: "http://127.0.0.1:19000/"' \
   'nginx_resolvers: ["127.0.0.53"]' > "$work/s3.yml"
 if out=$(play good.yml -e "@$work/s3.yml"); then pass "a run with the SPA on S3 applies"; else
