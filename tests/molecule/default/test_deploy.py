@@ -396,14 +396,26 @@ def test_a_stack_name_compose_would_rewrite_is_refused_before_anything_changes(h
     assert unchanged() == before
 
 
-def test_a_route_nginx_would_refuse_fails_before_the_stack_changes(host, run_playbook, first_host, unchanged):
+def test_a_route_or_setting_nginx_would_refuse_fails_before_the_host_is_prepared(
+    host, run_playbook, first_host, unchanged, ansible_vars
+):
+    """Nginx's inputs are checked with the run's arguments, before docker_host's play: a deploy user the same run
+    would add to the docker group is not added. The message keeps the variable's name as the operator writes it."""
     if host.backend.get_hostname() != first_host:
         pytest.skip("bad-input runs use the first host")
     before = unchanged()
+    assert "docker" not in host.run("id -nG www-data").stdout.split()
     routes = [{"path": "/v1/", "service": "sgivu-gateway"},
               {"path": "/actuator/env", "match": "exact", "service": "sgivu-gateway"}]
-    output = failing_run(run_playbook, first_host, "-e", json.dumps({"stack_routes": routes}))
+    users = [ansible_vars["docker_host_users"][0], "www-data"]
+    output = failing_run(run_playbook, first_host, "-e", json.dumps({"stack_routes": routes, "docker_host_users": users}))
     assert "would expose an actuator endpoint" in output
+    assert "docker" not in host.run("id -nG www-data").stdout.split()
+    output = " ".join(failing_run(run_playbook, first_host, "-e", json.dumps({
+        "nginx_upstream_log": "/var/log/$x", "docker_host_users": users})).split())
+    assert 'nginx_upstream_log must be an absolute path of letters, digits and . _ / - (Nginx reads $ as a variable), ' \
+           'got "/var/log/$x". Nothing was changed.' in output
+    assert "docker" not in host.run("id -nG www-data").stdout.split()
     assert unchanged() == before
 
 
