@@ -45,10 +45,12 @@ def compose_images(services: Any, pins: Optional[Dict[str, Any]] = None, overrid
 
 @operator_errors("catalog.CatalogError", ValueError)
 def compose_live_upstreams(
-    services: Any, containers: List[Dict[str, Any]], subnet: str, exclude: Optional[List[str]] = None
+    services: Any, containers: List[Dict[str, Any]], subnet: str, exclude: Optional[List[str]] = None, starting: bool = False
 ) -> Dict[str, List[str]]:
-    """Return where Nginx should send each public service's traffic, from the running containers."""
-    return module_utils("compose").live_upstreams(module_utils("catalog").validate_services(services), containers, subnet, exclude)
+    """Return where Nginx should send each public service's traffic, from the running containers (``starting``:
+    count a container whose health is still starting as live)."""
+    return module_utils("compose").live_upstreams(
+        module_utils("catalog").validate_services(services), containers, subnet, exclude, starting=bool(starting))
 
 
 @operator_errors("catalog.CatalogError", ValueError)

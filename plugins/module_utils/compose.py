@@ -288,6 +288,7 @@ def live_upstreams(
     containers: List[Mapping[str, Any]],
     subnet: str,
     exclude: Optional[List[str]] = None,
+    starting: bool = False,
 ) -> Dict[str, List[str]]:
     """Where host Nginx should send each public service's traffic right now.
 
@@ -298,6 +299,10 @@ def live_upstreams(
     new container's port only once it is healthy, and without the old one before it stops.
     The other ports of the service's range follow as ``backup`` servers. Unpublished public
     services keep their fixed stack-network address.
+
+    ``starting=True`` counts a container whose health is still ``starting`` as live: what the
+    last deploy rendered for a container that is restarting now (the question a no-op deploy
+    asks of Nginx's upstreams file, not where to send traffic this second).
     """
     result = upstreams(services, subnet)
     skip = set(exclude or [])
@@ -312,7 +317,7 @@ def live_upstreams(
             if container.get("State", "running") != "running":
                 continue
             status = container.get("Status", "")
-            if "(" in status and "(healthy)" not in status:
+            if "(" in status and "(healthy)" not in status and not (starting and "(health: starting)" in status):
                 continue
             for port in container.get("Ports") or []:
                 if port.get("PrivatePort") == svc["port"] and port.get("PublicPort"):

@@ -241,6 +241,10 @@ def test_live_upstreams_leave_out_a_container_still_starting(sgivu):
 
     containers = [_ps("old", "sgivu-gateway", 8080), _ps("new", "sgivu-gateway", 8081, "Up 2 seconds (health: starting)")]
     assert live_upstreams(sgivu, containers, SUBNET)["sgivu-gateway"] == ["127.0.0.1:8080", "127.0.0.1:8081 backup"]
+    # What a no-op deploy compares with the upstreams file: a container restarting now is still the one rendered.
+    assert live_upstreams(sgivu, containers, SUBNET, starting=True)["sgivu-gateway"] == ["127.0.0.1:8080", "127.0.0.1:8081"]
+    unhealthy = [_ps("old", "sgivu-gateway", 8080, "Up 9 minutes (unhealthy)"), containers[1]]
+    assert live_upstreams(sgivu, unhealthy, SUBNET, starting=True)["sgivu-gateway"] == ["127.0.0.1:8081", "127.0.0.1:8080 backup"]
 
 
 def test_live_upstreams_leave_out_a_container_being_retired(sgivu):
