@@ -35,17 +35,24 @@ def catalog_env_keys(services: Any) -> List[str]:
 
 @operator_errors("catalog.CatalogError")
 def catalog_routes(routes: Any, services: Any) -> List[Dict[str, Any]]:
-    """Return the routes to enabled services, with defaults filled in."""
-    return module_utils("catalog").enabled_routes(routes, services)
+    """Return the routes to enabled services, with defaults filled in. ``routes`` is ``stack_routes`` as given:
+    ``None`` (``-e stack_routes=null``) fails, as it would leave Nginx with no route."""
+    catalog = module_utils("catalog")
+    if routes is None:
+        raise catalog.CatalogError([catalog.NULL_ROUTES])
+    return catalog.enabled_routes(routes, services)
 
 
-def catalog_problems(services: Any, routes: Any = None, env_invariants: Any = None) -> List[str]:
-    """Return every problem of the catalog (empty: none); never fails."""
+def catalog_problems(services: Any, routes: Any = (), env_invariants: Any = None) -> List[str]:
+    """Return every problem of the catalog (empty: none); never fails. ``routes`` is ``stack_routes`` as given:
+    ``None`` is a problem (an empty list is not)."""
+    catalog = module_utils("catalog")
+    problems = [catalog.NULL_ROUTES] if routes is None else []
     try:
-        module_utils("catalog").validate_catalog(services, routes, env_invariants)
-    except module_utils("catalog").CatalogError as error:
-        return error.problems
-    return []
+        catalog.validate_catalog(services, routes, env_invariants)
+    except catalog.CatalogError as error:
+        problems.extend(error.problems)
+    return problems
 
 
 def bake_problems(stack_bake: Any, seconds: Any = "") -> List[str]:

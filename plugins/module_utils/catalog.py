@@ -178,6 +178,15 @@ BAKE_FIELDS = {"seconds": (int, 0), "min_requests": (int, 1), "min_success_rate"
 # How a credential changes inside a running database: ALTER ROLE (postgres), ACL SETUSER (redis).
 ROTATE_ENGINES = ("postgres", "redis")
 ROUTE_KEYS = frozenset(("path", "match", "service", "allow", "timeout"))
+# A prefix or exact route's path: printable ASCII a client sends as it is (RFC 3986 path characters
+# without ; $ ' and quotes), so Nginx's location, the health check's request and the access log all
+# read the same bytes. Segments "." and ".." are refused too: Nginx normalises them away, so such a
+# location would never match.
+ROUTE_PATH = re.compile(r"/[A-Za-z0-9._~!&()*+,=:@%/-]*\Z")
+# A regex route's path: printable ASCII without a double quote (it is written inside one).
+ROUTE_REGEX = re.compile(r'[\x20-\x21\x23-\x7e]+\Z')
+# -e stack_routes=null would leave Nginx with no route at all: refused, where an empty list is a choice.
+NULL_ROUTES = "stack_routes is null; give the list of routes ([] for none): null would take every route out of Nginx"
 INVARIANT_KEYS = frozenset(("equal",))
 
 HEALTH_DEFAULT_INTERVAL = 5
@@ -839,8 +848,16 @@ def _normalize_routes(
                 re.compile(path)
             except re.error as exc:
                 problems.append("{0}: path is not a valid regular expression ({1})".format(where, exc))
+            else:
+                if not ROUTE_REGEX.match(path):
+                    problems.append("{0}: a regex path must be printable ASCII without a double quote".format(where))
         elif not path.startswith("/"):
             problems.append("{0}: path must start with '/'".format(where))
+        elif not ROUTE_PATH.match(path) or any(part in (".", "..") for part in path.split("/")):
+            problems.append(
+                "{0}: path must be printable ASCII of letters, digits and . _ ~ ! & ( ) * + , = : @ % / -, with no "
+                "'.' or '..' segment (Nginx matches the normalised URI)".format(where)
+            )
 
         service = raw.get("service")
         if not _is_str(service):

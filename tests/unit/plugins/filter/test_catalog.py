@@ -111,6 +111,15 @@ def test_catalog_routes_raises_filter_error_on_unknown_service():
         FILTERS["catalog_routes"]([{"path": "/x/", "service": "nope"}], SERVICES)
 
 
+def test_null_routes_are_refused_and_an_empty_list_is_none():
+    # -e '{"stack_routes": null}' took every route out of Nginx: refused, naming the variable.
+    assert FILTERS["catalog_problems"](SERVICES, None)[0].startswith("stack_routes is null")
+    assert FILTERS["catalog_problems"](SERVICES, []) == []
+    with pytest.raises(AnsibleFilterError, match="stack_routes is null"):
+        FILTERS["catalog_routes"](None, SERVICES)
+    assert FILTERS["catalog_routes"]([], SERVICES) == []
+
+
 def test_filters_accept_their_own_output():
     normalised = FILTERS["catalog_validate"](SERVICES)
     assert FILTERS["catalog_waves"](normalised) == FILTERS["catalog_waves"](SERVICES)

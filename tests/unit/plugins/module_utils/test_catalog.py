@@ -463,6 +463,16 @@ def test_same_path_with_another_match_is_not_a_duplicate():
         ({"path": "/v1/", "service": "gateway", "upstream": "x"}, "unknown key 'upstream'"),
         ({"service": "gateway"}, "path is required"),
         ({"path": "/v1/"}, "service is required"),
+        # What helper-32 deployed: a path Nginx, the health check or the log cannot take as written.
+        ({"path": "/v1/\u00e9", "service": "gateway"}, "path must be printable ASCII"),
+        ({"path": "/v1/;}", "service": "gateway"}, "path must be printable ASCII"),
+        ({"path": "/v1/\n", "service": "gateway"}, "path must be printable ASCII"),
+        ({"path": "/v1/../x", "service": "gateway"}, "no '.' or '..' segment"),
+        ({"path": "/v1/./", "match": "exact", "service": "gateway"}, "no '.' or '..' segment"),
+        ({"path": '/v1/"x', "service": "gateway"}, "path must be printable ASCII"),
+        ({"path": "/v1/$x", "service": "gateway"}, "path must be printable ASCII"),
+        ({"path": '^/v1/"', "match": "regex", "service": "gateway"}, "a regex path must be printable ASCII"),
+        ({"path": "^/v1/\n", "match": "regex", "service": "gateway"}, "a regex path must be printable ASCII"),
     ],
 )
 def test_bad_route_fields_are_named(route, text):
@@ -473,6 +483,13 @@ def test_bad_route_fields_are_named(route, text):
 def test_regex_route_is_accepted():
     routes = normalize_routes([{"path": "^/api/v[0-9]+/", "match": "regex", "service": "gateway"}], SERVICES)
     assert routes[0]["match"] == "regex"
+
+
+def test_route_paths_of_every_allowed_character_are_accepted():
+    routes = normalize_routes([{"path": "/v1/a.b_c~d!e&(f)*g+h,i=j:k@l%20m-n/...x/", "service": "gateway"},
+                               {"path": "/", "match": "exact", "service": "gateway"},
+                               {"path": "^/api/v[0-9]{1,3}/(a|b)$", "match": "regex", "service": "gateway"}], SERVICES)
+    assert [route["path"] for route in routes][1] == "/"
 
 
 # --------------------------------------------------------------------------
