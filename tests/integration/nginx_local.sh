@@ -389,6 +389,25 @@ if out=$(play good.yml -e "@$work/s3-newline.yml"); then
 elif grep -q "nginx_spa_mode=s3 needs nginx_spa_s3_website_endpoint, a URL with no path" <<<"$out"; then
   pass "an S3 endpoint with a trailing line break is refused"
 else fail "an S3 endpoint with a trailing line break is refused" "$(tail -n 15 <<<"$out")"; fi
+# Inputs a hostile trial got past the checks (helper-32): a log Nginx, as root, would append to
+# anywhere (/etc/passwd through ..), a resolver that ends the directive, TLS files that are not there.
+refusals=(
+  'nginx_upstream_log: /var/log/../../etc/passwd|nginx_upstream_log must be a file under /var/log/'
+  'nginx_upstream_log: /etc/passwd|nginx_upstream_log must be a file under /var/log/'
+  "nginx_upstream_log: /var/log/nginx/$(printf 'x%.0s' {1..300})|nginx_upstream_log must be a file under /var/log/"
+  'nginx_resolvers: ["169.254.169.253;"]|nginx_resolvers entries are addresses or host names'
+  'nginx_actuator_health_paths: ["health", "info\n"]|nginx_actuator_health_paths entries are endpoint names'
+  'nginx_tls_enabled: true|nginx_tls_certificate: /nonexistent/fullchain.pem|nginx_tls_certificate_key: /nonexistent/privkey.pem|not found: /nonexistent/fullchain.pem, /nonexistent/privkey.pem'
+)
+for case in "${refusals[@]}"; do
+  IFS='|' read -r -a parts <<<"$case"
+  expected=${parts[-1]}
+  printf '%s\n' "${parts[@]:0:${#parts[@]}-1}" > "$work/refused.yml"
+  if out=$(play good.yml -e "@$work/refused.yml"); then fail "refused: ${parts[0]:0:60}" "the run succeeded"
+  elif grep -qF -- "$expected" <<<"$out" && grep -qF "Nothing was changed." <<<"$out"; then pass "refused: ${parts[0]:0:60}"
+  else fail "refused: ${parts[0]:0:60}" "$(tail -n 15 <<<"$out")"; fi
+done
+check "the refused inputs left the site as it was" test "$(on_host sha256sum "$site")" = "$site_before"
 printf '%s\n' 'nginx_spa_mode: s3' 'nginx_spa_s3_website_endpoint: "http://127.0.0.1:19000/"' \
   'nginx_resolvers: ["127.0.0.53"]' > "$work/s3.yml"
 if out=$(play good.yml -e "@$work/s3.yml"); then pass "a run with the SPA on S3 applies"; else
