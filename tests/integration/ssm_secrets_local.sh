@@ -208,6 +208,15 @@ apply -e "ssm_secrets_endpoint_url=http://127.0.0.1:1"
 check "an unreachable endpoint fails with the AWS error" says 'Could not connect to the endpoint URL: "http://127.0.0.1:1/"'
 check "after an AWS error the env file is byte-identical" same_file "$good"
 
+# --- 6b. inputs refused before anything is read: a relative path, half a credential, -vvvv ---------
+apply -e ssm_secrets_path=sgivu/bench
+check "a relative path is refused naming ssm_secrets_path" says "ssm_secrets_path must be a Parameter Store path starting with '/'"
+apply -e ssm_secrets_access_key=AKIABENCHONLY
+check "an access key without its secret is refused" says "Set ssm_secrets_access_key and ssm_secrets_secret_key together"
+apply -vvv
+check "a run at -vvvv is refused before the lookup prints anything" says "ssm_secrets does not run at -vvvv"
+check "after refused inputs the env file is byte-identical" same_file "$good"
+
 # --- 7. back to good: the file is unchanged, and no secret was ever printed -------------------
 apply
 check "with the parameters restored the run succeeds with changed=0" recap_changed 0
