@@ -26,7 +26,9 @@ PUBLIC_PORTS = {80}
 def curl(host, path: str, method: str = "GET", data: str | None = None):
     """A request through the host's Nginx, from the host itself: (status, body)."""
     body = f"--data {data!r}" if data is not None else ""
-    result = host.run(f"curl -s -o /tmp/.body -w '%{{http_code}}' -X {method} {body} 'http://127.0.0.1{path}'")
+    # The body file is emptied first: a refused connection writes none, and a body left from an earlier request
+    # must not pass for this one's.
+    result = host.run(f": > /tmp/.body; curl -s -o /tmp/.body -w '%{{http_code}}' -X {method} {body} 'http://127.0.0.1{path}'")
     return int(result.stdout or 0), host.file("/tmp/.body").content_string
 
 
@@ -413,9 +415,15 @@ def test_a_route_or_setting_nginx_would_refuse_fails_before_the_host_is_prepared
     assert "docker" not in host.run("id -nG www-data").stdout.split()
     output = " ".join(failing_run(run_playbook, first_host, "-e", json.dumps({
         "nginx_upstream_log": "/var/log/$x", "docker_host_users": users})).split())
-    assert 'nginx_upstream_log must be an absolute path of letters, digits and . _ / - (Nginx reads $ as a variable), ' \
-           'got "/var/log/$x". Nothing was changed.' in output
+    assert "nginx_upstream_log must be a file under /var/log/, each name of its path letters, digits and . _ -" in output
+    assert 'got "/var/log/$x". Nothing was changed.' in output
     assert "docker" not in host.run("id -nG www-data").stdout.split()
+    # helper-32: null took every route out of Nginx, and a non-ASCII path went live and failed its own health check.
+    output = " ".join(failing_run(run_playbook, first_host, "-e", '{"stack_routes": null}').split())
+    assert "stack_routes is null; give the list of routes ([] for none)" in output
+    output = " ".join(failing_run(run_playbook, first_host, "-e", json.dumps(
+        {"stack_routes": [{"path": "/v1/\u00e9", "service": "sgivu-gateway"}]})).split())
+    assert ": path must be printable ASCII of letters, digits and" in output
     assert unchanged() == before
 
 
