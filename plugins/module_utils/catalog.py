@@ -64,8 +64,8 @@ Route entry (``stack_routes[]``)::
     path     str, required   starts with / (for match: regex, a Python-compilable pattern)
     match    str = prefix    prefix | exact | regex
     service  str, required   a service in the catalog with public: true
-    allow    list = []       CIDRs allowed to use the route; empty means everyone
-    timeout  int = 60        proxy read timeout, seconds
+    allow    list = []       addresses or CIDRs (prefix length) allowed to use the route; empty means everyone
+    timeout  int = 60        proxy read timeout, seconds (1-3600)
 
 Environment invariants (``stack_env_invariants``)::
 
@@ -195,6 +195,13 @@ HEALTH_DEFAULT_TIMEOUT = 120
 # parses these into, end near 292 years; a day is already no health check at all).
 HEALTH_MAX_SECONDS = 86400
 ROUTE_DEFAULT_TIMEOUT = 60
+# The longest proxy read timeout a route takes: an hour (Nginx refuses a value past its own
+# limit at `nginx -t`, after the files are written; a longer request is a job, not a route).
+ROUTE_MAX_TIMEOUT = 3600
+# An address or a network in prefix-length form, as Nginx's allow and set_real_ip_from take
+# it; Python's ipaddress also takes a netmask ("10.0.0.0/255.0.0.0") and a scope ("%eth0"),
+# which Nginx refuses.
+_CIDR_FORM = re.compile(r"[0-9A-Fa-f:.]+(/[0-9]{1,3})?\Z")
 
 # \Z, not $: "$" also matches before a final line break, and a name or tag ending in one would pass.
 # Compose service names: lower case, digits, '-' and '_', starting alphanumeric.
@@ -234,6 +241,19 @@ def _is_str(value: Any) -> bool:
 
 def _str_list(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(_is_str(v) for v in value)
+
+
+def is_cidr(value: Any) -> bool:
+    """True for an IPv4 or IPv6 address or network in prefix-length form ("10.0.0.0/8",
+    "2001:db8::/32", "203.0.113.7"): what Nginx's allow and set_real_ip_from take. Host bits
+    may be set ("10.0.0.1/8"), as Nginx allows."""
+    if not (isinstance(value, str) and _CIDR_FORM.match(value)):
+        return False
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _duplicates(values: Iterable[str]) -> List[str]:
@@ -876,16 +896,21 @@ def _normalize_routes(
             problems.append("{0}: allow must be a list of CIDRs, got {1!r}".format(where, allow))
             allow = []
         for cidr in allow:
-            try:
-                ipaddress.ip_network(cidr, strict=False)
-            except ValueError:
-                problems.append("{0}: allow entry {1!r} is not an IP address or CIDR".format(where, cidr))
+            if not is_cidr(cidr):
+                problems.append(
+                    "{0}: allow entry {1!r} is not an IP address or a CIDR with a prefix length "
+                    "(10.0.0.0/8, 2001:db8::/32)".format(where, cidr)
+                )
 
         timeout = raw.get("timeout", ROUTE_DEFAULT_TIMEOUT)
         if timeout is None:
             timeout = ROUTE_DEFAULT_TIMEOUT
-        if not (_is_int(timeout) and timeout > 0):
-            problems.append("{0}: timeout must be a positive integer (seconds), got {1!r}".format(where, timeout))
+        if not (_is_int(timeout) and 0 < timeout <= ROUTE_MAX_TIMEOUT):
+            problems.append(
+                "{0}: timeout must be an integer number of seconds, 1-{1}, got {2!r}".format(
+                    where, ROUTE_MAX_TIMEOUT, timeout
+                )
+            )
 
         key = (path, match)
         if key in seen:

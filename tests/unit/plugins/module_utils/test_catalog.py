@@ -457,9 +457,16 @@ def test_same_path_with_another_match_is_not_a_duplicate():
         ({"path": "/v1/", "service": "gateway", "match": "glob"}, "match must be one of prefix | exact | regex"),
         ({"path": "v1/", "service": "gateway"}, "path must start with '/'"),
         ({"path": "^/v1/(", "service": "gateway", "match": "regex"}, "not a valid regular expression"),
-        ({"path": "/v1/", "service": "gateway", "allow": ["10.0.0.300/8"]}, "not an IP address or CIDR"),
+        ({"path": "/v1/", "service": "gateway", "allow": ["10.0.0.300/8"]}, "not an IP address or a CIDR"),
+        # What helper-33 found: forms Python's ipaddress takes and Nginx refuses at `nginx -t`.
+        ({"path": "/v1/", "service": "gateway", "allow": ["10.0.0.0/255.0.0.0"]}, "a CIDR with a prefix length"),
+        ({"path": "/v1/", "service": "gateway", "allow": ["10.0.0.0/0.255.255.255"]}, "a CIDR with a prefix length"),
+        ({"path": "/v1/", "service": "gateway", "allow": ["fe80::1%eth0"]}, "a CIDR with a prefix length"),
+        ({"path": "/v1/", "service": "gateway", "allow": ["10.0.0.0/8; return 200"]}, "a CIDR with a prefix length"),
         ({"path": "/v1/", "service": "gateway", "allow": "10.0.0.0/8"}, "allow must be a list of CIDRs"),
-        ({"path": "/v1/", "service": "gateway", "timeout": 0}, "timeout must be a positive integer"),
+        ({"path": "/v1/", "service": "gateway", "timeout": 0}, "timeout must be an integer number of seconds, 1-3600"),
+        ({"path": "/v1/", "service": "gateway", "timeout": 100000000000000000000}, "seconds, 1-3600, got 100000000000000000000"),
+        ({"path": "/v1/", "service": "gateway", "timeout": "60"}, "seconds, 1-3600, got '60'"),
         ({"path": "/v1/", "service": "gateway", "upstream": "x"}, "unknown key 'upstream'"),
         ({"service": "gateway"}, "path is required"),
         ({"path": "/v1/"}, "service is required"),
@@ -478,6 +485,12 @@ def test_same_path_with_another_match_is_not_a_duplicate():
 def test_bad_route_fields_are_named(route, text):
     message = one_problem(SERVICES, [route])
     assert text in message
+
+
+def test_addresses_and_prefix_length_networks_are_allowed():
+    allow = ["10.0.0.0/8", "10.0.0.1/8", "203.0.113.7", "2001:db8::/32", "::1"]
+    routes = normalize_routes([{"path": "/v1/", "service": "gateway", "allow": allow, "timeout": 3600}], SERVICES)
+    assert (routes[0]["allow"], routes[0]["timeout"]) == (allow, 3600)
 
 
 def test_regex_route_is_accepted():
