@@ -392,12 +392,25 @@ else fail "an S3 endpoint with a trailing line break is refused" "$(tail -n 15 <
 # Inputs a hostile trial got past the checks (helper-32): a log Nginx, as root, would append to
 # anywhere (/etc/passwd through ..), a resolver that ends the directive, TLS files that are not there.
 refusals=(
-  'nginx_upstream_log: /var/log/../../etc/passwd|nginx_upstream_log must be a file under /var/log/'
-  'nginx_upstream_log: /etc/passwd|nginx_upstream_log must be a file under /var/log/'
-  "nginx_upstream_log: /var/log/nginx/$(printf 'x%.0s' {1..300})|nginx_upstream_log must be a file under /var/log/"
+  'nginx_upstream_log: /var/log/../../etc/passwd|nginx_upstream_log must be a file in /var/log/nginx/'
+  'nginx_upstream_log: /etc/passwd|nginx_upstream_log must be a file in /var/log/nginx/'
+  "nginx_upstream_log: /var/log/nginx/$(printf 'x%.0s' {1..300})|nginx_upstream_log must be a file in /var/log/nginx/"
   'nginx_resolvers: ["169.254.169.253;"]|nginx_resolvers entries are addresses or host names'
   'nginx_actuator_health_paths: ["health", "info\n"]|nginx_actuator_health_paths entries are endpoint names'
   'nginx_tls_enabled: true|nginx_tls_certificate: /nonexistent/fullchain.pem|nginx_tls_certificate_key: /nonexistent/privkey.pem|not found: /nonexistent/fullchain.pem, /nonexistent/privkey.pem'
+  # helper-33: values the site template writes as given, each carrying a directive that went
+  # live, a log Nginx would append to as root, and values that fail `nginx -t` after the write.
+  'nginx_server_name: "_; return 418"|nginx_server_name is one or more host names'
+  'nginx_client_max_body_size: "10m; return 422"|nginx_client_max_body_size is a size such as 10m'
+  'nginx_forwarded_proto: "$scheme; add_header X-Injected 1"|nginx_forwarded_proto is http, https or one Nginx variable'
+  'nginx_real_ip_from: ["0.0.0.0/0; return 424", "10.0.0.0/255.0.0.0"]|not one: '"'0.0.0.0/0; return 424', '10.0.0.0/255.0.0.0'"
+  'nginx_spa_mode: local|nginx_spa_root: "/var/www/spa; autoindex on"|nginx_spa_mode=local serves nginx_spa_root to anyone'
+  'nginx_spa_mode: local|nginx_spa_root: /|must be a directory below /var/www, /srv, /opt or /usr/share/nginx'
+  'nginx_spa_mode: s3|nginx_spa_s3_website_endpoint: "http://$http_x_t"|nginx_resolvers: ["127.0.0.53"]|a URL with no path'
+  'nginx_upstream_log: /var/log/README|nginx_upstream_log must be a file in /var/log/nginx/'
+  'nginx_listen_http: -1|nginx_listen_http must be a whole number of a port, 1-65535, got -1'
+  'nginx_site_name: "x;y"|nginx_site_name names the files'
+  'nginx_routes: [{"path": "/v1/", "service": "gateway", "timeout": 100000000000000000000}, {"path": "/login", "service": "auth", "allow": ["10.0.0.0/8; return 200"]}]|nginx_routes #1: timeout must be a whole number of seconds, 1-3600'
 )
 for case in "${refusals[@]}"; do
   IFS='|' read -r -a parts <<<"$case"
@@ -408,6 +421,10 @@ for case in "${refusals[@]}"; do
   else fail "refused: ${parts[0]:0:60}" "$(tail -n 15 <<<"$out")"; fi
 done
 check "the refused inputs left the site as it was" test "$(on_host sha256sum "$site")" = "$site_before"
+# -e gives strings: "false" is a switch turned off, not a non-empty string (helper-33: it turned TLS on).
+if out=$(play good.yml -e nginx_tls_enabled=false -e nginx_gzip=true -e nginx_listen_http=80) \
+   && [ "$(changed_count "$out")" = 0 ]; then pass "switches and ports given as strings with -e change nothing"
+else fail "switches and ports given as strings with -e change nothing" "$(tail -n 15 <<<"$out")"; fi
 printf '%s\n' 'nginx_spa_mode: s3' 'nginx_spa_s3_website_endpoint: "http://127.0.0.1:19000/"' \
   'nginx_resolvers: ["127.0.0.53"]' > "$work/s3.yml"
 if out=$(play good.yml -e "@$work/s3.yml"); then pass "a run with the SPA on S3 applies"; else

@@ -413,10 +413,15 @@ def test_a_route_or_setting_nginx_would_refuse_fails_before_the_host_is_prepared
     output = failing_run(run_playbook, first_host, "-e", json.dumps({"stack_routes": routes, "docker_host_users": users}))
     assert "would expose an actuator endpoint" in output
     assert "docker" not in host.run("id -nG www-data").stdout.split()
+    # helper-33: a server_name carrying a directive went live and answered every request with 418;
+    # a log outside /var/log/nginx/ could be a file Nginx, as root, should never append to.
     output = " ".join(failing_run(run_playbook, first_host, "-e", json.dumps({
-        "nginx_upstream_log": "/var/log/$x", "docker_host_users": users})).split())
-    assert "nginx_upstream_log must be a file under /var/log/, each name of its path letters, digits and . _ -" in output
-    assert 'got "/var/log/$x". Nothing was changed.' in output
+        "nginx_upstream_log": "/var/log/wtmp", "nginx_server_name": "_; return 418",
+        "docker_host_users": users})).split())
+    assert "nginx_server_name is one or more host names separated by single spaces" in output
+    assert "got '_; return 418'." in output
+    assert "nginx_upstream_log must be a file in /var/log/nginx/" in output
+    assert "got '/var/log/wtmp'. Nothing was changed." in output
     assert "docker" not in host.run("id -nG www-data").stdout.split()
     # helper-32: null took every route out of Nginx, and a non-ASCII path went live and failed its own health check.
     output = " ".join(failing_run(run_playbook, first_host, "-e", '{"stack_routes": null}').split())
