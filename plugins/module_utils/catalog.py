@@ -243,6 +243,30 @@ def _str_list(value: Any) -> bool:
     return isinstance(value, (list, tuple)) and all(_is_str(v) for v in value)
 
 
+def route_path_problem(path: Any, match: Any) -> Optional[str]:
+    """What is wrong with a route's path for its match (``regex``, else a prefix or exact path),
+    as a phrase without the route's name; None when nothing is. Nginx's own checks come after the
+    files are written, so these are the ones that keep a path from reaching it."""
+    if not _is_str(path):
+        return "path is required"
+    if match == "regex":
+        try:
+            re.compile(path)
+        except re.error as exc:
+            return "path is not a valid regular expression ({0})".format(exc)
+        if not ROUTE_REGEX.match(path):
+            return "a regex path must be printable ASCII without a double quote"
+        return None
+    if not path.startswith("/"):
+        return "path must start with '/'"
+    if not ROUTE_PATH.match(path) or any(part in (".", "..") for part in path.split("/")):
+        return (
+            "path must be printable ASCII of letters, digits and . _ ~ ! & ( ) * + , = : @ % / -, with no "
+            "'.' or '..' segment (Nginx matches the normalised URI)"
+        )
+    return None
+
+
 def is_cidr(value: Any) -> bool:
     """True for an IPv4 or IPv6 address or network in prefix-length form ("10.0.0.0/8",
     "2001:db8::/32", "203.0.113.7"): what Nginx's allow and set_real_ip_from take. Host bits
@@ -861,23 +885,9 @@ def _normalize_routes(
         match = raw.get("match") or "prefix"
         if match not in MATCHES:
             problems.append("{0}: match must be one of {1}, got {2!r}".format(where, " | ".join(MATCHES), match))
-        if not _is_str(path):
-            problems.append("{0}: path is required".format(where))
-        elif match == "regex":
-            try:
-                re.compile(path)
-            except re.error as exc:
-                problems.append("{0}: path is not a valid regular expression ({1})".format(where, exc))
-            else:
-                if not ROUTE_REGEX.match(path):
-                    problems.append("{0}: a regex path must be printable ASCII without a double quote".format(where))
-        elif not path.startswith("/"):
-            problems.append("{0}: path must start with '/'".format(where))
-        elif not ROUTE_PATH.match(path) or any(part in (".", "..") for part in path.split("/")):
-            problems.append(
-                "{0}: path must be printable ASCII of letters, digits and . _ ~ ! & ( ) * + , = : @ % / -, with no "
-                "'.' or '..' segment (Nginx matches the normalised URI)".format(where)
-            )
+        path_problem = route_path_problem(path, match)
+        if path_problem:
+            problems.append("{0}: {1}".format(where, path_problem))
 
         service = raw.get("service")
         if not _is_str(service):

@@ -402,7 +402,7 @@ refusals=(
   # live, a log Nginx would append to as root, and values that fail `nginx -t` after the write.
   'nginx_server_name: "_; return 418"|nginx_server_name is one or more host names'
   'nginx_client_max_body_size: "10m; return 422"|nginx_client_max_body_size is a size such as 10m'
-  'nginx_forwarded_proto: "$scheme; add_header X-Injected 1"|nginx_forwarded_proto is http, https or one Nginx variable'
+  'nginx_forwarded_proto: "$scheme; add_header X-Injected 1"|nginx_forwarded_proto is http, https, $scheme or a request header'
   'nginx_real_ip_from: ["0.0.0.0/0; return 424", "10.0.0.0/255.0.0.0"]|not one: '"'0.0.0.0/0; return 424', '10.0.0.0/255.0.0.0'"
   'nginx_spa_mode: local|nginx_spa_root: "/var/www/spa; autoindex on"|nginx_spa_mode=local serves nginx_spa_root to anyone'
   'nginx_spa_mode: local|nginx_spa_root: /|must be a directory below /var/www, /srv, /opt or /usr/share/nginx'
@@ -421,6 +421,31 @@ for case in "${refusals[@]}"; do
   else fail "refused: ${parts[0]:0:60}" "$(tail -n 15 <<<"$out")"; fi
 done
 check "the refused inputs left the site as it was" test "$(on_host sha256sum "$site")" = "$site_before"
+# A port another program holds passes nginx -t, and the reload keeps the old configuration (helper-34).
+if out=$(play good.yml -e nginx_listen_http=18080); then fail "a port the gateway backend holds is refused" "the run succeeded"
+elif grep -q "Another program listens where the site would (nginx_listen_http: 18080): port 18080 by python3" <<<"$out" \
+   && grep -qF "Nothing was changed." <<<"$out"; then pass "a port the gateway backend holds is refused"
+else fail "a port the gateway backend holds is refused" "$(tail -n 15 <<<"$out")"; fi
+check "the refused port left the site as it was" test "$(on_host sha256sum "$site")" = "$site_before"
+# The narrow entry checks what it writes from: a site name with a line break added a live server
+# block, and one with ../ wrote into sites-enabled/ (helper-34).
+printf '%s\n' 'nginx_site_name: "bench\nserver { listen 8097; return 420; }\n#"' > "$work/bad-site-name.yml"
+if out=$(swap good.yml -e "@$work/bad-site-name.yml"); then fail "the narrow entry refuses a site name with a line break" "the run succeeded"
+elif grep -q "nginx_site_name names the files" <<<"$out"; then pass "the narrow entry refuses a site name with a line break"
+else fail "the narrow entry refuses a site name with a line break" "$(tail -n 15 <<<"$out")"; fi
+if out=$(swap good.yml -e nginx_site_name=../sites-enabled/evil); then fail "the narrow entry refuses a site name with ../" "the run succeeded"
+elif grep -q "nginx_site_name names the files" <<<"$out"; then pass "the narrow entry refuses a site name with ../"
+else fail "the narrow entry refuses a site name with ../" "$(tail -n 15 <<<"$out")"; fi
+check "no file was written outside conf.d" sh -c "! docker exec $host sh -c 'ls /etc/nginx/sites-enabled/ /etc/nginx/conf.d/' | grep -q -e evil -e 420"
+if out=$(swap good.yml -e '{"nginx_routes": null}'); then fail "the narrow entry refuses null routes naming them" "the run succeeded"
+elif grep -q "nginx_routes is a list of routes, got None" <<<"$out"; then pass "the narrow entry refuses null routes naming them"
+else fail "the narrow entry refuses null routes naming them" "$(tail -n 15 <<<"$out")"; fi
+if out=$(swap good.yml -e '{"nginx_upstreams": {"gateway": [null], "auth": [""], "discovery": ["127.0.0.1:19000\u2028"]}}'); then
+  fail "the narrow entry refuses upstream servers that are not printable strings" "the run succeeded"
+elif grep -q 'nginx_upstreams entries must be "host:port" strings' <<<"$out"; then
+  pass "the narrow entry refuses upstream servers that are not printable strings"
+else fail "the narrow entry refuses upstream servers that are not printable strings" "$(tail -n 15 <<<"$out")"; fi
+check "the refused narrow runs left the site as it was" test "$(on_host sha256sum "$site")" = "$site_before"
 # -e gives strings: "false" is a switch turned off, not a non-empty string (helper-33: it turned TLS on).
 if out=$(play good.yml -e nginx_tls_enabled=false -e nginx_gzip=true -e nginx_listen_http=80) \
    && [ "$(changed_count "$out")" = 0 ]; then pass "switches and ports given as strings with -e change nothing"

@@ -47,6 +47,10 @@ def test_the_defaults_have_no_problem():
         {"nginx_server_name": ".example.com"},
         {"nginx_server_name": "www.example.*"},
         {"nginx_server_name": "localhost 127.0.0.1 [::1]"},
+        # helper-34: internal names with "_" and a fully qualified name with its trailing dot.
+        {"nginx_server_name": "my_host.internal example.com."},
+        {"nginx_client_max_body_size": "8589934591g"},
+        {"nginx_resolvers": ["10.0.0.2", "ipv6=off"]},
         {"nginx_site_name": "Stack_2-b"},
         {"nginx_listen_http": "8080", "nginx_listen_https": "8443", "nginx_tls_enabled": True},
         {"nginx_client_max_body_size": 0},
@@ -83,8 +87,18 @@ def test_values_nginx_takes_are_accepted(changes):
         ({"nginx_client_max_body_size": "10m; return 422"}, "nginx_client_max_body_size is a size such as 10m"),
         ({"nginx_client_max_body_size": "10 m"}, "nginx_client_max_body_size is a size such as 10m"),
         ({"nginx_client_max_body_size": True}, "nginx_client_max_body_size is a size such as 10m"),
-        ({"nginx_forwarded_proto": "$scheme; add_header X-Pwned 1"}, "nginx_forwarded_proto is http, https or one"),
-        ({"nginx_forwarded_proto": "$scheme$host"}, "nginx_forwarded_proto is http, https or one"),
+        ({"nginx_forwarded_proto": "$scheme; add_header X-Pwned 1"}, "nginx_forwarded_proto is http, https, $scheme"),
+        ({"nginx_forwarded_proto": "$scheme$host"}, "nginx_forwarded_proto is http, https, $scheme"),
+        # helper-34: an unknown variable passed the check and failed nginx -t.
+        ({"nginx_forwarded_proto": "$nosuchvar"}, "nginx_forwarded_proto is http, https, $scheme"),
+        ({"nginx_client_max_body_size": "99999999999g"}, "at most 8 EiB); got '99999999999g'"),
+        ({"nginx_upstream_log": "/var/log/nginx/access.log"}, "is where Nginx writes its access log"),
+        ({"nginx_upstream_log": "/var/log/nginx/error.log"}, "is where Nginx writes its error log"),
+        ({"nginx_resolvers": [":"]}, "nginx_resolvers entries are addresses"),
+        ({"nginx_resolvers": ["abc:"]}, "nginx_resolvers entries are addresses"),
+        ({"nginx_resolvers": ["1.1.1.1:99999"]}, "nginx_resolvers entries are addresses"),
+        ({"nginx_resolvers": ["[fd00::zz]:53"]}, "nginx_resolvers entries are addresses"),
+        ({"nginx_spa_s3_website_endpoint": "http://b.example.com:99999", "nginx_spa_mode": "s3"}, "a URL with no path"),
         ({"nginx_real_ip_from": ["0.0.0.0/0; return 424"]}, "nginx_real_ip_from is a list of addresses or CIDRs"),
         ({"nginx_real_ip_from": ["10.0.0.0/255.0.0.0"]}, "not one: '10.0.0.0/255.0.0.0'"),
         ({"nginx_real_ip_from": "10.0.0.0/16"}, "nginx_real_ip_from is a list"),
@@ -160,8 +174,11 @@ ROUTE = {"path": "/v1/", "match": "prefix", "service": "gateway", "allow": [], "
         ({"timeout": 0}, "timeout must be a whole number of seconds, 1-3600, got 0"),
         ({"allow": ["10.0.0.0/8; return 200"]}, "nginx_routes #1: allow is a list of addresses or CIDRs"),
         ({"allow": ["10.0.0.0/255.0.0.0"]}, "not one: '10.0.0.0/255.0.0.0'"),
-        ({"path": "/v1/\"; return 200; #"}, "nginx_routes #1: path must be printable ASCII starting with /"),
-        ({"path": "^/v1/\n", "match": "regex"}, "path must be printable ASCII without a double quote"),
+        ({"path": "/v1/\"; return 200; #"}, "nginx_routes #1: path must be printable ASCII of letters, digits"),
+        # helper-34: hand-written routes the catalog would refuse.
+        ({"path": "/v1/../x/"}, "with no '.' or '..' segment"),
+        ({"path": "/a(", "match": "regex"}, "path is not a valid regular expression"),
+        ({"path": "^/v1/\n", "match": "regex"}, "a regex path must be printable ASCII without a double quote"),
         ({"match": "glob"}, "match is one of prefix, exact or regex, got 'glob'"),
     ],
 )
@@ -174,3 +191,8 @@ def test_routes_the_catalog_takes_are_accepted():
     routes = [ROUTE, dict(ROUTE, path="^/api/v[0-9]+/", match="regex", allow=["10.0.0.0/8", "::1"], timeout=3600),
               dict(ROUTE, path="/", match="exact", timeout="30")]
     assert problems(nginx_routes=routes) == []
+
+
+def test_a_route_listed_twice_is_named_with_both_places():
+    found = problems(nginx_routes=[ROUTE, dict(ROUTE, path="/login"), dict(ROUTE)])
+    assert found == ["nginx_routes #3: path '/v1/' (match prefix) is listed twice (routes #1 and #3)."]
