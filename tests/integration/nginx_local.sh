@@ -142,7 +142,9 @@ playbook() {  # playbook <playbook> <vars file> [ansible-playbook options...]
 }
 play() { playbook play.yml "$@"; }  # play <vars file> [options...]: the whole role
 swap() { playbook swap.yml "$@"; }  # swap <vars file> [options...]: the upstreams only
-# The drift entry point as a deploy with nothing else to change runs it: prints nginx_drift.
+# The drift entry point as a deploy with nothing else to change runs it: prints nginx_drift,
+# followed by "upstreams only" when it publishes nginx_drift_upstreams_only (a deploy's
+# transaction then rewrites the upstreams through the narrow entry, not the whole role).
 cat > "$work/drift.yml" <<'EOF'
 ---
 - name: Read how Nginx differs from what the role leaves
@@ -155,12 +157,12 @@ cat > "$work/drift.yml" <<'EOF'
         tasks_from: drift
     - name: Write what differs on the controller
       ansible.builtin.copy:
-        content: "{{ nginx_drift | to_json }}"
+        content: "{{ nginx_drift | to_json }}{{ ' upstreams only' if nginx_drift_upstreams_only else '' }}"
         dest: "{{ drift_file }}"
         mode: "0600"
       delegate_to: localhost
 EOF
-drift() {  # drift <vars file> [options...]: nginx_drift as JSON
+drift() {  # drift <vars file> [options...]: nginx_drift as JSON [upstreams only]
   rm -f "$work/drift.json"
   playbook drift.yml "$@" -e "drift_file=$work/drift.json" >/dev/null
   cat "$work/drift.json" 2>/dev/null || echo "(the drift entry failed)"
@@ -493,6 +495,16 @@ if [ "$n" = "0" ]; then pass "second run with TLS changes nothing"; else fail "s
 got=$(drift good.yml -e "@$work/tls.yml")
 if [ "$got" = "[]" ]; then pass "drift finds nothing after the role ran (TLS, local SPA)"; else
   fail "drift finds nothing after the role ran (TLS, local SPA)" "got: $got"; fi
+# Docker gave a restarted container the next port of its range: the upstreams file alone differs.
+got=$(drift good.yml -e "@$work/tls.yml" -e '{"nginx_upstreams": {"gateway": ["127.0.0.1:18081"], "auth": ["127.0.0.1:19000"], "discovery": ["127.0.0.1:19000"]}}')
+want='["not as the deploy writes them: /etc/nginx/conf.d/bench-upstreams.conf"] upstreams only'
+if [ "$got" = "$want" ]; then pass "drift says when the upstreams file is all that differs"; else
+  fail "drift says when the upstreams file is all that differs" "got: $got"; fi
+on_host chmod 0777 /var/www/spa
+got=$(drift good.yml -e "@$work/tls.yml")
+if [ "$got" = '["not as the deploy writes them: /var/www/spa"]' ]; then pass "drift names a SPA root the role would set back to 0755"; else
+  fail "drift names a SPA root the role would set back to 0755" "got: $got"; fi
+on_host chmod 0755 /var/www/spa
 on_host sh -c 'chmod 0644 /etc/nginx/tls/bench.key && echo "# by hand" >> /etc/nginx/conf.d/bench-upstreams.conf && systemctl stop nginx'
 got=$(drift good.yml -e "@$work/tls.yml")
 want='["Nginx is inactive, not active", "not as the deploy writes them: /etc/nginx/conf.d/bench-upstreams.conf, /etc/nginx/tls/bench.key"]'
