@@ -50,6 +50,11 @@ def service_exec(host, stack: str, service: str, command: str):
     return host.run(f"docker exec {ids[0]} {command}")
 
 
+def nginx_workers(host) -> str:
+    """The PIDs of Nginx's worker processes: a reload replaces every one of them."""
+    return host.check_output("pgrep -f '^nginx: worker process' | sort -n | tr '\\n' ' '")
+
+
 def sha256(host, path: str) -> str:
     return host.check_output(f"sha256sum {path}").split()[0]
 
@@ -448,10 +453,12 @@ def test_a_route_or_setting_nginx_would_refuse_fails_before_the_host_is_prepared
 
 
 def test_a_changing_deploy_dumps_first_and_a_concurrent_one_fails_fast(host, run_playbook, first_host, second_deploy, stack, ansible_vars):
-    """A deploy that moves sgivu-ml: a second deploy started while it holds the lock fails at once."""
+    """A deploy that moves sgivu-ml: a second deploy started while it holds the lock fails at once. Nginx,
+    whose site and upstreams a private service does not change, is read and left as it is: not reloaded."""
     if host.backend.get_hostname() != first_host:
         pytest.skip("the changing deploy runs on the first host")
     image = f"{ansible_vars['stack_registry']}/sgivu-ml:{NEXT}"
+    workers = nginx_workers(host)
     first = run_playbook("deploy.yml", "--limit", first_host, "-e", json.dumps({"compose_stack_images": {"sgivu-ml": image}}),
                          background=True)
     try:
@@ -471,12 +478,14 @@ def test_a_changing_deploy_dumps_first_and_a_concurrent_one_fails_fast(host, run
     dump = host.file(latest["backup"])
     assert (dump.user, dump.mode) == ("root", 0o600)
     assert second_deploy["marker"] in host.check_output(f"zcat {latest['backup']}")
+    assert nginx_workers(host) == workers, "Nginx was reloaded though nothing of it changed"
 
 
 def test_a_killed_deploy_leaves_a_lock_only_its_run_can_be_cleared_of_and_the_next_deploy_mends_the_host(
         host, run_playbook, first_host, stack, ansible_vars, via_nginx):
     """A deploy killed while it applies (as a cancelled AWX job is): later runs are refused naming it,
-    unlock.yml clears that run's lock and no other, and the next deploy puts the host in order."""
+    unlock.yml clears that run's lock and no other, and the next deploy puts the host in order - the
+    stack and an Nginx site edited meanwhile, which that deploy's transaction reads and writes again."""
     if host.backend.get_hostname() != first_host:
         pytest.skip("the killed deploy runs on the first host")
     # The deploy must have something to apply whatever the host runs now (a no-op plan never locks).
@@ -501,8 +510,12 @@ def test_a_killed_deploy_leaves_a_lock_only_its_run_can_be_cleared_of_and_the_ne
     assert host.file(f"/opt/{stack}/.deploy.lock").exists
     cleared = run_playbook("unlock.yml", "--limit", first_host, "-e", "force=true", "-e", f"holder={run_id}")
     assert cleared.returncode == 0, cleared.stdout[-3000:]
+    site = f"/etc/nginx/conf.d/{ansible_vars.get('nginx_site_name', stack)}.conf"
+    written = sha256(host, site)
+    host.check_output(f"printf 'return 418;\\n' >> {site}")  # Nginx would refuse it at a reload, and reads it only then
     mended = run_playbook("deploy.yml", "--limit", first_host)
     assert mended.returncode == 0, mended.stdout[-3000:]
+    assert sha256(host, site) == written
     assert via_nginx("/v1/version")[0] == 200
     latest = json.loads(host.file(f"/opt/{stack}/releases.json").content_string)["releases"][-1]
     assert latest["status"] == "good" and ":1.0.0@sha256:" in latest["services"]["sgivu-ml"]["image"]
@@ -515,3 +528,31 @@ def test_the_catalog_version_comes_back_with_a_plain_deploy(host, run_playbook, 
     assert run.returncode == 0, run.stdout[-3000:]
     latest = json.loads(host.file(f"/opt/{stack}/releases.json").content_string)["releases"][-1]
     assert ":1.0.0@sha256:" in latest["services"]["sgivu-ml"]["image"]
+
+
+def test_a_public_service_removed_by_hand_comes_back_and_nginx_follows_it_to_its_new_port(
+        host, run_playbook, first_host, stack, ansible_vars, via_nginx):
+    """A published service's container removed by hand (docker rm -f): the next deploy starts it again,
+    Docker gives it a port of its range (the next one, as its allocator goes round), and Nginx sends the
+    service's traffic there - the upstreams file rewritten and reloaded, the site as it was."""
+    if host.backend.get_hostname() != first_host:
+        pytest.skip("the removal is made on the first host")
+    service = "sgivu-auth"
+    site = f"/etc/nginx/conf.d/{ansible_vars.get('nginx_site_name', stack)}.conf"
+    written = sha256(host, site)
+    old = host.check_output(f"docker ps -q --filter label=com.docker.compose.project={stack} "
+                            f"--filter label=com.docker.compose.service={service}")
+    host.check_output(f"docker rm -f {old}")
+    run = run_playbook("deploy.yml", "--limit", first_host)
+    assert run.returncode == 0, run.stdout[-3000:]
+    new = host.check_output(f"docker ps -q --filter label=com.docker.compose.project={stack} "
+                            f"--filter label=com.docker.compose.service={service}")
+    ports = json.loads(host.check_output(f"docker inspect {new}"))[0]["NetworkSettings"]["Ports"]
+    bound = sorted({binding["HostPort"] for bindings in ports.values() if bindings for binding in bindings})
+    assert len(bound) == 1, ports
+    upstreams = host.file(f"/etc/nginx/conf.d/{ansible_vars.get('nginx_site_name', stack)}-upstreams.conf").content_string
+    block = re.search(r"upstream \S+__" + service.replace("-", "_") + r" \{(.*?)\}", upstreams, re.S).group(1)
+    assert f"server 127.0.0.1:{bound[0]};" in block, block  # the live port first, not as a backup
+    assert sha256(host, site) == written
+    assert curl(host, "/login")[0] not in (0, 502, 503, 504)
+    assert via_nginx("/v1/version")[0] == 200
