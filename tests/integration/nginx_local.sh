@@ -500,10 +500,18 @@ got=$(drift good.yml -e "@$work/tls.yml" -e '{"nginx_upstreams": {"gateway": ["1
 want='["not as the deploy writes them: /etc/nginx/conf.d/bench-upstreams.conf"] upstreams only'
 if [ "$got" = "$want" ]; then pass "drift says when the upstreams file is all that differs"; else
   fail "drift says when the upstreams file is all that differs" "got: $got"; fi
-on_host chmod 0777 /var/www/spa
+# Stopped as well: the whole role, which starts it, not the narrow entry, whose reload would fail.
+on_host systemctl stop nginx
+got=$(drift good.yml -e "@$work/tls.yml" -e '{"nginx_upstreams": {"gateway": ["127.0.0.1:18081"], "auth": ["127.0.0.1:19000"], "discovery": ["127.0.0.1:19000"]}}')
+want='["Nginx is inactive, not active", "not as the deploy writes them: /etc/nginx/conf.d/bench-upstreams.conf"]'
+if [ "$got" = "$want" ]; then pass "drift does not say upstreams only of a stopped Nginx"; else
+  fail "drift does not say upstreams only of a stopped Nginx" "got: $got"; fi
+on_host systemctl start nginx
+# A publisher's rsync -a sets the SPA root's mode: not drift, or every no-op deploy would change the host.
+on_host chmod 0775 /var/www/spa
 got=$(drift good.yml -e "@$work/tls.yml")
-if [ "$got" = '["not as the deploy writes them: /var/www/spa"]' ]; then pass "drift names a SPA root the role would set back to 0755"; else
-  fail "drift names a SPA root the role would set back to 0755" "got: $got"; fi
+if [ "$got" = "[]" ]; then pass "drift leaves the SPA root's mode to its publisher"; else
+  fail "drift leaves the SPA root's mode to its publisher" "got: $got"; fi
 on_host chmod 0755 /var/www/spa
 on_host sh -c 'chmod 0644 /etc/nginx/tls/bench.key && echo "# by hand" >> /etc/nginx/conf.d/bench-upstreams.conf && systemctl stop nginx'
 got=$(drift good.yml -e "@$work/tls.yml")
