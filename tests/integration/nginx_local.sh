@@ -496,13 +496,14 @@ got=$(drift good.yml -e "@$work/tls.yml")
 if [ "$got" = "[]" ]; then pass "drift finds nothing after the role ran (TLS, local SPA)"; else
   fail "drift finds nothing after the role ran (TLS, local SPA)" "got: $got"; fi
 # Docker gave a restarted container the next port of its range: the upstreams file alone differs.
-got=$(drift good.yml -e "@$work/tls.yml" -e '{"nginx_upstreams": {"gateway": ["127.0.0.1:18081"], "auth": ["127.0.0.1:19000"], "discovery": ["127.0.0.1:19000"]}}')
+moved='{"nginx_upstreams": {"gateway": ["127.0.0.1:18081"], "auth": ["127.0.0.1:19000"], "discovery": ["127.0.0.1:19000"]}}'
+got=$(drift good.yml -e "@$work/tls.yml" -e "$moved")
 want='["not as the deploy writes them: /etc/nginx/conf.d/bench-upstreams.conf"] upstreams only'
 if [ "$got" = "$want" ]; then pass "drift says when the upstreams file is all that differs"; else
   fail "drift says when the upstreams file is all that differs" "got: $got"; fi
 # Stopped as well: the whole role, which starts it, not the narrow entry, whose reload would fail.
 on_host systemctl stop nginx
-got=$(drift good.yml -e "@$work/tls.yml" -e '{"nginx_upstreams": {"gateway": ["127.0.0.1:18081"], "auth": ["127.0.0.1:19000"], "discovery": ["127.0.0.1:19000"]}}')
+got=$(drift good.yml -e "@$work/tls.yml" -e "$moved")
 want='["Nginx is inactive, not active", "not as the deploy writes them: /etc/nginx/conf.d/bench-upstreams.conf"]'
 if [ "$got" = "$want" ]; then pass "drift does not say upstreams only of a stopped Nginx"; else
   fail "drift does not say upstreams only of a stopped Nginx" "got: $got"; fi

@@ -41,11 +41,16 @@ def container_ids(host, stack: str) -> dict[str, str]:
     return {c["Name"]: c["Id"] for c in stack_containers(host, stack)}
 
 
-def service_exec(host, stack: str, service: str, command: str):
-    ids = host.check_output(
+def service_container_ids(host, stack: str, service: str) -> list[str]:
+    """The IDs of a service's running containers."""
+    return host.check_output(
         f"docker ps -q --filter label=com.docker.compose.project={stack} "
         f"--filter label=com.docker.compose.service={service}"
     ).split()
+
+
+def service_exec(host, stack: str, service: str, command: str):
+    ids = service_container_ids(host, stack, service)
     assert ids, f"no running container for {service}"
     return host.run(f"docker exec {ids[0]} {command}")
 
@@ -62,6 +67,12 @@ def sha256(host, path: str) -> str:
 @pytest.fixture(scope="module")
 def stack(ansible_vars) -> str:
     return ansible_vars["stack_name"]
+
+
+@pytest.fixture(scope="module")
+def site(ansible_vars, stack) -> str:
+    """The Nginx site's file; its upstreams are beside it, in <site>-upstreams.conf."""
+    return f"/etc/nginx/conf.d/{ansible_vars.get('nginx_site_name', stack)}.conf"
 
 
 @pytest.fixture(scope="module")
@@ -310,7 +321,7 @@ def test_a_drifted_docker_host_is_repaired_though_a_no_op_deploy_skips_its_check
 
 
 def test_a_stopped_nginx_with_an_edited_site_is_repaired_by_a_deploy_with_nothing_else_to_do(
-    host, run_playbook, ansible_vars, stack
+    host, run_playbook, ansible_vars, stack, site
 ):
     """A deploy whose stack has nothing to change reads Nginx too (one call): Nginx stopped and disabled, and
     its site edited by hand, make the host change - the deploy says why, and its transaction puts the site
@@ -318,7 +329,6 @@ def test_a_stopped_nginx_with_an_edited_site_is_repaired_by_a_deploy_with_nothin
     drifted = ansible_vars["groups"]["stack_hosts"][-1]
     if host.backend.get_hostname() != drifted:
         pytest.skip("the drift is made on the last host")
-    site = f"/etc/nginx/conf.d/{ansible_vars.get('nginx_site_name', stack)}.conf"
     written = sha256(host, site)
     before = container_ids(host, stack)
     host.check_output(f"printf '# edited by hand\\n' >> {site} && systemctl disable --now nginx")
@@ -483,7 +493,7 @@ def test_a_changing_deploy_dumps_first_and_a_concurrent_one_fails_fast(host, run
 
 
 def test_a_killed_deploy_leaves_a_lock_only_its_run_can_be_cleared_of_and_the_next_deploy_mends_the_host(
-        host, run_playbook, first_host, stack, ansible_vars, via_nginx):
+        host, run_playbook, first_host, stack, ansible_vars, via_nginx, site):
     """A deploy killed while it applies (as a cancelled AWX job is): later runs are refused naming it,
     unlock.yml clears that run's lock and no other, and the next deploy puts the host in order - the
     stack and an Nginx site edited meanwhile, which that deploy's transaction reads and writes again."""
@@ -511,7 +521,6 @@ def test_a_killed_deploy_leaves_a_lock_only_its_run_can_be_cleared_of_and_the_ne
     assert host.file(f"/opt/{stack}/.deploy.lock").exists
     cleared = run_playbook("unlock.yml", "--limit", first_host, "-e", "force=true", "-e", f"holder={run_id}")
     assert cleared.returncode == 0, cleared.stdout[-3000:]
-    site = f"/etc/nginx/conf.d/{ansible_vars.get('nginx_site_name', stack)}.conf"
     written = sha256(host, site)
     host.check_output(f"printf 'return 418;\\n' >> {site}")  # Nginx would refuse it at a reload, and reads it only then
     mended = run_playbook("deploy.yml", "--limit", first_host)
@@ -532,24 +541,23 @@ def test_the_catalog_version_comes_back_with_a_plain_deploy(host, run_playbook, 
 
 
 def test_a_public_service_removed_by_hand_comes_back_and_nginx_follows_it_to_its_new_port(
-        host, run_playbook, first_host, stack, ansible_vars, via_nginx):
+        host, run_playbook, first_host, stack, via_nginx, site):
     """A published service's container removed by hand (docker rm -f): the next deploy starts it again,
     Docker gives it a port of its range (the next one, as its allocator goes round), and Nginx sends the
     service's traffic there - the upstreams file rewritten and reloaded, the site as it was."""
     if host.backend.get_hostname() != first_host:
         pytest.skip("the removal is made on the first host")
     service = "sgivu-auth"
-    site = f"/etc/nginx/conf.d/{ansible_vars.get('nginx_site_name', stack)}.conf"
-    upstreams = f"/etc/nginx/conf.d/{ansible_vars.get('nginx_site_name', stack)}-upstreams.conf"
+    upstreams = site.removesuffix(".conf") + "-upstreams.conf"
     written = sha256(host, site)
 
     def container_and_port() -> tuple[str, str]:
-        cid = host.check_output(f"docker ps -q --filter label=com.docker.compose.project={stack} "
-                                f"--filter label=com.docker.compose.service={service}")
-        ports = json.loads(host.check_output(f"docker inspect {cid}"))[0]["NetworkSettings"]["Ports"]
+        ids = service_container_ids(host, stack, service)
+        assert len(ids) == 1, ids
+        ports = json.loads(host.check_output(f"docker inspect {ids[0]}"))[0]["NetworkSettings"]["Ports"]
         bound = sorted({binding["HostPort"] for bindings in ports.values() if bindings for binding in bindings})
         assert len(bound) == 1, ports
-        return cid, bound[0]
+        return ids[0], bound[0]
 
     old, old_port = container_and_port()
     host.check_output(f"docker rm -f {old}")
