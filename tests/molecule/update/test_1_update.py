@@ -308,6 +308,13 @@ def test_a_never_healthy_release_is_undone_by_itself_and_drops_no_request(host, 
       'to_release must be a release id as status.yml lists them (the UTC time it was made, YYYYMMDDTHHMMSSZ, -2 added for a '
       'second one in that second), got "latest"']),
     ("deploy.yml", ["lock_wait=-1"], ['lock_wait must be a whole number of seconds', 'got "-1"']),
+    # Options of roles the transaction includes only once the new release runs (stack_health,
+    # alb_target's register): Ansible would refuse them there, after the swap, and the rollback follow.
+    ("update.yml", ["service=sgivu-gateway", f"version={NEXT}", "stack_health_poll_interval=abc",
+                    "alb_target_healthy_timeout=soon", "nginx_tls_enabled=maybe"],
+     ["Settings the roles cannot take (3 problems): alb_target_healthy_timeout (role alb_target) must be a whole number, "
+      'got "soon"; nginx_tls_enabled (role nginx) must be true or false, got "maybe"; stack_health_poll_interval (role '
+      'stack_health) must be a whole number, got "abc". Nothing was changed.']),
     # A catalog problem too, before docker_host touches the host: a start-first Eureka client that
     # would register UP before it is healthy (the catalog as an inventory might hold it).
     ("deploy.yml", ['{"stack_services": {"sgivu-user": {"image": "r/sgivu-user", "tag": "1.0.0", "port": 8081, '
@@ -327,7 +334,7 @@ def test_bad_run_arguments_are_refused_together_before_anything_changes(host, ru
         assert problem in said, run.stdout[-3000:]
     assert "Nothing was changed." in said
     # Our message, not Ansible's words for a filter that raised, and before any host was prepared or locked.
-    assert "filter plugin" not in said and "Error while resolving" not in said
+    assert "filter plugin" not in said and "Error while resolving" not in said and "argument_spec_data" not in said
     assert "docker_host" not in said and "Take the deploy lock" not in said
     assert sorted(host.check_output(running).split()) == before
 
