@@ -98,11 +98,11 @@ def setting_problems(variables: Mapping[str, Any], roles_dir: str = ROLES_DIR) -
             continue
         if not result.error_messages:
             continue
-        if option.get("no_log"):
-            problems.append("{0} (role {1}) is not a valid {2}; its value is not shown, as it is a secret".format(
-                name, role, option.get("type", "str")))
-            continue
         wanted = _TYPE_WORDS.get(option.get("type", "str"))
+        if option.get("no_log"):
+            problems.append("{0} (role {1}) must be {2}; its value is not shown, as it may hold a secret".format(
+                name, role, wanted or "what the role's spec says"))
+            continue
         if all(message.startswith("value of {0} must be one of".format(name)) for message in result.error_messages):
             wanted = "one of " + ", ".join(str(choice) for choice in option.get("choices") or [])
         elif not all(message.startswith("argument '{0}' is of type".format(name)) for message in result.error_messages):

@@ -84,8 +84,14 @@ def roles_dir(tmp_path):
 
 def test_a_secret_value_is_never_shown(roles_dir):
     problems = setting_problems({"r_token": "s3cr3t-'\"$!"}, roles_dir)
-    assert problems == ["r_token (role r) is not a valid int; its value is not shown, as it is a secret"]
+    assert problems == ["r_token (role r) must be a whole number; its value is not shown, as it may hold a secret"]
     assert "s3cr3t" not in json.dumps(problems)
+
+
+def test_a_webhook_given_in_the_wrong_shape_is_refused_without_its_token():
+    problems = setting_problems({"stack_events_webhook_headers": ["X-Token: header-S3cret"]})
+    assert problems == ["stack_events_webhook_headers (role stack_events) must be a mapping; its value is not shown, "
+                        "as it may hold a secret"]
 
 
 def test_the_main_entry_point_defines_an_option_and_sub_options_keep_their_own_checks(roles_dir):
