@@ -360,9 +360,16 @@ def status_lines(history: Mapping[str, Any], containers: List[Mapping[str, Any]]
     lines = [f"RELEASES of {history.get('stack', '?')} (newest first; last good: {good['id'] if good else 'none'})",
              f"{'ID':<20} {'WHEN':<21} {'WHO':<12} {'STATUS':<8} {'WHAT':<40} CHANGED"]
     releases = history.get("releases", [])
-    listed = list(reversed(releases))[:newest]
-    for index, release in enumerate(listed):
-        older = listed[index + 1] if index + 1 < len(listed) else None
+    # CHANGED: what a release moved from the good release the host ran before it (a failed one in
+    # between changed nothing that stayed), over the whole history, not the rows shown.
+    bases: List[Optional[Mapping[str, Any]]] = []
+    good_before: Optional[Mapping[str, Any]] = None
+    for release in releases:
+        bases.append(good_before)
+        if release.get("status", "good") == "good":
+            good_before = release
+    listed = list(reversed(list(zip(releases, bases))))[:newest]
+    for release, older in listed:
         changed = sorted(
             name for name, entry in release.get("services", {}).items()
             if older is None or older.get("services", {}).get(name, {}).get("digest") != entry.get("digest")
@@ -370,7 +377,7 @@ def status_lines(history: Mapping[str, Any], containers: List[Mapping[str, Any]]
         status = release.get("status", "good") if release.get("format") == FORMAT else "legacy"
         lines.append(f"{release['id']:<20} {release.get('time', ''):<21} {str(release.get('who', ''))[:12]:<12} "
                      f"{status:<8} {str(release.get('purpose', ''))[:40]:<40} "
-                     f"{', '.join(changed) if older else '(first shown)'}")
+                     f"{(', '.join(changed) or _unchanged_images(release, older)) if older else '(first good release)'}")
         if release.get("status") == "failed":
             lines.append(f"{'':<20} failed: {str(release.get('error', ''))[:200]}"
                          + (f" -> restored {release['restored']}" if release.get("restored") else ""))
@@ -383,6 +390,14 @@ def status_lines(history: Mapping[str, Any], containers: List[Mapping[str, Any]]
         name = (container.get("Names") or ["?"])[0].lstrip("/")
         lines.append(f"{name:<32} {container.get('Image', '?'):<60} {container.get('Status', '?')}")
     return lines
+
+
+def _unchanged_images(release: Mapping[str, Any], older: Mapping[str, Any]) -> str:
+    """What status.yml's CHANGED says of a release that runs the images of the one before it: which
+    of its compose project and env file differ (each recorded as a SHA-256), if any."""
+    differs = [what for key, what in (("compose_sha256", "compose project"), ("env_sha256", "env values"))
+               if release.get(key) and older.get(key) and release.get(key) != older.get(key)]
+    return "({0} only)".format(" and ".join(differs)) if differs else "(same images, project and env)"
 
 
 def _instant(value: str) -> datetime:

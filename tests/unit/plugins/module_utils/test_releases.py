@@ -172,8 +172,23 @@ def test_status_lines_show_newest_first_with_what_changed_and_the_containers():
         {"Names": ["/s-api-1"], "Image": "r/api:1.1.0", "Status": "Up 3 minutes (healthy)"},
     ])
     assert lines[2].startswith("r1") and lines[2].endswith("api") and " good " in lines[2]
-    assert lines[3].startswith("r0") and lines[3].endswith("(first shown)")
+    assert lines[3].startswith("r0") and lines[3].endswith("(first good release)")
     assert any(line.startswith("s-api-1") and "(healthy)" in line for line in lines)
+
+
+def test_status_compares_each_release_with_the_good_release_before_it_not_a_failed_one():
+    """helper-36: a release after a failed attempt showed what differed from that attempt, and a rotation nothing."""
+    history = releases.load("", "s")
+    moved = dict(release("r4", tag="1.2.0", env="e3"), compose_sha256="c-other")
+    for entry in (release("r0", tag="1.0.0"), release("r1", tag="1.1.0", status="failed"),
+                  release("r2", tag="1.0.0", env="e2"), release("r3", tag="1.2.0", env="e2"), moved):
+        releases.append(history, entry, keep=20)
+    rows = {line.split()[0]: line for line in releases.status_lines(history, []) if line[:1] == "r" and line[1:2].isdigit()}
+    assert rows["r1"].endswith(" api") and " failed " in rows["r1"]   # what it tried to move
+    assert rows["r2"].endswith("(env values only)")                   # against r0, not the failed r1
+    assert rows["r3"].endswith(" api")
+    assert rows["r4"].endswith("(compose project and env values only)")
+    assert rows["r0"].endswith("(first good release)")
 
 
 # --------------------------------------------------------------------------
