@@ -308,6 +308,9 @@ def test_a_never_healthy_release_is_undone_by_itself_and_drops_no_request(host, 
       'to_release must be a release id as status.yml lists them (the UTC time it was made, YYYYMMDDTHHMMSSZ, -2 added for a '
       'second one in that second), got "latest"']),
     ("deploy.yml", ["lock_wait=-1"], ['lock_wait must be a whole number of seconds', 'got "-1"']),
+    # update.yml's arguments: deploy.yml would deploy the catalog and say nothing of them.
+    ("deploy.yml", ["service=sgivu-gateway", f"version={NEXT}"],
+     ["deploy.yml deploys the whole catalog and takes no -e service, -e version: update.yml moves named services"]),
     # Options of roles the transaction includes only once the new release runs (stack_health,
     # alb_target's register): Ansible would refuse them there, after the swap, and the rollback follow.
     ("update.yml", ["service=sgivu-gateway", f"version={NEXT}", "stack_health_poll_interval=abc",
