@@ -347,11 +347,14 @@ def meta(project: Mapping[str, Any]) -> Dict[str, Any]:
     return found
 
 
-def without_labels(project: Mapping[str, Any]) -> Dict[str, Any]:
-    """A copy of the project without the config labels (they change with the env file)."""
+def without_labels(project: Mapping[str, Any], images: bool = False) -> Dict[str, Any]:
+    """A copy of the project without the config labels (they change with the env file) and, with
+    ``images``, without each service's image (a new release of it)."""
     copy = json.loads(json.dumps(project))
     for svc in copy.get("services", {}).values():
         (svc.get("labels") or {}).pop(CONFIG_LABEL, None)
+        if images:
+            svc.pop("image", None)
     return copy
 
 
@@ -685,17 +688,19 @@ class Release:
     @staticmethod
     def rollout_order(project: Mapping[str, Any], live_text: Optional[str], changed: Sequence[str],
                       orphans: Sequence[str], containers: Sequence[Mapping[str, str]]) -> List[str]:
-        """The changed services when only env values change (else ``[]``): those that publish no
-        port first, then those that do (each swapped alone, Nginx following it), each part in
-        start-up order; the rollout makes steps of them (``compose.rollout_steps``).
+        """The changed services when only their env values or images change (else ``[]``): those
+        that publish no port first, then those that do (each swapped alone, Nginx following it),
+        each part in start-up order; the rollout makes steps of them (``compose.rollout_steps``),
+        start-first where the catalog says, as update.yml replaces a service.
 
-        Only then can the services be replaced this way in place of a whole-project start: the
-        project is the running one but for the config labels, no container is an orphan, and each
-        changed service has a container now."""
+        Only then can the services be replaced this way in place of a whole-project start (which
+        recreates each changed service stop-first, its port closed until the new one listens): the
+        project is the running one but for the config labels and the images, no container is an
+        orphan, and each changed service has a container now."""
         if not changed or orphans or live_text is None:
             return []
         live = json.loads("\n".join(line for line in live_text.split("\n") if not line.startswith("#")))
-        if without_labels(live) != without_labels(project):
+        if without_labels(live, images=True) != without_labels(project, images=True):
             return []
         present = {c["service"] for c in containers}
         if any(service not in present for service in changed):

@@ -20,6 +20,7 @@ import boto3
 import pytest
 from bench_images import NEVER_HEALTHY  # tests/lib (bench/images.yml), on the path from conftest.py
 from bench_registry import MovedTags
+from sgivu_catalog import EXTRA, upstream_named, with_public_service
 from sgivu_probe import Probe
 
 GOOD_PATH = "/sgivu/bench"
@@ -280,8 +281,13 @@ def test_the_good_parameters_deploy_again(host, run_playbook, first_host, hostil
 
 @pytest.fixture(scope="module")
 def failed_deploy(host, run_playbook, first_host, stack, ansible_vars, seed):
-    """A deploy whose sgivu-user never gets healthy, with a probe on a route the gateway answers."""
+    """A deploy whose sgivu-user never gets healthy, with a probe on a route the gateway answers.
+
+    Its catalog also adds a public service with its route, started after sgivu-user (so never):
+    the way back routes only what the last good release runs."""
     image = f"{ansible_vars['stack_registry']}/sgivu-user:{NEVER_HEALTHY}"
+    added = {"image": image.rsplit(":", 1)[0], "tag": NEVER_HEALTHY, "port": 8099, "depends_on": ["sgivu-user"],
+             "health": {"path": "/actuator/health", "interval": 30, "start_interval": 1, "timeout": 20}}
     before = {
         "digests": running_digests(host, stack),
         "env": sha256(host, f"/opt/{stack}/stack.env"),
@@ -294,7 +300,8 @@ def failed_deploy(host, run_playbook, first_host, stack, ansible_vars, seed):
     with Probe(f"http://{host.interface('eth0').addresses[0]}/v1/version") as watch:
         run = run_playbook("deploy.yml", "--limit", first_host, "-vvv", "-e", "health_timeout=20",
                            "-e", f"ssm_secrets_path={path}",
-                           "-e", json.dumps({"compose_stack_images": {"sgivu-user": image}}))
+                           "-e", json.dumps({"compose_stack_images": {"sgivu-user": image}}),
+                           "-e", with_public_service(ansible_vars, added))
     return {"run": run, "before": before, "watch": watch}
 
 
@@ -334,6 +341,14 @@ def test_after_the_failure_postgres_takes_its_old_password_again(host, failed_de
     good = ssm_parameters(GOOD_PATH)[f"{GOOD_PATH}/POSTGRES_PASSWORD"]
     assert logs_in(host, stack, "sgivu-postgres", good)
     assert not logs_in(host, stack, "sgivu-postgres", ROTATED_BACK)
+
+
+def test_the_way_back_neither_runs_nor_routes_the_public_service_the_change_added(host, failed_deploy, stack):
+    # Its route is in the catalog the run was given: Nginx must not name an upstream the way back has no
+    # container for (nginx -t would refuse it, and the restore with it).
+    assert host.check_output(f"docker ps -aq --filter label=com.docker.compose.project={stack} "
+                             f"--filter label=com.docker.compose.service={EXTRA}") == ""
+    assert not upstream_named(host.check_output("nginx -T 2>/dev/null"))
 
 
 def test_the_failed_release_is_recorded_with_what_was_put_back(host, failed_deploy, stack):

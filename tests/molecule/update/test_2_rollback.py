@@ -95,14 +95,35 @@ def test_an_unknown_release_is_refused_naming_the_recorded_ones(host, run_playbo
     assert "Error while resolving" not in run.stdout and "filter plugin" not in run.stdout, run.stdout[-3000:]
 
 
-def test_the_whole_stack_goes_back_to_a_recorded_release(host, run_playbook, stack, marks):
+def test_the_whole_stack_goes_back_to_a_recorded_release_without_dropping_a_request(host, run_playbook, stack, marks, probe):
     releases = history(host, stack)
     target = releases[0]
-    run = run_playbook("rollback.yml", "--limit", host.backend.get_hostname(), "-e", f"to_release={target['id']}")
+    # sgivu-user goes back from the next release: the images alone differ, so it is rolled out start-first.
+    with probe("/v1/users/7", interval=0.05) as calls:
+        run = run_playbook("rollback.yml", "--limit", host.backend.get_hostname(), "-e", f"to_release={target['id']}")
     assert run.returncode == 0, run.stdout[-3000:]
     for service, entry in target["services"].items():
         assert digest(service_container(host, stack, service)["Config"]["Image"]) == digest(entry["digest"]), service
     assert marks["after"] in rows(host, stack), "without restore_database the data stays as it is"
+    assert len(calls.results) > 50 and calls.failures == []
+
+
+def test_a_deploy_of_a_public_service_s_new_tag_swaps_it_without_dropping_a_request(host, run_playbook, stack, probe,
+                                                                                    ansible_vars):
+    """The everyday release: a catalog tag moved (here with compose_stack_images, as the catalog would
+    give it) and deploy.yml run; then back to the version the rollback pinned, with a plain deploy."""
+    image = f"{ansible_vars['stack_registry']}/sgivu-auth:{NEXT}"
+    pinned = service_container(host, stack, "sgivu-auth")["Config"]["Image"]
+    with probe("/login") as logins:
+        moved = run_playbook("deploy.yml", "--limit", host.backend.get_hostname(),
+                             "-e", json.dumps({"compose_stack_images": {"sgivu-auth": image}}))
+        assert moved.returncode == 0, moved.stdout[-3000:]
+        assert service_container(host, stack, "sgivu-auth")["Config"]["Image"].startswith(image + "@sha256:")
+        back = run_playbook("deploy.yml", "--limit", host.backend.get_hostname())
+        assert back.returncode == 0, back.stdout[-3000:]
+    assert service_container(host, stack, "sgivu-auth")["Config"]["Image"] == pinned
+    assert "compose_rollout : replace |" in moved.stdout and "compose_rollout : replace |" in back.stdout
+    assert len(logins.results) > 100 and logins.failures == []
 
 
 def test_a_database_restore_brings_back_the_dump_of_that_release(host, run_playbook, stack, marks):

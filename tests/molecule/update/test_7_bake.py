@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 from bench_images import FAILING, NEXT, SLOW  # tests/lib (bench/images.yml), on the path from conftest.py
+from sgivu_catalog import EXTRA, EXTRA_PATH, upstream_named, with_public_service
 from sgivu_probe import Probe
 
 WINDOW = 30  # seconds asked for; a bad release must be gone well before its window ends
@@ -131,3 +132,37 @@ def test_status_shows_each_release_s_bake(host, run_playbook):
     text = " ".join(run.stdout.split())
     assert "bake: sgivu-gateway passed after 8 s" in text
     assert "bake: sgivu-gateway failed after" in text
+
+
+def test_a_deploy_that_routes_a_new_service_which_fails_its_bake_puts_the_site_back(host, run_playbook, stack, ansible_vars,
+                                                                                    changed_counts):
+    """deploy.yml adds a public service with its route (the gateway's stand-in that answers 3 of 10
+    requests with 500, under another name, port and no registry) and renders the site for it; the new
+    service fails its bake: the way back renders the site again without that route, as the last good
+    release does not run the service. What ran before was never touched: no request to it fails."""
+    name = host.backend.get_hostname()
+    site = f"/etc/nginx/conf.d/{ansible_vars.get('nginx_site_name', stack)}.conf"
+    good = [r for r in history(host, stack) if r["status"] == "good"][-1]
+    before = {"served": served(host), "site": host.file(site).content_string}
+    gateway = ansible_vars["stack_services"]["sgivu-gateway"]
+    added = {"image": f"{ansible_vars['stack_registry']}/sgivu-gateway", "tag": FAILING, "port": 8098,
+             "env_keys": gateway["env_keys"], "env": {"STANDIN_SERVICE": EXTRA, "STANDIN_PORT": "8098"},
+             "health": {"path": "/actuator/health", "interval": 30, "start_interval": 1, "timeout": 60}}
+    address = host.interface("eth0").addresses[0]
+    with Probe(f"http://{address}/v1/version") as kept, Probe(f"http://{address}{EXTRA_PATH}version") as new:
+        run = run_playbook("deploy.yml", "--limit", name, "-e", f"bake_seconds={WINDOW}",
+                           "-e", with_public_service(ansible_vars, added))
+    output = " ".join(run.stdout.split())
+    assert run.returncode != 0, run.stdout[-3000:]
+    assert f"{EXTRA} failed its bake after" in output, output[-3000:]
+    assert f"The last good release {good['id']} runs again" in output, output[-3000:]
+    # The change rendered the site (the whole nginx role ran, not the upstreams alone), then the way back did.
+    assert run.stdout.count("nginx : configure | Read which programs listen on TCP ports") == 2, run.stdout[-3000:]
+    assert (served(host), host.file(site).content_string) == (before["served"], before["site"])
+    assert not upstream_named(host.check_output("nginx -T 2>/dev/null"))
+    assert host.check_output(f"docker ps -aq --filter label=com.docker.compose.project={stack} "
+                             f"--filter label=com.docker.compose.service={EXTRA}") == ""
+    assert 500 in {r[0] for r in new.results}, "the new service's route never reached it"
+    assert len(kept.results) > 100 and kept.failures == []
+    again = run_playbook("deploy.yml", "--limit", name)
+    assert again.returncode == 0 and changed_counts(again.stdout) == [0], again.stdout[-3000:]

@@ -900,7 +900,7 @@ def test_a_rotated_credential_is_left_out_of_the_database_label_only(tmp_path):
     assert first["db"] == second["db"] and first["app"] != second["app"]
 
 
-def test_an_env_only_change_is_rolled_out_in_start_up_order():
+def test_an_env_or_image_only_change_is_rolled_out_in_start_up_order():
     live = {"services": {"a": {"image": "x", "labels": {CONFIG_LABEL: "1"}}, "b": {"image": "y", "labels": {CONFIG_LABEL: "2"}}},
             "x-sgivu": {"waves": [["b"], ["a"]]}}
     new = json.loads(json.dumps(live))
@@ -914,8 +914,15 @@ def test_an_env_only_change_is_rolled_out_in_start_up_order():
     live_published["services"]["b"]["ports"] = ["127.0.0.1:8080:8080"]
     # What publishes goes last (start-first, alone); the rest first, in one start.
     assert Release.rollout_order(published, project_text(live_published), ["a", "b"], [], rows) == ["a", "b"]
+    # A new release of a service (a catalog tag moved) is rolled out too, not started stop-first.
     new["services"]["a"]["image"] = "x2"
+    assert Release.rollout_order(new, project_text(live), ["a", "b"], [], rows) == ["b", "a"]
+    # Anything else of the project changes: a whole start.
+    new["services"]["a"]["environment"] = {"X": "1"}
     assert Release.rollout_order(new, project_text(live), ["a", "b"], [], rows) == []
+    added = json.loads(json.dumps(live))
+    added["services"]["c"] = {"image": "z"}
+    assert Release.rollout_order(added, project_text(live), ["a", "c"], [], rows) == []
     assert Release.rollout_order(live, project_text(live), ["a"], ["orphan-1"], rows) == []
     assert Release.rollout_order(live, None, ["a"], [], rows) == []
 
