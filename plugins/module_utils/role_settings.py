@@ -19,12 +19,12 @@ applied, as an option the run does not set is the role's business.
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, List, Mapping, Tuple
 
 import yaml
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible_collections.sgivu.deploy.plugins.module_utils.compose import shown
 
 # The collection's roles: plugins/module_utils/ -> the collection root -> roles/.
 ROLES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "roles")
@@ -70,22 +70,13 @@ def role_options(roles_dir: str = ROLES_DIR) -> Dict[str, Tuple[str, Dict[str, A
     return options
 
 
-def _shown(value: Any) -> str:
-    """The value as a message shows it: JSON, cut at 40 characters."""
-    try:
-        text = json.dumps(value, default=str)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 40 else text[:39] + "…"
-
-
 def setting_problems(variables: Mapping[str, Any], roles_dir: str = ROLES_DIR) -> List[str]:
     """Return what is wrong with the roles' settings among ``variables`` (empty: nothing), one sentence each.
 
     ``variables`` is a host's variables (``hostvars[inventory_hostname]``): only the names that are
     options of a role are read, each templated on its own; one that cannot be templated is passed over.
-    Each problem names the option, its role, Ansible's reason and the value (JSON, cut at 40
-    characters), except for an option the spec marks ``no_log``, whose value is never shown.
+    Each problem names the option, its role, Ansible's reason and the value (``compose.shown``: JSON,
+    at most 40 characters), except for an option the spec marks ``no_log``, whose value is never shown.
     Never raises for a value; raises OSError or yaml.YAMLError for an unreadable spec file."""
     problems: List[str] = []
     for name, (role, option) in sorted(role_options(roles_dir).items()):
@@ -108,8 +99,8 @@ def setting_problems(variables: Mapping[str, Any], roles_dir: str = ROLES_DIR) -
         elif not all(message.startswith("argument '{0}' is of type".format(name)) for message in result.error_messages):
             wanted = None
         if wanted:
-            problems.append("{0} (role {1}) must be {2}, got {3}".format(name, role, wanted, _shown(value)))
+            problems.append("{0} (role {1}) must be {2}, got {3}".format(name, role, wanted, shown(value)))
             continue
         reasons = "; ".join(message.strip().rstrip(".") for message in result.error_messages)
-        problems.append("{0} (role {1}): {2}; got {3}".format(name, role, reasons, _shown(value)))
+        problems.append("{0} (role {1}): {2}; got {3}".format(name, role, reasons, shown(value)))
     return problems

@@ -32,7 +32,7 @@ def test_every_role_spec_is_read():
     ("docker_host_daemon_options", "x", 'docker_host_daemon_options (role docker_host) must be a mapping, got "x"'),
     ("nginx_spa_mode", "weird", 'nginx_spa_mode (role nginx) must be one of s3, local, none, got "weird"'),
     ("alb_target_healthy_timeout", "x" * 60,
-     'alb_target_healthy_timeout (role alb_target) must be a whole number, got "' + "x" * 38 + "…"),
+     'alb_target_healthy_timeout (role alb_target) must be a whole number, got "' + "x" * 35 + '..."'),
 ])
 def test_a_value_of_the_wrong_kind_is_named_with_its_role_and_what_it_must_be(name, value, problem):
     assert setting_problems({name: value}) == [problem]
